@@ -1,0 +1,7 @@
+"""``python -m statesock``: the same as the ``statesock`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

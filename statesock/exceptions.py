@@ -1,0 +1,136 @@
+"""Every exception statesock raises, and nothing else.
+
+The tree::
+
+    StatesockError
+    ├── InvalidTransition        a trigger the machine refuses in its current state
+    ├── NotConnectedError        send() while no connection can carry the message
+    ├── SendBufferError          a buffered message could not be delivered
+    │   ├── SendBufferFull       the reconnect buffer had no room
+    │   ├── SendExpired          the message waited longer than its time to live
+    │   └── SendAbandoned        the client gave up or the user disconnected
+    └── ConnectionFailure        the transport failed; carries what the policy needs
+        ├── InvalidURL           (also a ValueError) the URL can never work
+        ├── HandshakeRejected    the server answered the upgrade with an HTTP status
+        ├── TLSFailure           the TLS handshake failed (certificate or protocol)
+        ├── NameResolutionFailed the host name did not resolve
+        ├── ConnectionRefused    nothing listens on the port
+        ├── ConnectTimeout       the handshake did not finish in time
+        ├── ProtocolViolation    the peer spoke something that is not WebSocket
+        └── ConnectionLost       the socket broke (reset, closed without a close frame)
+
+Foreign exceptions (``websockets``, ``OSError``, ``ssl``) are mapped to this tree at the
+engine boundary; callers never see a ``websockets`` type. The original is kept as
+``__cause__``. This module is pure: it imports only the standard library.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectTimeout",
+    "ConnectionFailure",
+    "ConnectionLost",
+    "ConnectionRefused",
+    "HandshakeRejected",
+    "InvalidTransition",
+    "InvalidURL",
+    "NameResolutionFailed",
+    "NotConnectedError",
+    "ProtocolViolation",
+    "SendAbandoned",
+    "SendBufferError",
+    "SendBufferFull",
+    "SendExpired",
+    "StatesockError",
+    "TLSFailure",
+]
+
+
+class StatesockError(Exception):
+    """Base class of every statesock exception."""
+
+
+class InvalidTransition(StatesockError):
+    """The machine refused ``trigger`` in ``state``; the state is unchanged."""
+
+    def __init__(self, trigger: str, state: str, why: str = "") -> None:
+        self.trigger = trigger
+        self.state = state
+        self.why = why
+        message = f"trigger {trigger!r} is not allowed in state {state!r}"
+        super().__init__(f"{message}: {why}" if why else message)
+
+
+class NotConnectedError(StatesockError):
+    """``send()`` was called while no connection could carry the message."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        super().__init__(
+            f"cannot send in state {state!r}: sending needs authenticating or connected"
+        )
+
+
+class SendBufferError(StatesockError):
+    """A message accepted into the reconnect buffer was not sent."""
+
+
+class SendBufferFull(SendBufferError):
+    """The reconnect buffer is at its limit; the message was not accepted."""
+
+
+class SendExpired(SendBufferError):
+    """The message waited in the reconnect buffer longer than its time to live."""
+
+
+class SendAbandoned(SendBufferError):
+    """The client gave up reconnecting or the user disconnected before the send."""
+
+
+class ConnectionFailure(StatesockError):
+    """The transport failed. Subclasses say how; the policy classifies by type and fields."""
+
+
+class InvalidURL(ConnectionFailure, ValueError):
+    """The URL is malformed or not ws:// / wss://; retrying can never help."""
+
+
+class HandshakeRejected(ConnectionFailure):
+    """The server answered the WebSocket upgrade with a non-101 HTTP status."""
+
+    def __init__(self, status: int, retry_after: float | None = None, body: str = "") -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+        detail = f"server rejected the WebSocket handshake with HTTP {status}"
+        if retry_after is not None:
+            detail += f" (Retry-After {retry_after:g} s)"
+        super().__init__(detail)
+
+
+class TLSFailure(ConnectionFailure):
+    """The TLS handshake failed; ``certificate`` says whether verification was the cause."""
+
+    def __init__(self, message: str, certificate: bool) -> None:
+        self.certificate = certificate
+        super().__init__(message)
+
+
+class NameResolutionFailed(ConnectionFailure):
+    """The host name did not resolve."""
+
+
+class ConnectionRefused(ConnectionFailure):
+    """The server refused the TCP connection."""
+
+
+class ConnectTimeout(ConnectionFailure):
+    """The TCP, TLS and WebSocket handshakes did not finish within ``connect_timeout``."""
+
+
+class ProtocolViolation(ConnectionFailure):
+    """The peer broke the WebSocket protocol (garbage instead of a handshake or frame)."""
+
+
+class ConnectionLost(ConnectionFailure):
+    """The socket broke: reset by the peer or closed without a close frame."""

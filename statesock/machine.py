@@ -1,0 +1,457 @@
+"""The connection state machine: every rule about states lives in this module.
+
+Theory of operation
+-------------------
+A client's lifecycle is one of six states. Nothing assigns a state directly: the engine, the
+ping controller, the recovery handler and the public API *fire triggers* at a
+:class:`ConnectionMachine`, which looks the trigger up in :data:`RULES` and either applies the
+first rule whose guard accepts it or raises :class:`InvalidTransition` with the state left
+unchanged.
+
+::
+
+    initialized ─connect─► connecting ─opened─► authenticating ─authenticated─► connected
+                               │                      │                             │
+                               └──────── disconnect(source) ──► disconnecting ◄─────┘
+                               └──────── closed(source) ─┐           │ closed
+                                                         ▼           ▼
+                                                      disconnected ◄─┘ ─connect─► connecting
+
+A rule has one of three outcomes:
+
+* a *change*: the state moves; a :class:`StateChange` is recorded;
+* an *internal transition*: the state stays but something about it changes (a pong updates
+  the health info; a user disconnect replaces the stored source); an
+  :class:`InternalTransition` is recorded;
+* a *no-op*: the trigger is legal and means nothing now (``connect`` while already active);
+  nothing is recorded.
+
+``disconnecting`` and ``disconnected`` always carry the disconnection source; no other state
+does. A user's disconnect sticks: once stored, no other source replaces it, and a reconnect
+(``connect(reconnect=True)``, what the recovery handler fires) is refused until the user
+connects again. ``connect`` while ``disconnecting`` is remembered and fired as soon as the
+close completes.
+
+Records get a gap-free ``seq`` and are delivered to listeners strictly in order: a listener
+may fire triggers; they take effect at once, and their records queue behind the one being
+delivered. The machine is pure and synchronous: it imports no asyncio and never reads the
+clock itself (the owner passes a ``clock`` callable).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from transitions import EventData, Machine, MachineError
+
+from .events import HealthCheckInfo
+from .exceptions import InvalidTransition
+from .sources import DisconnectionSource, UserInitiated
+
+__all__ = [
+    "ACTIVE_STATES",
+    "RULES",
+    "ConnectionMachine",
+    "ConnectionSnapshot",
+    "ConnectionState",
+    "InternalTransition",
+    "Record",
+    "Rule",
+    "StateChange",
+    "Trigger",
+]
+
+
+class ConnectionState(enum.Enum):
+    INITIALIZED = "initialized"
+    CONNECTING = "connecting"
+    AUTHENTICATING = "authenticating"
+    CONNECTED = "connected"
+    DISCONNECTING = "disconnecting"
+    DISCONNECTED = "disconnected"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Trigger(enum.StrEnum):
+    CONNECT = "connect"
+    OPENED = "opened"
+    AUTHENTICATED = "authenticated"
+    PONG = "pong"
+    DISCONNECT = "disconnect"
+    CLOSED = "closed"
+
+
+_S = ConnectionState
+ACTIVE_STATES = frozenset({_S.CONNECTING, _S.AUTHENTICATING, _S.CONNECTED})
+_DOWN = (_S.DISCONNECTING, _S.DISCONNECTED)
+_ACTIVE = (_S.CONNECTING, _S.AUTHENTICATING, _S.CONNECTED)
+
+
+class Outcome(enum.Enum):
+    CHANGE = "change"
+    INTERNAL = "internal"
+    NOOP = "noop"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the table. ``guard`` names a predicate of :class:`_Guards`."""
+
+    trigger: Trigger
+    sources: tuple[ConnectionState, ...]
+    dest: ConnectionState | None
+    outcome: Outcome
+    guard: str | None
+    note: str
+
+
+# The whole behaviour. For each (trigger, state) the first row whose guard passes applies;
+# when none does, the trigger is refused.
+_C, _I, _N = Outcome.CHANGE, Outcome.INTERNAL, Outcome.NOOP
+# fmt: off
+T = Trigger
+RULES: tuple[Rule, ...] = (
+    #    trigger          from                                to                 kind guard
+    Rule(T.CONNECT,       (_S.INITIALIZED, _S.DISCONNECTED),  _S.CONNECTING,     _C, "may_connect",
+         "user connect(), or a reconnect unless the user disconnected"),
+    Rule(T.CONNECT,       _ACTIVE,                            None,              _N, None,
+         "already active: one socket at a time"),
+    Rule(T.CONNECT,       (_S.DISCONNECTING,),                None,              _N, "may_connect",
+         "remembered: connect once the close completes"),
+    Rule(T.OPENED,        (_S.CONNECTING,),                   _S.AUTHENTICATING, _C, None,
+         "WebSocket handshake done"),
+    Rule(T.AUTHENTICATED, (_S.AUTHENTICATING,),               _S.CONNECTED,      _C, None,
+         "server ack, or at once without an ack step"),
+    Rule(T.PONG,          (_S.CONNECTED,),                    None,              _I, None,
+         "health info updated"),
+    Rule(T.DISCONNECT,    _ACTIVE,                            _S.DISCONNECTING,  _C, None,
+         "user, ping controller, recovery, timeouts"),
+    Rule(T.DISCONNECT,    _DOWN,                              None,              _I, "user_wins",
+         "a user disconnect replaces the stored source"),
+    Rule(T.DISCONNECT,    _DOWN,                              None,              _N, None,
+         "already going down: a user source stays, otherwise the first source stays"),
+    Rule(T.DISCONNECT,    (_S.INITIALIZED,),                  None,              _N, "is_user",
+         "a user disconnect before any connect does nothing"),
+    Rule(T.CLOSED,        _ACTIVE,                            _S.DISCONNECTED,   _C, "has_source",
+         "socket closed or connect failed"),
+    Rule(T.CLOSED,        (_S.DISCONNECTING,),                _S.DISCONNECTED,   _C, None,
+         "close completed; keeps the stored source"),
+)
+del T
+# fmt: on
+
+_USER_ONLY = "the user disconnected; only the user's connect() may follow"
+_NEEDS_SOURCE = "closed from an active state needs a source"
+_REFUSALS: dict[tuple[Trigger, ConnectionState], str] = {
+    (Trigger.CONNECT, _S.DISCONNECTED): _USER_ONLY,
+    (Trigger.CONNECT, _S.DISCONNECTING): _USER_ONLY,
+    (Trigger.CLOSED, _S.CONNECTING): _NEEDS_SOURCE,
+    (Trigger.CLOSED, _S.AUTHENTICATING): _NEEDS_SOURCE,
+    (Trigger.CLOSED, _S.CONNECTED): _NEEDS_SOURCE,
+    (Trigger.DISCONNECT, _S.INITIALIZED): "nothing to disconnect before the first connect",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """The state moved from ``previous`` to ``current``.
+
+    ``source`` is the disconnection source of ``current`` (None unless it is disconnecting or
+    disconnected); ``in_state`` is how long the client was in ``previous``, in seconds.
+    """
+
+    previous: ConnectionState
+    current: ConnectionState
+    trigger: Trigger
+    source: DisconnectionSource | None
+    seq: int
+    at: float
+    in_state: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InternalTransition:
+    """The state stayed ``state`` but its data changed (health info or stored source)."""
+
+    state: ConnectionState
+    trigger: Trigger
+    source: DisconnectionSource | None
+    previous_source: DisconnectionSource | None
+    seq: int
+    at: float
+    in_state: float
+    detail: str = ""
+
+
+Record = StateChange | InternalTransition
+Listener = Callable[[Record], None]
+ListenerErrorHandler = Callable[[Exception, Record, Listener], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSnapshot:
+    """What ``client.state`` returns: immutable, safe to keep."""
+
+    state: ConnectionState
+    source: DisconnectionSource | None
+    health: HealthCheckInfo
+
+
+class _Guards:
+    """The transitions model: holds ``state``; its predicates are the rules' guards."""
+
+    state: ConnectionState
+
+    def __init__(self, machine: ConnectionMachine) -> None:
+        self._owner = machine
+
+    def may_connect(self, event: EventData) -> bool:
+        reconnect = bool(event.kwargs.get("reconnect", False))
+        return not (reconnect and isinstance(self._owner.source, UserInitiated))
+
+    def user_wins(self, event: EventData) -> bool:
+        source = event.kwargs.get("source")
+        return isinstance(source, UserInitiated) and not isinstance(
+            self._owner.source, UserInitiated
+        )
+
+    def is_user(self, event: EventData) -> bool:
+        return isinstance(event.kwargs.get("source"), UserInitiated)
+
+    def has_source(self, event: EventData) -> bool:
+        return isinstance(event.kwargs.get("source"), DisconnectionSource)
+
+
+class ConnectionMachine:
+    """One client's state, disconnection source and health info, changed only by triggers."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        on_listener_error: ListenerErrorHandler | None = None,
+    ) -> None:
+        self._clock = clock
+        self._on_listener_error = on_listener_error
+        self._listeners: list[Listener] = []
+        self._outbox: deque[Record] = deque()
+        self._delivering = False
+        self._seq = 0
+        self._source: DisconnectionSource | None = None
+        self._health = HealthCheckInfo()
+        self._connect_after_close = False
+        self._pending_reconnect = False
+        self._entered_at = clock()
+        self._applied: list[Record] = []
+        self._matched = False
+        self._model = _Guards(self)
+        self._machine = Machine(
+            model=self._model,
+            states=list(ConnectionState),
+            initial=ConnectionState.INITIALIZED,
+            auto_transitions=False,
+            send_event=True,
+            queued=True,
+            ignore_invalid_triggers=False,
+        )
+        for rule in RULES:
+            self._machine.add_transition(
+                trigger=rule.trigger.value,
+                source=list(rule.sources),
+                dest=rule.dest,
+                conditions=[rule.guard] if rule.guard else None,
+                after=[self._effect_for(rule)],
+            )
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._model.state
+
+    @property
+    def source(self) -> DisconnectionSource | None:
+        return self._source
+
+    @property
+    def health(self) -> HealthCheckInfo:
+        return self._health
+
+    @property
+    def connect_pending(self) -> bool:
+        """A ``connect`` arrived while disconnecting and will fire when the close completes."""
+        return self._connect_after_close
+
+    @property
+    def reconnect_allowed(self) -> bool:
+        """False while a user disconnect is stored: recovery must not fire ``connect``."""
+        return not isinstance(self._source, UserInitiated)
+
+    def snapshot(self) -> ConnectionSnapshot:
+        return ConnectionSnapshot(self.state, self._source, self._health)
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    # -- triggers ------------------------------------------------------------------------
+
+    def connect(self, *, reconnect: bool = False) -> Record | None:
+        """User connect (``reconnect=False``) or recovery's reconnect (``reconnect=True``)."""
+        return self.fire(Trigger.CONNECT, reconnect=reconnect)
+
+    def opened(self) -> Record | None:
+        return self.fire(Trigger.OPENED)
+
+    def authenticated(self, health: HealthCheckInfo | None = None) -> Record | None:
+        return self.fire(Trigger.AUTHENTICATED, health=health)
+
+    def pong(self, health: HealthCheckInfo) -> Record | None:
+        return self.fire(Trigger.PONG, health=health)
+
+    def disconnect(self, source: DisconnectionSource) -> Record | None:
+        return self.fire(Trigger.DISCONNECT, source=source)
+
+    def closed(self, source: DisconnectionSource | None = None) -> Record | None:
+        return self.fire(Trigger.CLOSED, source=source)
+
+    def fire(self, trigger: Trigger, **kwargs: Any) -> Record | None:
+        """Apply ``trigger`` now; return its record (None for a no-op) and deliver in order.
+
+        Raises :class:`InvalidTransition` (state unchanged) when no rule accepts it.
+        """
+        source = kwargs.get("source")
+        if source is not None and not isinstance(source, DisconnectionSource):
+            raise TypeError(f"source must be a DisconnectionSource, not {type(source).__name__}")
+        if trigger is Trigger.DISCONNECT and source is None:
+            raise TypeError("disconnect needs a source")
+        records = self._apply(trigger, kwargs)
+        if self._connect_after_close and self.state is ConnectionState.DISCONNECTED:
+            self._connect_after_close = False
+            records += self._apply(Trigger.CONNECT, {"reconnect": self._pending_reconnect})
+        self._outbox.extend(records)
+        if not self._delivering:
+            self._deliver()
+        return records[0] if records else None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _apply(self, trigger: Trigger, kwargs: dict[str, Any]) -> list[Record]:
+        state = self.state
+        self._applied = []
+        self._matched = False
+        try:
+            self._model.trigger(trigger.value, **kwargs)  # type: ignore[attr-defined]
+        except MachineError:
+            raise InvalidTransition(trigger.value, state.value, "no rule for it") from None
+        if not self._matched:
+            why = _REFUSALS.get((trigger, state), "no rule accepts it")
+            raise InvalidTransition(trigger.value, state.value, why)
+        return self._applied
+
+    def _effect_for(self, rule: Rule) -> Callable[[EventData], None]:
+        def effect(event: EventData) -> None:
+            self._matched = True
+            if rule.outcome is Outcome.NOOP:
+                if rule.trigger is Trigger.CONNECT and rule.sources == (_S.DISCONNECTING,):
+                    # A user's connect wins over a reconnect asked for in the same wait.
+                    reconnect = bool(event.kwargs.get("reconnect", False))
+                    if self._connect_after_close:
+                        reconnect = reconnect and self._pending_reconnect
+                    self._connect_after_close = True
+                    self._pending_reconnect = reconnect
+                elif rule.trigger is Trigger.DISCONNECT and isinstance(
+                    event.kwargs.get("source"), UserInitiated
+                ):
+                    self._connect_after_close = False
+                return
+            self._applied.append(self._record(rule, event))
+
+        return effect
+
+    def _record(self, rule: Rule, event: EventData) -> Record:
+        now = self._clock()
+        in_state = max(0.0, now - self._entered_at)
+        given = event.kwargs.get("source")
+        health = event.kwargs.get("health")
+        previous_source = self._source
+        if rule.trigger is Trigger.CONNECT:
+            self._source = None
+        elif rule.trigger is Trigger.DISCONNECT or (
+            rule.trigger is Trigger.CLOSED and self._source is None
+        ):
+            # The rules' guards already decided that ``given`` may be stored; a close that
+            # completes a disconnect keeps the source the disconnect stored.
+            self._source = given
+        if isinstance(health, HealthCheckInfo):
+            self._health = health
+        if rule.trigger is Trigger.DISCONNECT and isinstance(given, UserInitiated):
+            self._connect_after_close = False
+        self._seq += 1
+        detail = _detail(rule.trigger, event.kwargs, self._source, self._health)
+        if rule.outcome is Outcome.INTERNAL:
+            return InternalTransition(
+                self.state,
+                rule.trigger,
+                self._source,
+                previous_source,
+                self._seq,
+                now,
+                in_state,
+                detail,
+            )
+        previous = rule.sources[0] if len(rule.sources) == 1 else _previous(event)
+        self._entered_at = now
+        return StateChange(
+            previous, self.state, rule.trigger, self._source, self._seq, now, in_state, detail
+        )
+
+    def _deliver(self) -> None:
+        self._delivering = True
+        first_error: Exception | None = None
+        try:
+            while self._outbox:
+                record = self._outbox.popleft()
+                for listener in tuple(self._listeners):
+                    try:
+                        listener(record)
+                    except Exception as exc:
+                        if self._on_listener_error is not None:
+                            self._on_listener_error(exc, record, listener)
+                        elif first_error is None:
+                            first_error = exc
+        finally:
+            self._delivering = False
+        if first_error is not None:
+            raise first_error
+
+
+def _previous(event: EventData) -> ConnectionState:
+    assert event.transition is not None
+    state = event.transition.source
+    return state if isinstance(state, ConnectionState) else ConnectionState[state]
+
+
+def _detail(
+    trigger: Trigger,
+    kwargs: dict[str, Any],
+    source: DisconnectionSource | None,
+    health: HealthCheckInfo,
+) -> str:
+    if trigger is Trigger.CONNECT:
+        return "reconnect" if kwargs.get("reconnect") else "user connect"
+    if trigger in (Trigger.DISCONNECT, Trigger.CLOSED) and source is not None:
+        return source.close_reason
+    if trigger in (Trigger.PONG, Trigger.AUTHENTICATED) and health.round_trip is not None:
+        return f"round trip {health.round_trip * 1000:.1f} ms"
+    return ""

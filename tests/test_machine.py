@@ -1,0 +1,337 @@
+"""The machine's rules, one test per row of DESIGN.md's table and per edge rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from statesock.events import HealthCheckInfo
+from statesock.exceptions import InvalidTransition
+from statesock.machine import (
+    ConnectionMachine,
+    ConnectionState,
+    InternalTransition,
+    Record,
+    StateChange,
+    Trigger,
+)
+from statesock.sources import NoPongReceived, ServerInitiated, Timeout, UserInitiated
+
+S = ConnectionState
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make() -> tuple[ConnectionMachine, list[Record], Clock]:
+    clock = Clock()
+    machine = ConnectionMachine(clock)
+    records: list[Record] = []
+    machine.add_listener(records.append)
+    return machine, records, clock
+
+
+def drive_to(machine: ConnectionMachine, state: ConnectionState) -> None:
+    paths: dict[ConnectionState, list[Callable[[], object]]] = {
+        S.INITIALIZED: [],
+        S.CONNECTING: [machine.connect],
+        S.AUTHENTICATING: [machine.connect, machine.opened],
+        S.CONNECTED: [machine.connect, machine.opened, machine.authenticated],
+        S.DISCONNECTING: [
+            machine.connect,
+            machine.opened,
+            lambda: machine.disconnect(ServerInitiated(1011)),
+        ],
+        S.DISCONNECTED: [machine.connect, lambda: machine.closed(ServerInitiated(1006))],
+    }
+    for step in paths[state]:
+        step()
+    assert machine.state is state
+
+
+def test_happy_path_records_each_change_in_order() -> None:
+    machine, records, clock = make()
+    machine.connect()
+    clock.now += 0.5
+    machine.opened()
+    clock.now += 0.25
+    machine.authenticated(HealthCheckInfo(connection_id="c-1"))
+    assert [(r.previous, r.current, r.trigger) for r in records if isinstance(r, StateChange)] == [
+        (S.INITIALIZED, S.CONNECTING, Trigger.CONNECT),
+        (S.CONNECTING, S.AUTHENTICATING, Trigger.OPENED),
+        (S.AUTHENTICATING, S.CONNECTED, Trigger.AUTHENTICATED),
+    ]
+    assert [r.seq for r in records] == [1, 2, 3]
+    assert [r.in_state for r in records] == [0.0, 0.5, 0.25]
+    assert machine.health.connection_id == "c-1"
+    assert machine.source is None
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING, S.CONNECTED])
+def test_disconnect_from_active_state_stores_source(state: ConnectionState) -> None:
+    machine, _records, _ = make()
+    drive_to(machine, state)
+    record = machine.disconnect(NoPongReceived())
+    assert isinstance(record, StateChange)
+    assert (record.previous, record.current) == (state, S.DISCONNECTING)
+    assert machine.source == NoPongReceived()
+    machine.closed()
+    assert machine.state is S.DISCONNECTED
+    assert machine.source == NoPongReceived()
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING, S.CONNECTED])
+def test_closed_from_active_state_goes_straight_to_disconnected(state: ConnectionState) -> None:
+    machine, _, _ = make()
+    drive_to(machine, state)
+    machine.closed(ServerInitiated(1011, "overloaded"))
+    assert machine.state is S.DISCONNECTED
+    assert machine.source == ServerInitiated(1011, "overloaded")
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING, S.CONNECTED])
+def test_closed_without_source_from_active_state_is_refused(state: ConnectionState) -> None:
+    machine, _, _ = make()
+    drive_to(machine, state)
+    with pytest.raises(InvalidTransition, match="needs a source"):
+        machine.closed()
+    assert machine.state is state
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING, S.CONNECTED])
+def test_connect_while_active_is_a_noop(state: ConnectionState) -> None:
+    machine, records, _ = make()
+    drive_to(machine, state)
+    before = len(records)
+    assert machine.connect() is None
+    assert machine.connect(reconnect=True) is None
+    assert machine.state is state
+    assert len(records) == before
+
+
+def test_connect_while_disconnecting_connects_once_the_close_completes() -> None:
+    machine, records, _ = make()
+    drive_to(machine, S.DISCONNECTING)
+    assert machine.connect() is None
+    assert machine.connect_pending
+    assert machine.state is S.DISCONNECTING
+    machine.closed()
+    assert machine.snapshot().state is S.CONNECTING
+    assert [(r.previous, r.current) for r in records[-2:] if isinstance(r, StateChange)] == [
+        (S.DISCONNECTING, S.DISCONNECTED),
+        (S.DISCONNECTED, S.CONNECTING),
+    ]
+    assert machine.source is None
+
+
+def test_user_disconnect_cancels_a_remembered_connect() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.DISCONNECTING)
+    machine.connect()
+    machine.disconnect(UserInitiated())
+    machine.closed()
+    assert machine.state is S.DISCONNECTED
+    assert machine.source == UserInitiated()
+
+
+@pytest.mark.parametrize("state", [S.DISCONNECTING, S.DISCONNECTED])
+def test_user_disconnect_replaces_stored_source_as_internal_transition(
+    state: ConnectionState,
+) -> None:
+    machine, records, _ = make()
+    drive_to(machine, state)
+    old = machine.source
+    record = machine.disconnect(UserInitiated())
+    assert isinstance(record, InternalTransition)
+    assert (record.state, record.previous_source, record.source) == (state, old, UserInitiated())
+    assert machine.state is state
+    assert machine.source == UserInitiated()
+    assert records[-1] is record
+
+
+@pytest.mark.parametrize("state", [S.DISCONNECTING, S.DISCONNECTED])
+def test_user_disconnect_sticks_against_later_sources(state: ConnectionState) -> None:
+    machine, records, _ = make()
+    drive_to(machine, state)
+    machine.disconnect(UserInitiated())
+    count = len(records)
+    assert machine.disconnect(NoPongReceived()) is None
+    assert machine.disconnect(UserInitiated()) is None
+    if state is S.DISCONNECTING:
+        machine.closed()
+    assert machine.source == UserInitiated()
+    assert len(records) == count + (1 if state is S.DISCONNECTING else 0)
+
+
+def test_user_disconnect_during_connect_survives_the_engine_reporting_failure() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTING)
+    machine.disconnect(UserInitiated())
+    machine.closed(ServerInitiated(1006))
+    assert machine.source == UserInitiated()
+
+
+def test_first_non_user_source_stands_while_going_down() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    machine.disconnect(NoPongReceived())
+    assert machine.disconnect(Timeout(S.CONNECTED)) is None
+    machine.closed(ServerInitiated(1006))
+    assert machine.source == NoPongReceived()
+
+
+def test_reconnect_after_user_disconnect_is_refused_until_user_connects() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    machine.disconnect(UserInitiated())
+    machine.closed()
+    assert not machine.reconnect_allowed
+    with pytest.raises(InvalidTransition) as info:
+        machine.connect(reconnect=True)
+    assert info.value.trigger == "connect"
+    assert info.value.state == "disconnected"
+    assert "the user disconnected" in str(info.value)
+    assert machine.state is S.DISCONNECTED
+    machine.connect()
+    assert machine.snapshot().state is S.CONNECTING
+    assert machine.source is None
+    assert machine.reconnect_allowed
+
+
+def test_reconnect_after_other_sources_is_allowed() -> None:
+    machine, _records, _ = make()
+    drive_to(machine, S.DISCONNECTED)
+    record = machine.connect(reconnect=True)
+    assert isinstance(record, StateChange)
+    assert record.detail == "reconnect"
+    assert machine.state is S.CONNECTING
+
+
+def test_user_disconnect_before_any_connect_is_a_noop() -> None:
+    machine, records, _ = make()
+    assert machine.disconnect(UserInitiated()) is None
+    assert machine.state is S.INITIALIZED
+    assert machine.source is None
+    assert records == []
+    with pytest.raises(InvalidTransition, match="nothing to disconnect"):
+        machine.disconnect(NoPongReceived())
+
+
+def test_pong_is_internal_and_updates_health() -> None:
+    machine, _records, clock = make()
+    drive_to(machine, S.CONNECTED)
+    clock.now += 25
+    record = machine.pong(HealthCheckInfo("c-9", round_trip=0.012, last_pong_at=clock.now))
+    assert isinstance(record, InternalTransition)
+    assert record.state is S.CONNECTED
+    assert record.detail == "round trip 12.0 ms"
+    assert machine.snapshot().health.round_trip == 0.012
+    assert machine.state is S.CONNECTED
+
+
+INVALID = [
+    (Trigger.OPENED, S.INITIALIZED),
+    (Trigger.OPENED, S.AUTHENTICATING),
+    (Trigger.OPENED, S.CONNECTED),
+    (Trigger.OPENED, S.DISCONNECTING),
+    (Trigger.OPENED, S.DISCONNECTED),
+    (Trigger.AUTHENTICATED, S.INITIALIZED),
+    (Trigger.AUTHENTICATED, S.CONNECTING),
+    (Trigger.AUTHENTICATED, S.CONNECTED),
+    (Trigger.AUTHENTICATED, S.DISCONNECTED),
+    (Trigger.PONG, S.AUTHENTICATING),
+    (Trigger.PONG, S.DISCONNECTING),
+    (Trigger.CLOSED, S.INITIALIZED),
+    (Trigger.CLOSED, S.DISCONNECTED),
+]
+
+
+@pytest.mark.parametrize(("trigger", "state"), INVALID)
+def test_invalid_trigger_raises_and_leaves_state_unchanged(
+    trigger: Trigger, state: ConnectionState
+) -> None:
+    machine, records, _ = make()
+    drive_to(machine, state)
+    snapshot, count = machine.snapshot(), len(records)
+    kwargs = {"source": ServerInitiated(1006)} if trigger is Trigger.CLOSED else {}
+    with pytest.raises(InvalidTransition) as info:
+        machine.fire(trigger, **kwargs)
+    assert info.value.trigger == trigger.value
+    assert info.value.state == state.value
+    assert f"{trigger.value!r} is not allowed in state {state.value!r}" in str(info.value)
+    assert machine.snapshot() == snapshot
+    assert len(records) == count
+
+
+def test_disconnect_needs_a_real_source() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    with pytest.raises(TypeError):
+        machine.fire(Trigger.DISCONNECT)
+    with pytest.raises(TypeError):
+        machine.fire(Trigger.DISCONNECT, source="user")
+    assert machine.state is S.CONNECTED
+
+
+def test_listener_firing_a_trigger_does_not_reorder_delivery() -> None:
+    machine, _, _ = make()
+    seen_by: dict[str, list[int]] = {"first": [], "second": []}
+
+    def first(record: Record) -> None:
+        seen_by["first"].append(record.seq)
+        # Like a client with no ack step: authenticate the moment the socket opens.
+        if isinstance(record, StateChange) and record.current is S.AUTHENTICATING:
+            machine.authenticated()
+
+    machine.add_listener(first)
+    machine.add_listener(lambda r: seen_by["second"].append(r.seq))
+    machine.connect()
+    machine.opened()
+    assert machine.state is S.CONNECTED
+    assert seen_by["first"] == seen_by["second"] == [1, 2, 3]
+
+
+def test_listener_errors_go_to_the_handler_and_delivery_continues() -> None:
+    errors: list[tuple[str, int]] = []
+    machine = ConnectionMachine(
+        lambda: 0.0, on_listener_error=lambda exc, rec, _l: errors.append((str(exc), rec.seq))
+    )
+    seen: list[int] = []
+
+    def broken(record: Record) -> None:
+        raise RuntimeError("boom")
+
+    machine.add_listener(broken)
+    machine.add_listener(lambda r: seen.append(r.seq))
+    machine.connect()
+    machine.opened()
+    assert seen == [1, 2]
+    assert errors == [("boom", 1), ("boom", 2)]
+
+
+def test_listener_error_without_handler_propagates_after_full_delivery() -> None:
+    machine = ConnectionMachine(lambda: 0.0)
+    seen: list[int] = []
+
+    def broken(record: Record) -> None:
+        raise RuntimeError("boom")
+
+    machine.add_listener(broken)
+    machine.add_listener(lambda r: seen.append(r.seq))
+    with pytest.raises(RuntimeError, match="boom"):
+        machine.connect()
+    assert seen == [1]
+    assert machine.state is S.CONNECTING
+
+
+def test_removed_listener_hears_nothing_more() -> None:
+    machine, records, _ = make()
+    machine.remove_listener(records.append)
+    machine.connect()
+    assert records == []

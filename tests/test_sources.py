@@ -1,0 +1,127 @@
+"""The default reconnect policy, row by row of DESIGN.md's table, and close reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from statesock.events import ServerErrorEvent
+from statesock.exceptions import (
+    ConnectionLost,
+    ConnectionRefused,
+    ConnectTimeout,
+    HandshakeRejected,
+    InvalidURL,
+    NameResolutionFailed,
+    TLSFailure,
+)
+from statesock.machine import ConnectionState
+from statesock.sources import (
+    DisconnectionSource,
+    NoPongReceived,
+    ServerInitiated,
+    SystemInitiated,
+    Timeout,
+    UserInitiated,
+    default_reconnect_policy,
+    is_fatal_close_code,
+)
+
+STOP_CLOSE_CODES = [1000, 1002, 1003, 1007, 1008, 1009, 1010, 4400, 4401, 4403, 4404, 4499]
+RETRY_CLOSE_CODES = [1001, 1006, 1011, 1012, 1013, 1014, 4000, 4399, 4408, 4429, 4500, 4999]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (UserInitiated(), False),
+        (NoPongReceived(), True),
+        (SystemInitiated(), True),
+        (SystemInitiated("app paused"), True),
+        (Timeout(ConnectionState.CONNECTING), True),
+        (Timeout(ConnectionState.AUTHENTICATING), True),
+        (ServerInitiated(), True),
+    ],
+)
+def test_policy_by_source_kind(source: DisconnectionSource, expected: bool) -> None:
+    assert default_reconnect_policy(source) is expected
+
+
+@pytest.mark.parametrize("code", STOP_CLOSE_CODES)
+def test_policy_stops_on_fatal_close_codes(code: int) -> None:
+    assert is_fatal_close_code(code)
+    assert default_reconnect_policy(ServerInitiated(code)) is False
+
+
+@pytest.mark.parametrize("code", RETRY_CLOSE_CODES)
+def test_policy_retries_other_close_codes(code: int) -> None:
+    assert not is_fatal_close_code(code)
+    assert default_reconnect_policy(ServerInitiated(code)) is True
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (408, True),
+        (429, True),
+        (499, False),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+    ],
+)
+def test_policy_by_handshake_status(status: int, expected: bool) -> None:
+    source = ServerInitiated(error=HandshakeRejected(status))
+    assert default_reconnect_policy(source) is expected
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (InvalidURL("ftp://x"), False),
+        (TLSFailure("certificate verify failed", certificate=True), False),
+        (TLSFailure("handshake aborted", certificate=False), True),
+        (ConnectionRefused("refused"), True),
+        (NameResolutionFailed("no such host"), True),
+        (ConnectionLost("reset"), True),
+        (ConnectTimeout("slow"), True),
+        (ServerErrorEvent("maintenance", retryable=True), True),
+        (ServerErrorEvent("banned", code=17, retryable=False), False),
+    ],
+)
+def test_policy_by_error(error: BaseException | ServerErrorEvent, expected: bool) -> None:
+    assert default_reconnect_policy(ServerInitiated(error=error)) is expected
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (UserInitiated(), "user disconnect"),
+        (NoPongReceived(), "no pong received"),
+        (SystemInitiated(), "network unavailable"),
+        (Timeout(ConnectionState.AUTHENTICATING), "timed out in authenticating"),
+        (ServerInitiated(1011, "overloaded"), "server closed with 1011: overloaded"),
+        (ServerInitiated(1006), "server closed with 1006"),
+        (ServerInitiated(error=ServerErrorEvent("bad auth")), "server error: bad auth"),
+        (
+            ServerInitiated(error=HandshakeRejected(503, retry_after=7)),
+            "server rejected the WebSocket handshake with HTTP 503 (Retry-After 7 s)",
+        ),
+    ],
+)
+def test_close_reason_reads_well(source: DisconnectionSource, reason: str) -> None:
+    assert source.close_reason == reason
+
+
+def test_sources_are_immutable_values() -> None:
+    source = ServerInitiated(1011, "x")
+    with pytest.raises(AttributeError):
+        source.close_code = 1000  # type: ignore[misc]
+    assert source == ServerInitiated(1011, "x")
+    assert source.code == 1011
+    assert NoPongReceived().code is None
+    assert {UserInitiated(), UserInitiated()} == {UserInitiated()}
