@@ -5,6 +5,8 @@ The tree::
     StatesockError
     ├── InvalidTransition        a trigger the machine refuses in its current state
     ├── NotConnectedError        send() while no connection can carry the message
+    ├── ConnectFailed            connect() ended in disconnected; ``source`` says why
+    ├── ClientClosed             the client was closed and cannot be used again
     ├── SendBufferError          a buffered message could not be delivered
     │   ├── SendBufferFull       the reconnect buffer had no room
     │   ├── SendExpired          the message waited longer than its time to live
@@ -26,7 +28,14 @@ engine boundary; callers never see a ``websockets`` type. The original is kept a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sources import DisconnectionSource
+
 __all__ = [
+    "ClientClosed",
+    "ConnectFailed",
     "ConnectTimeout",
     "ConnectionFailure",
     "ConnectionLost",
@@ -69,6 +78,19 @@ class NotConnectedError(StatesockError):
         super().__init__(
             f"cannot send in state {state!r}: sending needs authenticating or connected"
         )
+
+
+class ConnectFailed(StatesockError):
+    """The connection attempt that ``connect()`` waited for ended in disconnected."""
+
+    def __init__(self, source: DisconnectionSource | None) -> None:
+        self.source = source
+        reason = source.close_reason if source is not None else "unknown reason"
+        super().__init__(f"connection attempt failed: {reason}")
+
+
+class ClientClosed(StatesockError):
+    """The client was closed (``close()`` or leaving ``async with``) and cannot connect again."""
 
 
 class SendBufferError(StatesockError):

@@ -118,11 +118,11 @@ _C, _I, _N = Outcome.CHANGE, Outcome.INTERNAL, Outcome.NOOP
 T = Trigger
 RULES: tuple[Rule, ...] = (
     #    trigger          from                                to                 kind guard
-    Rule(T.CONNECT,       (_S.INITIALIZED, _S.DISCONNECTED),  _S.CONNECTING,     _C, "may_connect",
+    Rule(T.CONNECT,       (_S.INITIALIZED, _S.DISCONNECTED),  _S.CONNECTING,     _C, "can_connect",
          "user connect(), or a reconnect unless the user disconnected"),
     Rule(T.CONNECT,       _ACTIVE,                            None,              _N, None,
          "already active: one socket at a time"),
-    Rule(T.CONNECT,       (_S.DISCONNECTING,),                None,              _N, "may_connect",
+    Rule(T.CONNECT,       (_S.DISCONNECTING,),                None,              _N, "can_connect",
          "remembered: connect once the close completes"),
     Rule(T.OPENED,        (_S.CONNECTING,),                   _S.AUTHENTICATING, _C, None,
          "WebSocket handshake done"),
@@ -212,7 +212,7 @@ class _Guards:
     def __init__(self, machine: ConnectionMachine) -> None:
         self._owner = machine
 
-    def may_connect(self, event: EventData) -> bool:
+    def can_connect(self, event: EventData) -> bool:
         reconnect = bool(event.kwargs.get("reconnect", False))
         return not (reconnect and isinstance(self._owner.source, UserInitiated))
 
@@ -318,6 +318,19 @@ class ConnectionMachine:
 
     def pong(self, health: HealthCheckInfo) -> Record | None:
         return self.fire(Trigger.PONG, health=health)
+
+    def health_check(self, health: HealthCheckInfo, *, ack_expected: bool = True) -> Record | None:
+        """A health-check answer arrived; what it means depends on the state.
+
+        In authenticating it is the server's ack (when the client expects one); in connected
+        it is a pong; anywhere else it is a late answer from a closing socket and means
+        nothing.
+        """
+        if self.state is ConnectionState.AUTHENTICATING and ack_expected:
+            return self.authenticated(health)
+        if self.state is ConnectionState.CONNECTED:
+            return self.pong(health)
+        return None
 
     def disconnect(self, source: DisconnectionSource) -> Record | None:
         return self.fire(Trigger.DISCONNECT, source=source)

@@ -1,0 +1,252 @@
+"""A loopback WebSocket server for statesock's tests, and for yours.
+
+:class:`TestServer` is a real ``websockets`` server on 127.0.0.1 speaking a small,
+realistic JSON protocol:
+
+* client → server ``{"type": "auth", "token": T}``; the server answers
+  ``{"type": "connection.ok", "connection_id": "c-N"}``, or closes with 4401 when ``token``
+  is set and T differs;
+* client → server ``{"type": "health.check", ...}``; the server answers
+  ``{"type": "health.check", "connection_id": "c-N"}`` (unless ``silent``);
+* server → client app events ``{"type": "event", "seq": n, ...}`` and errors
+  ``{"type": "error", "message": ..., "code": ..., "retryable": ...}``.
+
+Knobs are plain attributes that can change at any moment: ``silent`` (no pongs),
+``reject_status`` / ``reject_headers`` (refuse the handshake with an HTTP status),
+``close_on_open`` / ``close_on_auth`` (a ``(code, reason)`` to close with at that moment),
+``garbage_on_open`` (send bytes that are not JSON first), ``ack`` (answer auth),
+``require_auth`` (False: send the ack as soon as the socket opens). Methods inject faults:
+:meth:`close_all`, :meth:`kill` (abort every socket, no close frame, and stop listening),
+:meth:`restart` (listen again on the same port), :meth:`send_burst`, :meth:`broadcast`.
+
+:func:`decode_message` is the matching ``event_decoder`` and :func:`auth_hook` the matching
+``on_connection_established``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from .events import HealthCheckPongEvent, ServerErrorEvent
+
+__all__ = ["AppEvent", "TestServer", "auth_hook", "decode_message"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppEvent:
+    """Any message of the test protocol that is not a health check or an error."""
+
+    type: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def decode_message(data: str | bytes) -> Any:
+    """The test protocol's decoder; raises ValueError on anything that is not a JSON object."""
+    message = json.loads(data)
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ValueError("not a typed JSON object")
+    kind = message["type"]
+    if kind in ("connection.ok", "health.check"):
+        return HealthCheckPongEvent(message.get("connection_id"), message)
+    if kind == "error":
+        return ServerErrorEvent(
+            str(message.get("message", "")), message.get("code"), bool(message.get("retryable"))
+        )
+    return AppEvent(kind, message)
+
+
+def auth_hook(token: str | Callable[[], str]) -> Callable[[Any], Awaitable[None]]:
+    """An ``on_connection_established`` hook that sends the test protocol's auth message."""
+
+    async def authenticate(client: Any) -> None:
+        value = token() if callable(token) else token
+        await client.send({"type": "auth", "token": value})
+
+    return authenticate
+
+
+class TestServer:
+    """A real websockets server on 127.0.0.1 with fault-injection knobs (see module doc)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        require_auth: bool = True,
+        ack: bool = True,
+        subprotocols: list[str] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self.require_auth = require_auth
+        self.ack = ack
+        self.subprotocols = subprotocols
+        self.silent = False
+        self.reject_status: int | None = None
+        self.reject_headers: dict[str, str] = {}
+        self.close_on_open: tuple[int, str] | None = None
+        self.close_on_auth: tuple[int, str] | None = None
+        self.garbage_on_open = False
+        self.connections: dict[str, ServerConnection] = {}
+        self.received: list[Any] = []
+        self.handshakes = 0
+        self.rejected = 0
+        self.health_checks = 0
+        self.request_headers: list[Headers] = []
+        self.request_paths: list[str] = []
+        self._ids = itertools.count(1)
+        self._server: Server | None = None
+        self._connected = asyncio.Condition()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> TestServer:
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            subprotocols=None
+            if self.subprotocols is None
+            else [Subprotocol(p) for p in self.subprotocols],
+            ping_interval=None,
+            close_timeout=1,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Close every connection with 1001 (going away) and stop listening."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.close(close_connections=True)
+            await server.wait_closed()
+
+    async def kill(self) -> None:
+        """Crash: abort every socket without a close frame and stop listening."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.close(close_connections=False)
+            for ws in list(self.connections.values()):
+                ws.transport.abort()
+            await server.wait_closed()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def __aenter__(self) -> TestServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- faults and traffic ----------------------------------------------------------
+
+    async def close_all(self, code: int = 1011, reason: str = "") -> None:
+        for ws in list(self.connections.values()):
+            with contextlib.suppress(ConnectionClosed):
+                await ws.close(code, reason)
+
+    async def broadcast(self, message: Any) -> None:
+        data = message if isinstance(message, str | bytes) else json.dumps(message)
+        for ws in list(self.connections.values()):
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(data)
+
+    async def send_burst(self, count: int, *, start: int = 0, size: int = 0) -> None:
+        """Send ``count`` app events with consecutive ``seq`` to every connection."""
+        pad = "x" * size
+        for ws in list(self.connections.values()):
+            with contextlib.suppress(ConnectionClosed):
+                for seq in range(start, start + count):
+                    await ws.send(json.dumps({"type": "event", "seq": seq, "pad": pad}))
+
+    async def send_error(self, message: str, *, code: int = 1, retryable: bool = True) -> None:
+        await self.broadcast(
+            {"type": "error", "message": message, "code": code, "retryable": retryable}
+        )
+
+    async def wait_for_connections(self, count: int = 1) -> None:
+        async with self._connected:
+            await self._connected.wait_for(lambda: len(self.connections) >= count)
+
+    # -- the protocol ------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.handshakes += 1
+        self.request_headers.append(request.headers)
+        self.request_paths.append(request.path)
+        if self.reject_status is not None:
+            self.rejected += 1
+            response = connection.respond(self.reject_status, "rejected by TestServer\n")
+            for name, value in self.reject_headers.items():
+                response.headers[name] = value
+            return response
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        connection_id = f"c-{next(self._ids)}"
+        self.connections[connection_id] = ws
+        async with self._connected:
+            self._connected.notify_all()
+        try:
+            if self.close_on_open is not None:
+                await ws.close(*self.close_on_open)
+                return
+            if self.garbage_on_open:
+                await ws.send(b"\x00\xffnot json{")
+            if not self.require_auth and self.ack:
+                await self._ack(ws, connection_id)
+            async for data in ws:
+                await self._on_message(ws, connection_id, data)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.pop(connection_id, None)
+
+    async def _ack(self, ws: ServerConnection, connection_id: str) -> None:
+        await ws.send(json.dumps({"type": "connection.ok", "connection_id": connection_id}))
+
+    async def _on_message(self, ws: ServerConnection, connection_id: str, data: Any) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            self.received.append(data)
+            return
+        self.received.append(message)
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "auth":
+            if self.token is not None and message.get("token") != self.token:
+                await ws.close(4401, "invalid token")
+            elif self.close_on_auth is not None:
+                await ws.close(*self.close_on_auth)
+            elif self.ack:
+                await self._ack(ws, connection_id)
+        elif kind == "health.check":
+            self.health_checks += 1
+            if not self.silent:
+                await ws.send(json.dumps({"type": "health.check", "connection_id": connection_id}))
