@@ -8,10 +8,14 @@ subscribers, and runs the auth hooks. Side effects (open a socket, start a timer
 started by the machine's records, never by assigning a state.
 
 Delivery policy: each ``events()`` / ``states()`` iterator and each async ``on()`` callback
-has a bounded queue (``event_queue_size``, default 1024). The receive loop never waits for a
-subscriber: when a queue is full, its *oldest* item is dropped, counted on the subscription
-(``dropped``) and in ``client.stats.events_dropped``, and logged (``events_dropped``). Sync
-``on()`` callbacks run inline, in order, in the receive loop: keep them fast.
+has a bounded queue (``event_queue_size``, default 1024). When an event subscriber's queue is
+full, the receive loop waits for it to make room, at most ``slow_subscriber_wait`` seconds
+(default 1 s; TCP backpressure meanwhile slows the server). A subscriber still full after
+that is stuck, not slow: its *oldest* item is dropped, counted on the subscription
+(``dropped``) and in ``client.stats.events_dropped``, and logged (``events_dropped``), so
+the link's health checks keep flowing. ``states()`` queues never hold the loop (records are
+delivered synchronously) and use the same drop-oldest rule. Sync ``on()`` callbacks run
+inline, in order, in the receive loop: keep them fast.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from .engine import EngineConfig, HeadersSource, QuerySource, WebSocketEngine
 from .events import HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
@@ -72,15 +76,33 @@ class ClientStats:
 
 
 class Subscription(Generic[T], AsyncIterator[T]):
-    """A bounded, drop-oldest queue read with ``async for``; ends when the client closes."""
+    """A bounded queue read with ``async for``; ends when the client closes.
+
+    ``put`` never blocks: when full it drops the oldest item (counted in ``dropped``). The
+    receive loop calls :meth:`wait_for_room` first, so a consumer that is merely behind is
+    waited for and only a stuck one loses items.
+    """
 
     def __init__(self, maxsize: int, on_drop: Callable[[Subscription[T]], None]) -> None:
         self._items: deque[T] = deque()
         self._maxsize = maxsize
         self._on_drop = on_drop
         self._waiter: asyncio.Future[None] | None = None
+        self._room: asyncio.Future[None] | None = None
         self._closed = False
         self.dropped = 0
+
+    @property
+    def full(self) -> bool:
+        return not self._closed and len(self._items) >= self._maxsize
+
+    async def wait_for_room(self) -> None:
+        while self.full:
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
 
     def put(self, item: T) -> None:
         if self._closed:
@@ -96,6 +118,11 @@ class Subscription(Generic[T], AsyncIterator[T]):
         """No more items will come; the iterator stops once the queue is drained."""
         self._closed = True
         self._wake()
+        self._make_room()
+
+    def _make_room(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -113,7 +140,9 @@ class Subscription(Generic[T], AsyncIterator[T]):
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        item = self._items.popleft()
+        self._make_room()
+        return item
 
     def __len__(self) -> int:
         return len(self._items)
@@ -156,6 +185,7 @@ class WebSocketClient:
         pong_timeout: float = 3.0,
         protocol_keepalive: float | None = None,
         event_queue_size: int = 1024,
+        slow_subscriber_wait: float = 1.0,
         message_encoder: Callable[[Any], str | bytes] = json.dumps,
         label: str | None = None,
     ) -> None:
@@ -178,6 +208,7 @@ class WebSocketClient:
         self.auth_timeout = auth_timeout
         self.close_timeout = close_timeout
         self.event_queue_size = event_queue_size
+        self.slow_subscriber_wait = slow_subscriber_wait
         self._encoder = message_encoder
         self.stats = ClientStats()
         self._engine = WebSocketEngine(
@@ -257,9 +288,15 @@ class WebSocketClient:
         self._state_subscriptions.append(sub)
         return sub
 
-    def events(self, event_type: type[T] | None = None) -> Subscription[T]:
+    @overload
+    def events(self) -> Subscription[Any]: ...
+
+    @overload
+    def events(self, event_type: type[T]) -> Subscription[T]: ...
+
+    def events(self, event_type: type[Any] | None = None) -> Subscription[Any]:
         """Every decoded event (of ``event_type`` when given) from now on, until close."""
-        sub: Subscription[T] = Subscription(self.event_queue_size, self._dropped)
+        sub: Subscription[Any] = Subscription(self.event_queue_size, self._dropped)
         if self._closed:
             sub.end()
         self._event_subscriptions.append((event_type, sub))
@@ -402,7 +439,7 @@ class WebSocketClient:
         self.subprotocol = subprotocol
         self._fire(self._machine.opened)
 
-    def engine_message(self, data: str | bytes) -> None:
+    def engine_message(self, data: str | bytes) -> Awaitable[None] | None:
         self.stats.messages_received += 1
         try:
             event = self.event_decoder(data)
@@ -415,15 +452,15 @@ class WebSocketClient:
                 message=redact_text(data),
                 decode_errors=self.stats.decode_errors,
             )
-            return
+            return None
         if event is None:
             self.stats.ignored_messages += 1
-            return
+            return None
         if isinstance(event, HealthCheckPongEvent):
             self._health_check(event)
         elif isinstance(event, ServerErrorEvent) and self._machine.state in ACTIVE_STATES:
             self._fire(lambda: self._machine.disconnect(ServerInitiated(error=event)))
-        self._dispatch(event)
+        return self._dispatch(event)
 
     def engine_closed(self, code: int | None, reason: str, error: ConnectionFailure | None) -> None:
         state = self._machine.state
@@ -514,7 +551,7 @@ class WebSocketClient:
         elif state is S.CONNECTED:
             self.ping_controller.on_pong(self._generation, event)
 
-    def _dispatch(self, event: Any) -> None:
+    def _dispatch(self, event: Any) -> Awaitable[None] | None:
         for event_type, callback in tuple(self._callbacks):
             if event_type is None or isinstance(event, event_type):
                 try:
@@ -523,9 +560,25 @@ class WebSocketClient:
                         self._spawn(self._await_callback(result, callback), "on-callback")
                 except Exception as exc:
                     self._callback_failed(exc, getattr(callback, "__name__", "callback"))
+        blocked: list[Subscription[Any]] = []
         for event_type, sub in self._event_subscriptions:
             if event_type is None or isinstance(event, event_type):
-                sub.put(event)
+                if sub.full:
+                    blocked.append(sub)
+                else:
+                    sub.put(event)
+        return self._deliver_when_room(blocked, event) if blocked else None
+
+    async def _deliver_when_room(self, blocked: list[Subscription[Any]], event: Any) -> None:
+        """Backpressure: hold the receive loop (and so the server, through TCP) while a
+        subscriber is behind, for at most ``slow_subscriber_wait``; then drop its oldest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.slow_subscriber_wait
+        for sub in blocked:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await sub.wait_for_room()
+            sub.put(event)
 
     # -- helpers -----------------------------------------------------------------------------
 

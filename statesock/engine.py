@@ -146,7 +146,8 @@ class EngineListener(Protocol):
 
     def engine_opened(self, subprotocol: str | None) -> None: ...
 
-    def engine_message(self, data: str | bytes) -> None: ...
+    def engine_message(self, data: str | bytes) -> Awaitable[None] | None:
+        """A message arrived; an awaitable return asks the engine to wait before reading on."""
 
     def engine_closed(self, code: int | None, reason: str, error: ConnectionFailure | None) -> None:
         """The socket closed; ``code`` is None when it never opened (``error`` says why)."""
@@ -352,7 +353,9 @@ class WebSocketEngine:
             try:
                 async for message in ws:
                     if self._current(generation, "message"):
-                        self._listener.engine_message(message)
+                        backpressure = self._listener.engine_message(message)
+                        if backpressure is not None:
+                            await backpressure
             except ConnectionClosed:
                 pass  # the close code and reason are read below
             except asyncio.CancelledError:
@@ -368,12 +371,19 @@ class WebSocketEngine:
             if ws is not None:
                 if not ws.transport.is_closing():
                     ws.transport.abort()
-                rcvd = ws.protocol.close_rcvd
-                code = rcvd.code if rcvd is not None else 1006
-                reason = rcvd.reason if rcvd is not None else ""
+                rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
                 asked = self._close_request is not None or self._cancel_requested
-                if error is None and rcvd is None and not asked:
-                    error = ConnectionLost("the socket closed without a close frame")
+                if rcvd is not None:
+                    code, reason = rcvd.code, rcvd.reason
+                elif sent is not None and not asked:
+                    # websockets failed the connection itself (e.g. 1009 for a message over
+                    # max_size, 1002 for a bad frame): the code it sent is the classification.
+                    code, reason = sent.code, sent.reason
+                    error = error or ProtocolViolation(f"closed with {code}: {reason}")
+                else:
+                    code = 1006
+                    if error is None and not asked:
+                        error = ConnectionLost("the socket closed without a close frame")
             if self._current(generation, "closed"):
                 self._listener.engine_closed(code, reason, error)
 

@@ -123,8 +123,11 @@ class WebSocketPingController:
 
     async def _run(self, generation: int) -> None:
         loop = asyncio.get_running_loop()
+        # A fixed cadence (25, 50, 75 s...) whatever the round trips were.
+        next_ping = loop.time() + self.ping_interval
         while True:
-            await asyncio.sleep(self.ping_interval)
+            await asyncio.sleep(max(0.0, next_ping - loop.time()))
+            next_ping += self.ping_interval
             health = self._client.health
             message = self._builder(health) if self._builder is not None else None
             sent_at = loop.time()

@@ -12,6 +12,7 @@ realistic JSON protocol:
   ``{"type": "error", "message": ..., "code": ..., "retryable": ...}``.
 
 Knobs are plain attributes that can change at any moment: ``silent`` (no pongs),
+``pong_delay`` (seconds to wait before each health-check answer),
 ``reject_status`` / ``reject_headers`` (refuse the handshake with an HTTP status),
 ``close_on_open`` / ``close_on_auth`` (a ``(code, reason)`` to close with at that moment),
 ``garbage_on_open`` (send bytes that are not JSON first), ``ack`` (answer auth),
@@ -99,6 +100,7 @@ class TestServer:
         self.ack = ack
         self.subprotocols = subprotocols
         self.silent = False
+        self.pong_delay = 0.0
         self.reject_status: int | None = None
         self.reject_headers: dict[str, str] = {}
         self.close_on_open: tuple[int, str] | None = None
@@ -248,5 +250,7 @@ class TestServer:
                 await self._ack(ws, connection_id)
         elif kind == "health.check":
             self.health_checks += 1
+            if self.pong_delay:
+                await asyncio.sleep(self.pong_delay)
             if not self.silent:
                 await ws.send(json.dumps({"type": "health.check", "connection_id": connection_id}))

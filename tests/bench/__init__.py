@@ -1,0 +1,1 @@
+"""statesock's benchmarks (``make bench``); not part of ``make test``."""

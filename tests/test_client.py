@@ -1,0 +1,360 @@
+"""WebSocketClient's API against a real loopback server, in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from statesock.client import WebSocketClient
+from statesock.events import HealthCheckPongEvent, ServerErrorEvent
+from statesock.exceptions import ClientClosed, ConnectFailed, InvalidURL, NotConnectedError
+from statesock.machine import ConnectionState
+from statesock.sources import ServerInitiated
+from statesock.testing import AppEvent, TestServer, auth_hook, decode_message
+from tests.conftest import transitions_of, virtual_time, wait_for_state
+
+S = ConnectionState
+
+
+def make_client(url: str, **kwargs: Any) -> WebSocketClient:
+    kwargs.setdefault("on_connection_established", auth_hook("t"))
+    return WebSocketClient(url, kwargs.pop("decoder", decode_message), **kwargs)
+
+
+async def settle(seconds: float = 0.5) -> None:
+    await asyncio.sleep(seconds)
+
+
+@pytest.mark.parametrize(
+    "url", ["", "http://example.test/", "ws://", "ws://host:99999/", "ws://h/#f", "not a url"]
+)
+def test_a_bad_url_is_a_clear_value_error_at_construction(url: str) -> None:
+    with pytest.raises(InvalidURL) as info:
+        WebSocketClient(url, decode_message)
+    assert isinstance(info.value, ValueError)
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="connect_timeout"):
+        WebSocketClient("ws://127.0.0.1:1/", decode_message, connect_timeout=0)
+    with pytest.raises(ValueError, match="event_queue_size"):
+        WebSocketClient("ws://127.0.0.1:1/", decode_message, event_queue_size=0)
+
+
+@virtual_time
+async def test_send_outside_authenticating_and_connected_raises() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        with pytest.raises(NotConnectedError, match="initialized"):
+            await client.send("hello")
+        await client.connect()
+        await client.send({"type": "note", "n": 1})
+        await client.send(b"raw bytes")
+        await settle()
+        assert {"type": "note", "n": 1} in server.received
+        await client.disconnect()
+        with pytest.raises(NotConnectedError, match="disconnected"):
+            await client.send("hello")
+        await client.close()
+
+
+@virtual_time
+async def test_events_reach_every_subscriber_in_order() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        first, second = client.events(AppEvent), client.events()
+        await server.send_burst(50)
+        got_first = [(await first.__anext__()).payload["seq"] for _ in range(50)]
+        got_second: list[Any] = []
+        while len(got_second) < 50:
+            event = await second.__anext__()
+            if isinstance(event, AppEvent):
+                got_second.append(event.payload["seq"])
+        assert got_first == got_second == list(range(50))
+        await client.close()
+
+
+@virtual_time
+async def test_a_slow_subscriber_gets_backpressure_and_loses_nothing() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, event_queue_size=10)
+        await client.connect()
+        slow = client.events(AppEvent)
+        await server.send_burst(100)
+        got = []
+        for _ in range(100):
+            await asyncio.sleep(0.05)  # far slower than the server
+            got.append((await slow.__anext__()).payload["seq"])
+        assert got == list(range(100))
+        assert slow.dropped == 0
+        assert client.stats.events_dropped == 0
+        await client.close()
+
+
+@virtual_time
+async def test_a_stuck_subscriber_drops_oldest_counted_and_logged() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, event_queue_size=10, slow_subscriber_wait=1.0)
+        await client.connect()
+        stuck = client.events(AppEvent)
+        other = client.events(AppEvent)
+        with capture_logs() as logs:
+            await server.send_burst(25)
+            await settle(0.5)
+            assert stuck.dropped == 0  # still waiting for room
+            await settle(30)
+        assert stuck.dropped == other.dropped == 15
+        assert client.stats.events_dropped == 30
+        assert [(await stuck.__anext__()).payload["seq"] for _ in range(10)] == list(range(15, 25))
+        drops = [e for e in logs if e["event"] == "events_dropped"]
+        assert drops and drops[0]["policy"] == "drop-oldest"
+        assert client.state.state is S.CONNECTED  # health checks kept flowing
+        await client.close()
+
+
+@virtual_time
+async def test_decoder_that_raises_is_counted_and_the_connection_stays_up() -> None:
+    async with TestServer() as server:
+        server.garbage_on_open = True
+        client = make_client(server.url)
+        events = client.events(AppEvent)
+        with capture_logs() as logs:
+            await client.connect()
+            await server.broadcast("{not json")
+            await server.broadcast('{"type": "event", "seq": 1, "token": "s3cr3t"}')
+            got = await events.__anext__()
+        assert got.payload["seq"] == 1
+        assert client.stats.decode_errors == 2
+        failures = [e for e in logs if e["event"] == "decode_failed"]
+        assert len(failures) == 2
+        assert "s3cr3t" not in str(logs)
+        assert client.state.state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_decoder_returning_none_skips_the_message() -> None:
+    def decoder(data: str | bytes) -> Any:
+        event = decode_message(data)
+        return None if isinstance(event, AppEvent) and event.payload.get("seq") == 0 else event
+
+    async with TestServer() as server:
+        client = make_client(server.url, decoder=decoder)
+        events = client.events(AppEvent)
+        await client.connect()
+        await server.send_burst(2)
+        assert (await events.__anext__()).payload["seq"] == 1
+        assert client.stats.ignored_messages == 1
+        await client.close()
+
+
+@virtual_time
+async def test_server_error_event_disconnects_with_server_source() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        seen = transitions_of(client)
+        errors = client.events(ServerErrorEvent)
+        await client.connect()
+        await server.send_error("banned", code=17, retryable=False)
+        await wait_for_state(client, S.DISCONNECTED)
+        source = client.state.source
+        assert isinstance(source, ServerInitiated)
+        assert source.error == ServerErrorEvent("banned", 17, False)
+        assert seen[-2:] == [
+            ("connected", "disconnecting", "server"),
+            ("disconnecting", "disconnected", "server"),
+        ]
+        assert (await errors.__anext__()).message == "banned"
+        await client.close()
+
+
+@virtual_time
+async def test_on_callbacks_sync_and_async_in_order_and_errors_are_contained() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        sync_seen: list[int] = []
+        async_seen: list[int] = []
+
+        def on_sync(event: AppEvent) -> None:
+            sync_seen.append(event.payload["seq"])
+
+        async def on_async(event: AppEvent) -> None:
+            await asyncio.sleep(0.01)
+            async_seen.append(event.payload["seq"])
+
+        def broken(event: AppEvent) -> None:
+            raise RuntimeError("callback bug")
+
+        client.on(AppEvent, on_sync)
+        undo_async = client.on(AppEvent, on_async)
+        client.on(AppEvent, broken)
+        with capture_logs() as logs:
+            await client.connect()
+            await server.send_burst(20)
+            await settle(1)
+        assert sync_seen == list(range(20))
+        assert async_seen == list(range(20))
+        assert client.stats.callback_errors == 20
+        assert any(e["event"] == "callback_failed" for e in logs)
+        undo_async()
+        await server.send_burst(1, start=20)
+        await settle(1)
+        assert async_seen == list(range(20))
+        assert sync_seen[-1] == 20
+        assert client.state.state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_hooks_sync_and_async_and_a_raising_on_connected_is_contained() -> None:
+    calls: list[str] = []
+
+    async def established(client: WebSocketClient) -> None:
+        calls.append(f"established:{client.state.state.value}")
+        await client.send({"type": "auth", "token": "t"})
+
+    def connected(client: WebSocketClient) -> None:
+        calls.append(f"connected:{client.state.state.value}")
+        raise RuntimeError("hook bug")
+
+    async with TestServer() as server:
+        client = WebSocketClient(
+            server.url,
+            decode_message,
+            on_connection_established=established,
+            on_connected=connected,
+        )
+        await client.connect()
+        await settle()
+        assert calls == ["established:authenticating", "connected:connected"]
+        assert client.stats.callback_errors == 1
+        assert client.state.state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_no_ack_mode_goes_to_connected_after_the_hook() -> None:
+    async with TestServer(require_auth=False) as server:
+        server.ack = False
+        sent: list[str] = []
+
+        async def hello(client: WebSocketClient) -> None:
+            await client.send({"type": "hello"})
+            sent.append("hello")
+
+        client = make_client(server.url, ack_required=False, on_connection_established=hello)
+        seen = transitions_of(client)
+        snapshot = await client.connect()
+        assert snapshot.state is S.CONNECTED
+        assert sent == ["hello"]
+        assert seen == [
+            ("initialized", "connecting", ""),
+            ("connecting", "authenticating", ""),
+            ("authenticating", "connected", ""),
+        ]
+        await client.close()
+
+
+@virtual_time
+async def test_health_events_are_dispatched_too() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        pongs = client.events(HealthCheckPongEvent)
+        await client.connect()
+        await asyncio.sleep(26)
+        assert (await pongs.__anext__()).connection_id == "c-1"
+        await client.close()
+
+
+@virtual_time
+async def test_cancelling_connect_never_corrupts_the_state() -> None:
+    async with TestServer() as server:
+        server.ack = False
+        client = make_client(server.url)
+        attempt = asyncio.ensure_future(client.connect())
+        await wait_for_state(client, S.AUTHENTICATING)
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+        assert client.state.state is S.AUTHENTICATING  # the attempt itself goes on
+        server.ack = True
+        snapshot = await client.connect()
+        assert snapshot.state is S.CONNECTED
+        assert server.handshakes == 1
+        await client.close()
+
+
+@virtual_time
+async def test_cancelling_send_leaves_the_client_usable() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        sending = asyncio.ensure_future(client.send("x" * 500_000))
+        await asyncio.sleep(0)
+        sending.cancel()
+        # Depending on the socket buffer the write finished or was interrupted; either way
+        # the state must be intact and the next send must go through.
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+        assert client.state.state is S.CONNECTED
+        await client.send({"type": "after"})
+        await settle()
+        assert {"type": "after"} in server.received
+        await client.close()
+
+
+@virtual_time
+async def test_async_with_connects_and_close_ends_everything() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        async with client as entered:
+            assert entered is client
+            assert client.state.state is S.CONNECTED
+            events = client.events()
+            states = client.states()
+        assert client.closed
+        final = client.state
+        assert final.state is S.DISCONNECTED
+        assert [e async for e in events] == []
+        assert [s.current for s in [s async for s in states]] == [
+            S.DISCONNECTING,
+            S.DISCONNECTED,
+        ]
+        with pytest.raises(ClientClosed):
+            await client.connect()
+        # run_virtual fails the test if any task the client made is still running.
+
+
+@virtual_time
+async def test_failed_first_connect_raises_connect_failed_with_the_source() -> None:
+    async with TestServer(token="right") as server:
+        client = make_client(server.url, on_connection_established=auth_hook("wrong"))
+        with pytest.raises(ConnectFailed, match="4401") as info:
+            await client.connect()
+        assert info.value.source == ServerInitiated(4401, "invalid token")
+        await client.close()
+
+
+@virtual_time
+async def test_secrets_never_reach_the_log() -> None:
+    async with TestServer() as server:
+        url = server.url + "?token=s3cr3t-tok&user=ann"
+        with capture_logs() as logs:
+            client = make_client(
+                url,
+                headers=lambda: {"Authorization": "Bearer s3cr3t-tok"},
+                on_connection_established=auth_hook("s3cr3t-tok"),
+            )
+            await client.connect()
+            await server.broadcast("garbage token=s3cr3t-tok")
+            await settle()
+            await client.close()
+        assert server.request_headers[0]["Authorization"] == "Bearer s3cr3t-tok"
+        assert logs
+        assert "s3cr3t-tok" not in str(logs)
+        assert "s3cr3t-tok" not in repr(client)

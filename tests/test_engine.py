@@ -1,0 +1,217 @@
+"""The engine: URL validation, exception mapping at the boundary, per-attempt headers."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import socket
+import ssl
+import time
+from typing import Any
+
+import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidMessage, InvalidStatus, InvalidURI, ProtocolError
+from websockets.http11 import Response
+
+from statesock.client import WebSocketClient
+from statesock.engine import map_exception, validate_url
+from statesock.exceptions import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectionRefused,
+    ConnectTimeout,
+    HandshakeRejected,
+    InvalidURL,
+    NameResolutionFailed,
+    ProtocolViolation,
+    TLSFailure,
+)
+from statesock.machine import ConnectionState
+from statesock.sources import ServerInitiated, default_reconnect_policy
+from statesock.testing import TestServer, auth_hook, decode_message
+from tests.conftest import virtual_time
+
+S = ConnectionState
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ws://127.0.0.1:8080/", "wss://example.test/connect?x=1", "ws://[::1]:9/path", "ws://h"],
+)
+def test_valid_urls_pass(url: str) -> None:
+    assert validate_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "non-empty"),
+        ("https://example.test/", "must use ws:// or wss://"),
+        ("example.test", "must use ws:// or wss://"),
+        ("ws://", "has no host"),
+        ("ws://h:70000/", "malformed"),
+        ("ws://h:0/", "port 0"),
+        ("ws://h/#top", "fragment"),
+        ("wss://u:hunter2@h:99999/", "malformed"),
+    ],
+)
+def test_invalid_urls_raise_a_clear_error(url: str, message: str) -> None:
+    with pytest.raises(InvalidURL, match=message) as info:
+        validate_url(url)
+    assert "hunter2" not in str(info.value)
+
+
+def _response(status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, "x", Headers(headers or {}), b"go away")
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (InvalidURI("x", "bad"), InvalidURL),
+        (InvalidStatus(_response(403)), HandshakeRejected),
+        (ProtocolError("bad frame"), ProtocolViolation),
+        (ssl.SSLCertVerificationError("certificate verify failed"), TLSFailure),
+        (ssl.SSLError("wrong version"), TLSFailure),
+        (socket.gaierror(-2, "Name or service not known"), NameResolutionFailed),
+        (ConnectionRefusedError(111, "refused"), ConnectionRefused),
+        (TimeoutError("slow"), ConnectTimeout),
+        (ConnectionResetError(104, "reset"), ConnectionLost),
+        (RuntimeError("odd"), ConnectionLost),
+    ],
+)
+def test_foreign_exceptions_are_mapped_with_their_cause(
+    exc: BaseException, kind: type[Exception]
+) -> None:
+    mapped = map_exception(exc)
+    assert isinstance(mapped, kind)
+    assert mapped.__cause__ is exc
+
+
+def test_handshake_eof_is_a_lost_connection() -> None:
+    exc = InvalidMessage("did not receive a valid HTTP response")
+    exc.__cause__ = EOFError("connection closed")
+    assert isinstance(map_exception(exc), ConnectionLost)
+
+
+def test_tls_certificate_errors_stop_and_other_tls_errors_retry() -> None:
+    cert = map_exception(ssl.SSLCertVerificationError("certificate verify failed"))
+    other = map_exception(ssl.SSLError("wrong version"))
+    assert not default_reconnect_policy(ServerInitiated(error=cert))
+    assert default_reconnect_policy(ServerInitiated(error=other))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), ("0", 0.0), ("soon", None), (None, None)],
+)
+def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    mapped = map_exception(InvalidStatus(_response(503, headers)))
+    assert isinstance(mapped, HandshakeRejected)
+    assert mapped.retry_after == expected
+    assert mapped.body == "go away"
+
+
+def test_retry_after_http_date() -> None:
+    when = email.utils.formatdate(time.time() + 120, usegmt=True)
+    mapped = map_exception(InvalidStatus(_response(429, {"Retry-After": when})))
+    assert isinstance(mapped, HandshakeRejected)
+    assert mapped.retry_after == pytest.approx(120, abs=2)
+
+
+@virtual_time
+async def test_headers_and_query_callables_are_evaluated_on_every_attempt() -> None:
+    tokens = iter(["tok-1", "tok-2"])
+    current: dict[str, str] = {}
+
+    def query() -> dict[str, str]:
+        current["token"] = next(tokens)
+        return {"token": current["token"]}
+
+    async def headers() -> dict[str, str]:
+        return {"X-Attempt-Token": current["token"]}
+
+    async with TestServer() as server:
+        client = WebSocketClient(
+            server.url + "?v=2",
+            decode_message,
+            on_connection_established=auth_hook("t"),
+            headers=headers,
+            query_params=query,
+        )
+        await client.connect()
+        await client.disconnect()
+        await client.connect()
+        assert server.request_paths == ["/?v=2&token=tok-1", "/?v=2&token=tok-2"]
+        assert [h["X-Attempt-Token"] for h in server.request_headers] == ["tok-1", "tok-2"]
+        await client.close()
+
+
+@virtual_time
+async def test_subprotocol_is_negotiated() -> None:
+    async with TestServer(subprotocols=["graphql-transport-ws"]) as server:
+        client = WebSocketClient(
+            server.url,
+            decode_message,
+            on_connection_established=auth_hook("t"),
+            subprotocols=["graphql-transport-ws"],
+        )
+        await client.connect()
+        assert client.subprotocol == "graphql-transport-ws"
+        await client.close()
+
+
+@virtual_time
+async def test_a_message_over_max_size_closes_with_1009_and_the_policy_stops() -> None:
+    async with TestServer() as server:
+        client = WebSocketClient(
+            server.url, decode_message, on_connection_established=auth_hook("t"), max_size=1000
+        )
+        await client.connect()
+        await server.send_burst(1, size=5000)
+        await asyncio.sleep(1)
+        source = client.state.source
+        assert isinstance(source, ServerInitiated)
+        assert source.close_code == 1009
+        assert not default_reconnect_policy(source)
+        await client.close()
+
+
+async def _garbage_http_server(reply: bytes) -> tuple[asyncio.Server, str]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        (b"\x00\x01\x02 this is not HTTP\r\n\r\n", ProtocolViolation),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", HandshakeRejected),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: nope\r\n\r\n", ProtocolViolation),
+        (b"", ConnectionLost),
+    ],
+)
+def test_a_server_that_speaks_garbage_fails_cleanly(reply: bytes, kind: type[Exception]) -> None:
+    async def scenario() -> Any:
+        server, url = await _garbage_http_server(reply)
+        client = WebSocketClient(url, decode_message)
+        with pytest.raises(ConnectFailed) as info:
+            await client.connect()
+        await client.close()
+        server.close()
+        await server.wait_closed()
+        return info.value.source
+
+    from tests.conftest import run_virtual
+
+    source = run_virtual(scenario())
+    assert isinstance(source, ServerInitiated)
+    assert isinstance(source.error, kind)

@@ -1,0 +1,163 @@
+"""The ping controller against a real server, in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from statesock.client import WebSocketClient
+from statesock.events import HealthCheckInfo
+from statesock.machine import ConnectionState
+from statesock.ping import WebSocketPingController, default_ping_request
+from statesock.sources import NoPongReceived
+from statesock.testing import TestServer, auth_hook, decode_message
+from tests.conftest import transitions_of, virtual_time
+
+S = ConnectionState
+
+
+def make_client(url: str, **kwargs: Any) -> WebSocketClient:
+    return WebSocketClient(url, decode_message, on_connection_established=auth_hook("t"), **kwargs)
+
+
+def test_default_ping_request_shape() -> None:
+    assert json.loads(default_ping_request(HealthCheckInfo("c-7"))) == {
+        "type": "health.check",
+        "connection_id": "c-7",
+    }
+    assert json.loads(default_ping_request(HealthCheckInfo())) == {
+        "type": "health.check",
+        "connection_id": None,
+    }
+
+
+def test_intervals_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        WebSocketPingController(None, ping_interval=0)  # type: ignore[arg-type]
+
+
+@virtual_time
+async def test_pings_every_interval_and_measures_round_trip() -> None:
+    async with TestServer() as server:
+        server.pong_delay = 0.25
+        client = make_client(server.url)
+        await client.connect()
+        await asyncio.sleep(101)
+        assert server.health_checks == 4  # at 25, 50, 75, 100 s
+        health = client.state.health
+        assert health.round_trip == pytest.approx(0.25)
+        assert health.pongs == 4
+        assert health.last_pong_at == pytest.approx(100.25)
+        assert health.connection_id == "c-1"
+        checks = [m for m in server.received if m.get("type") == "health.check"]
+        assert checks[0] == {"type": "health.check", "connection_id": "c-1"}
+        assert client.state.state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_no_pong_within_timeout_disconnects_with_no_pong_received() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=25, pong_timeout=3)
+        seen = transitions_of(client)
+        await client.connect()
+        server.silent = True
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(27.9)
+        assert client.state.state is S.CONNECTED
+        states = client.states()
+        async for change in states:
+            if change.current is S.DISCONNECTED:
+                break
+        assert loop.time() == pytest.approx(28.0, abs=0.01)
+        assert client.state.source == NoPongReceived()
+        assert seen[-2:] == [
+            ("connected", "disconnecting", "no_pong"),
+            ("disconnecting", "disconnected", "no_pong"),
+        ]
+        assert not client.ping_controller.running
+        await client.close()
+
+
+@virtual_time
+async def test_a_pong_just_inside_the_deadline_keeps_the_connection() -> None:
+    async with TestServer() as server:
+        server.pong_delay = 2.9
+        client = make_client(server.url, ping_interval=25, pong_timeout=3)
+        await client.connect()
+        await asyncio.sleep(80)
+        assert client.state.state is S.CONNECTED
+        assert client.state.health.round_trip == pytest.approx(2.9)
+        await client.close()
+
+
+@virtual_time
+async def test_a_late_pong_is_ignored() -> None:
+    async with TestServer() as server:
+        server.pong_delay = 3.5
+        client = make_client(server.url, ping_interval=25, pong_timeout=3)
+        records: list[object] = []
+        client.add_listener(records.append)
+        await client.connect()
+        await asyncio.sleep(40)
+        assert client.state.state is S.DISCONNECTED
+        assert client.state.source == NoPongReceived()
+        # The pong that arrived at 28.5 s changed nothing: no record after the close.
+        assert [type(r).__name__ for r in records][-1] == "StateChange"
+        assert client.state.health.pongs == 0
+        await client.close()
+
+
+@virtual_time
+async def test_custom_ping_request_builder_gets_the_health_info() -> None:
+    seen: list[HealthCheckInfo] = []
+
+    def builder(health: HealthCheckInfo) -> dict[str, Any]:
+        seen.append(health)
+        return {"type": "health.check", "custom": True, "id": health.connection_id}
+
+    async with TestServer() as server:
+        client = make_client(server.url, ping_request_builder=builder)
+        await client.connect()
+        await asyncio.sleep(51)
+        assert [h.connection_id for h in seen] == ["c-1", "c-1"]
+        assert seen[1].pongs == 1
+        assert {"type": "health.check", "custom": True, "id": "c-1"} in server.received
+        assert client.state.state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_builder_returning_none_uses_protocol_ping_frames() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_request_builder=lambda health: None)
+        await client.connect()
+        await asyncio.sleep(76)
+        assert server.health_checks == 0  # no JSON health checks were sent
+        assert client.state.health.pongs == 3
+        assert client.state.health.round_trip is not None
+        assert client.state.state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_controller_runs_only_while_connected() -> None:
+    async with TestServer() as server:
+        server.ack = False
+        client = make_client(server.url, auth_timeout=5)
+        attempt = asyncio.ensure_future(client.connect())
+        await asyncio.sleep(1)
+        assert client.state.state is S.AUTHENTICATING
+        assert not client.ping_controller.running
+        server.ack = True
+        with pytest.raises(Exception, match="timed out in authenticating"):
+            await attempt
+        assert not client.ping_controller.running
+        await client.connect()
+        assert client.ping_controller.running
+        await client.disconnect()
+        assert not client.ping_controller.running
+        await client.close()
