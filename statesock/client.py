@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from .engine import EngineConfig, HeadersSource, QuerySource, WebSocketEngine
 from .events import HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
@@ -40,6 +40,7 @@ from .exceptions import (
     ConnectionFailure,
     InvalidTransition,
     NotConnectedError,
+    TokenUnavailable,
 )
 from .log import TransitionLogger, get_logger, redact_text, redact_url
 from .machine import (
@@ -60,6 +61,19 @@ T = TypeVar("T")
 S = ConnectionState
 EventDecoder = Callable[[str | bytes], Any]
 Hook = Callable[["WebSocketClient"], Any]
+TokenProvider = Callable[[], Awaitable[str] | str]
+
+
+class SendQueue(Protocol):
+    """Where ``send()`` puts messages it cannot send now (see ``recovery.SendBuffer``)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    async def enqueue(self, data: str | bytes) -> None: ...
+
+    def abandon(self, reason: str) -> None: ...
+
 
 _labels = itertools.count(1)
 
@@ -187,6 +201,7 @@ class WebSocketClient:
         event_queue_size: int = 1024,
         slow_subscriber_wait: float = 1.0,
         message_encoder: Callable[[Any], str | bytes] = json.dumps,
+        token_provider: TokenProvider | None = None,
         label: str | None = None,
     ) -> None:
         if event_queue_size < 1:
@@ -210,6 +225,9 @@ class WebSocketClient:
         self.event_queue_size = event_queue_size
         self.slow_subscriber_wait = slow_subscriber_wait
         self._encoder = message_encoder
+        self.token_provider = token_provider
+        self.token: str | None = None
+        self.send_buffer: SendQueue | None = None
         self.stats = ClientStats()
         self._engine = WebSocketEngine(
             EngineConfig(
@@ -222,6 +240,7 @@ class WebSocketClient:
                 compression=compression,
                 close_timeout=close_timeout,
                 protocol_keepalive=protocol_keepalive,
+                before_attempt=self._fetch_token if token_provider is not None else None,
             ),
             self,
             self.label,
@@ -393,13 +412,31 @@ class WebSocketClient:
         """Send ``message`` (str or bytes as is, anything else through ``message_encoder``).
 
         Allowed in authenticating (for the auth message) and connected; raises
-        :class:`NotConnectedError` otherwise, and ``ConnectionLost`` if the socket closes
-        before the message is written.
+        :class:`NotConnectedError` otherwise, unless a send buffer is attached (see
+        ``ConnectionRecoveryHandler(send_buffer_size=...)``): then the message waits for the
+        next connection and the call returns once it is written. Raises ``ConnectionLost``
+        if the socket closes before the message is written.
         """
         state = self._machine.state
-        if state not in (S.AUTHENTICATING, S.CONNECTED) or not self._engine.is_open:
+        sendable = state in (S.AUTHENTICATING, S.CONNECTED) and self._engine.is_open
+        buffer = self.send_buffer
+        # With a buffer, a message waits for the next connection; while the buffer still
+        # flushes, new messages queue behind it so that order is kept.
+        if buffer is not None and (not sendable or (state is S.CONNECTED and buffer.pending)):
+            if self._closed:
+                raise ClientClosed(f"client {self.label} is closed")
+            data = message if isinstance(message, str | bytes) else self._encoder(message)
+            await buffer.enqueue(data)
+            return
+        if not sendable:
             raise NotConnectedError(state.value)
         data = message if isinstance(message, str | bytes) else self._encoder(message)
+        await self._engine.send(data)
+
+    async def send_now(self, data: str | bytes) -> None:
+        """Write ``data`` to the current socket, bypassing any buffer (used to flush it)."""
+        if self._machine.state is not S.CONNECTED or not self._engine.is_open:
+            raise NotConnectedError(self._machine.state.value)
         await self._engine.send(data)
 
     async def close(self) -> None:
@@ -409,6 +446,8 @@ class WebSocketClient:
         with contextlib.suppress(ConnectionFailure):
             await self.disconnect()
         self._closed = True
+        if self.send_buffer is not None:
+            self.send_buffer.abandon("the client was closed")
         self._cancel_timer()
         await self.ping_controller.wait_stopped()
         await self._engine.aclose()
@@ -432,6 +471,14 @@ class WebSocketClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    async def _fetch_token(self) -> None:
+        assert self.token_provider is not None
+        try:
+            token = self.token_provider()
+            self.token = await token if inspect.isawaitable(token) else token
+        except Exception as exc:
+            raise TokenUnavailable(f"token provider failed: {type(exc).__name__}") from exc
 
     # -- engine reports (EngineListener) -------------------------------------------------
 
@@ -617,6 +664,12 @@ class WebSocketClient:
             result = hook(self)
             if inspect.isawaitable(result):
                 await result
+        except (ConnectionFailure, NotConnectedError) as exc:
+            # The socket went away under the hook (its send failed): not a bug in the hook,
+            # and the engine reports the close itself.
+            get_logger().info(
+                "hook_interrupted", client=self.label, hook=name, error=redact_text(str(exc))
+            )
         except Exception as exc:
             self._callback_failed(exc, name)
 

@@ -164,6 +164,8 @@ class EngineConfig:
     compression: bool = True
     close_timeout: float = 5.0
     protocol_keepalive: float | None = None
+    # Awaited before every attempt (the client fetches a fresh token here).
+    before_attempt: Callable[[], Awaitable[None]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -298,6 +300,8 @@ class WebSocketEngine:
 
     async def _open(self) -> ClientConnection:
         config = self.config
+        if config.before_attempt is not None:
+            await config.before_attempt()
         url = await self._url()
         headers = await _evaluate(config.headers)
         return await connect(

@@ -19,6 +19,7 @@ The tree::
         ├── ConnectionRefused    nothing listens on the port
         ├── ConnectTimeout       the handshake did not finish in time
         ├── ProtocolViolation    the peer spoke something that is not WebSocket
+        ├── TokenUnavailable     the token provider failed before the attempt
         └── ConnectionLost       the socket broke (reset, closed without a close frame)
 
 Foreign exceptions (``websockets``, ``OSError``, ``ssl``) are mapped to this tree at the
@@ -52,6 +53,7 @@ __all__ = [
     "SendExpired",
     "StatesockError",
     "TLSFailure",
+    "TokenUnavailable",
 ]
 
 
@@ -152,6 +154,10 @@ class ConnectTimeout(ConnectionFailure):
 
 class ProtocolViolation(ConnectionFailure):
     """The peer broke the WebSocket protocol (garbage instead of a handshake or frame)."""
+
+
+class TokenUnavailable(ConnectionFailure):
+    """The token provider raised before a connection attempt; the cause says why."""
 
 
 class ConnectionLost(ConnectionFailure):

@@ -54,7 +54,9 @@ from .sources import DisconnectionSource, UserInitiated
 
 __all__ = [
     "ACTIVE_STATES",
+    "RECONNECT_DETAIL",
     "RULES",
+    "USER_CONNECT_DETAIL",
     "ConnectionMachine",
     "ConnectionSnapshot",
     "ConnectionState",
@@ -191,6 +193,10 @@ class InternalTransition:
 
 
 Record = StateChange | InternalTransition
+
+# ``StateChange.detail`` of a connect says who fired it.
+RECONNECT_DETAIL = "reconnect"
+USER_CONNECT_DETAIL = "user connect"
 Listener = Callable[[Record], None]
 ListenerErrorHandler = Callable[[Exception, Record, Listener], None]
 
@@ -462,7 +468,7 @@ def _detail(
     health: HealthCheckInfo,
 ) -> str:
     if trigger is Trigger.CONNECT:
-        return "reconnect" if kwargs.get("reconnect") else "user connect"
+        return RECONNECT_DETAIL if kwargs.get("reconnect") else USER_CONNECT_DETAIL
     if trigger in (Trigger.DISCONNECT, Trigger.CLOSED) and source is not None:
         return source.close_reason
     if trigger in (Trigger.PONG, Trigger.AUTHENTICATED) and health.round_trip is not None:

@@ -14,6 +14,7 @@ realistic JSON protocol:
 Knobs are plain attributes that can change at any moment: ``silent`` (no pongs),
 ``pong_delay`` (seconds to wait before each health-check answer),
 ``reject_status`` / ``reject_headers`` (refuse the handshake with an HTTP status),
+``require_header`` (a ``(name, value)`` the handshake must carry, else HTTP 401),
 ``close_on_open`` / ``close_on_auth`` (a ``(code, reason)`` to close with at that moment),
 ``garbage_on_open`` (send bytes that are not JSON first), ``ack`` (answer auth),
 ``require_auth`` (False: send the ack as soon as the socket opens). Methods inject faults:
@@ -21,7 +22,8 @@ Knobs are plain attributes that can change at any moment: ``silent`` (no pongs),
 :meth:`restart` (listen again on the same port), :meth:`send_burst`, :meth:`broadcast`.
 
 :func:`decode_message` is the matching ``event_decoder`` and :func:`auth_hook` the matching
-``on_connection_established``.
+``on_connection_established``. :class:`FaultProxy` sits between a client and a server and
+injects network faults (blackhole, reset, delay).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +46,7 @@ from websockets.typing import Subprotocol
 
 from .events import HealthCheckPongEvent, ServerErrorEvent
 
-__all__ = ["AppEvent", "TestServer", "auth_hook", "decode_message"]
+__all__ = ["AppEvent", "FaultProxy", "TestServer", "auth_hook", "decode_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ class TestServer:
         self.pong_delay = 0.0
         self.reject_status: int | None = None
         self.reject_headers: dict[str, str] = {}
+        self.require_header: tuple[str, str] | None = None
         self.close_on_open: tuple[int, str] | None = None
         self.close_on_auth: tuple[int, str] | None = None
         self.garbage_on_open = False
@@ -202,6 +207,10 @@ class TestServer:
         self.handshakes += 1
         self.request_headers.append(request.headers)
         self.request_paths.append(request.path)
+        required = self.require_header
+        if required is not None and request.headers.get(required[0]) != required[1]:
+            self.rejected += 1
+            return connection.respond(401, "missing or wrong credentials\n")
         if self.reject_status is not None:
             self.rejected += 1
             response = connection.respond(self.reject_status, "rejected by TestServer\n")
@@ -254,3 +263,120 @@ class TestServer:
                 await asyncio.sleep(self.pong_delay)
             if not self.silent:
                 await ws.send(json.dumps({"type": "health.check", "connection_id": connection_id}))
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 between a client and ``upstream``, with a fault ``mode``.
+
+    * ``"pass"``: forward both ways;
+    * ``"blackhole"``: keep both sockets open, forward nothing (what a dead link looks like);
+    * ``"reset"``: reset every open connection (RST) and every new one at once;
+    * ``"delay"``: forward each chunk ``delay`` seconds after it arrived, in order.
+
+    Set :attr:`mode` at any moment; :meth:`set_mode` applies ``"reset"`` to open connections.
+    """
+
+    __test__ = False
+
+    def __init__(self, upstream_port: int, *, upstream_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.mode = "pass"
+        self.delay = 0.0
+        self.port = 0
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    async def start(self) -> FaultProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for client_writer, upstream_writer in list(self._pairs):
+            _abort(client_writer)
+            _abort(upstream_writer)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def __aenter__(self) -> FaultProxy:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def set_mode(self, mode: str, *, delay: float = 0.0) -> None:
+        if mode not in ("pass", "blackhole", "reset", "delay"):
+            raise ValueError(f"unknown proxy mode {mode!r}")
+        self.mode = mode
+        self.delay = delay
+        if mode == "reset":
+            for client_writer, upstream_writer in list(self._pairs):
+                _reset(client_writer)
+                _reset(upstream_writer)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        if self.mode == "reset":
+            _reset(writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            _reset(writer)
+            return
+        pair = (writer, up_writer)
+        self._pairs.add(pair)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for source, sink in ((reader, up_writer), (up_reader, writer)):
+                    task = group.create_task(self._pump(source, sink))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        except* (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._pairs.discard(pair)
+            _abort(writer)
+            _abort(up_writer)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            chunk = await source.read(65536)
+            if not chunk:
+                _abort(sink)
+                return
+            if self.mode == "blackhole":
+                continue  # swallowed; both sockets stay open
+            if self.mode == "delay" and self.delay > 0:
+                arrived = loop.time()
+                await asyncio.sleep(max(0.0, arrived + self.delay - loop.time()))
+            sink.write(chunk)
+            await sink.drain()
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    transport = writer.transport
+    if not transport.is_closing():
+        transport.abort()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with SO_LINGER 0, so the peer sees a connection reset."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    _abort(writer)

@@ -1,0 +1,510 @@
+"""ConnectionRecoveryHandler against real loopback servers and a fault proxy, virtual time.
+
+Each case asserts the exact state sequence and sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from statesock.client import WebSocketClient
+from statesock.exceptions import (
+    ConnectFailed,
+    NameResolutionFailed,
+    SendAbandoned,
+    SendBufferFull,
+    SendExpired,
+)
+from statesock.machine import ConnectionState, StateChange
+from statesock.network import ManualNetworkMonitor
+from statesock.recovery import ConnectionRecoveryHandler, is_auth_rejection
+from statesock.retry import DelayList
+from statesock.sources import (
+    NoPongReceived,
+    ServerInitiated,
+    SystemInitiated,
+    Timeout,
+    UserInitiated,
+)
+from statesock.testing import FaultProxy, TestServer, auth_hook, decode_message
+from tests.conftest import run_virtual, transitions_of, virtual_time, wait_for_state
+
+S = ConnectionState
+CONNECT_UP = [
+    ("disconnected", "connecting", ""),
+    ("connecting", "authenticating", ""),
+    ("authenticating", "connected", ""),
+]
+
+
+def make_client(url: str, **kwargs: Any) -> WebSocketClient:
+    kwargs.setdefault("on_connection_established", auth_hook("t"))
+    return WebSocketClient(url, decode_message, **kwargs)
+
+
+def connect_times(client: WebSocketClient) -> list[float]:
+    times: list[float] = []
+
+    def listen(record: object) -> None:
+        if isinstance(record, StateChange) and record.current is S.CONNECTING:
+            times.append(record.at)
+
+    client.add_listener(listen)
+    return times
+
+
+@contextlib.asynccontextmanager
+async def proxied_server(**kwargs: Any) -> AsyncIterator[tuple[TestServer, FaultProxy]]:
+    async with TestServer(**kwargs) as server, FaultProxy(server.port) as proxy:
+        yield server, proxy
+
+
+@virtual_time
+async def test_server_killed_and_restarted_on_the_same_port() -> None:
+    server = await TestServer().start()
+    client = make_client(server.url)
+    handler = ConnectionRecoveryHandler(client)
+    seen = transitions_of(client)
+    await client.connect()
+    await server.kill()
+    await asyncio.sleep(5)
+    assert client.state.state is S.DISCONNECTED
+    loop = asyncio.get_running_loop()
+    restarted = loop.time()
+    await server.start()
+    await wait_for_state(client, S.CONNECTED)
+    back_after = loop.time() - restarted
+    assert back_after <= 8.0  # bounded by the backoff delay pending at the restart
+    assert seen[3] == ("connected", "disconnected", "server")
+    assert seen[-3:] == CONNECT_UP
+    # Between the crash and the restart every attempt was refused: server sources only.
+    assert {kind for _, dst, kind in seen[3:-3] if dst == "disconnected"} == {"server"}
+    handler.close()
+    await client.close()
+    await server.stop()
+
+
+@virtual_time
+async def test_blackhole_while_connected_is_detected_by_ping_and_recovered() -> None:
+    async with proxied_server() as (_server, proxy):
+        client = make_client(proxy.url, ping_interval=25, pong_timeout=3, connect_timeout=10)
+        handler = ConnectionRecoveryHandler(client, strategy=DelayList([1.0]))
+        seen = transitions_of(client)
+        await client.connect()
+        loop = asyncio.get_running_loop()
+        proxy.set_mode("blackhole")
+        await wait_for_state(client, S.DISCONNECTED)
+        assert loop.time() == pytest.approx(28.0, abs=0.01)  # ping_interval + pong_timeout
+        assert client.state.source == NoPongReceived()
+        await asyncio.sleep(15)  # one attempt into the hole: connect timeout
+        assert ("connecting", "disconnecting", "timeout") in seen
+        proxy.set_mode("pass")
+        await wait_for_state(client, S.CONNECTED)
+        assert seen[3:5] == [
+            ("connected", "disconnecting", "no_pong"),
+            ("disconnecting", "disconnected", "no_pong"),
+        ]
+        assert seen[-3:] == CONNECT_UP
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_blackhole_during_the_handshake_is_a_connect_timeout() -> None:
+    async with proxied_server() as (_server, proxy):
+        proxy.set_mode("blackhole")
+        client = make_client(proxy.url, connect_timeout=10)
+        seen = transitions_of(client)
+        with pytest.raises(ConnectFailed) as info:
+            await client.connect()
+        assert info.value.source == Timeout(S.CONNECTING)
+        assert asyncio.get_running_loop().time() == pytest.approx(10, abs=0.01)
+        assert seen == [
+            ("initialized", "connecting", ""),
+            ("connecting", "disconnecting", "timeout"),
+            ("disconnecting", "disconnected", "timeout"),
+        ]
+        await client.close()
+
+
+@virtual_time
+async def test_blackhole_during_auth_is_an_auth_timeout() -> None:
+    async with proxied_server() as (_server, proxy):
+        client = make_client(proxy.url, auth_timeout=10)
+
+        def hole_on_open(record: object) -> None:
+            if isinstance(record, StateChange) and record.current is S.AUTHENTICATING:
+                proxy.set_mode("blackhole")
+
+        client.add_listener(hole_on_open)
+        seen = transitions_of(client)
+        with pytest.raises(ConnectFailed) as info:
+            await client.connect()
+        assert info.value.source == Timeout(S.AUTHENTICATING)
+        assert seen[-3:] == [
+            ("connecting", "authenticating", ""),
+            ("authenticating", "disconnecting", "timeout"),
+            ("disconnecting", "disconnected", "timeout"),
+        ]
+        await client.close()
+
+
+def _attempts_in_ten_seconds(code: int, *, after_auth: bool) -> tuple[int, bool]:
+    async def scenario() -> tuple[int, bool]:
+        async with TestServer() as server:
+            if after_auth:
+                server.close_on_auth = (code, "bye")
+            else:
+                server.close_on_open = (code, "bye")
+            client = make_client(server.url)
+            handler = ConnectionRecoveryHandler(client)
+            times = connect_times(client)
+            with contextlib.suppress(ConnectFailed):
+                await client.connect()
+            await asyncio.sleep(10 - asyncio.get_running_loop().time())
+            attempts = len(times)
+            gave_up = handler.gave_up
+            handler.close()
+            await client.close()
+            return attempts, gave_up
+
+    return run_virtual(scenario())
+
+
+def test_accept_then_close_1011_backs_off() -> None:
+    attempts, gave_up = _attempts_in_ten_seconds(1011, after_auth=False)
+    assert 3 <= attempts <= 6, attempts
+    assert not gave_up
+
+
+def test_flapping_after_auth_does_not_reset_the_backoff() -> None:
+    attempts, gave_up = _attempts_in_ten_seconds(1011, after_auth=True)
+    assert 3 <= attempts <= 6, attempts
+    assert not gave_up
+
+
+def test_accept_then_close_1008_stops() -> None:
+    attempts, gave_up = _attempts_in_ten_seconds(1008, after_auth=False)
+    assert attempts == 1
+    assert gave_up
+
+
+@virtual_time
+async def test_stable_connection_resets_the_attempt_count() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client, stable_after=10)
+        await client.connect()
+        for _ in range(3):
+            await asyncio.sleep(30)
+            await server.close_all(1011)
+            await wait_for_state(client, S.CONNECTED)
+            assert handler.attempt == 1
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_http_503_retry_after_is_honoured() -> None:
+    async with TestServer() as server:
+        server.reject_status = 503
+        server.reject_headers = {"Retry-After": "7"}
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client)
+        times = connect_times(client)
+        with capture_logs() as logs:
+            with pytest.raises(ConnectFailed):
+                await client.connect()
+            scheduled = [e for e in logs if e["event"] == "reconnect_scheduled"]
+        assert scheduled[0]["retry_in"] >= 7.0
+        server.reject_status = None
+        await wait_for_state(client, S.CONNECTED)
+        assert times[1] - times[0] >= 7.0
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_401_gets_one_retry_with_a_fresh_token() -> None:
+    tokens = iter(["stale", "fresh"])
+
+    async def provider() -> str:
+        return next(tokens)
+
+    async with TestServer() as server:
+        server.require_header = ("Authorization", "Bearer fresh")
+        client: WebSocketClient = make_client(
+            server.url,
+            token_provider=provider,
+            headers=lambda: {"Authorization": f"Bearer {client.token}"},
+        )
+        handler = ConnectionRecoveryHandler(client)
+        seen = transitions_of(client)
+        with pytest.raises(ConnectFailed, match="401"):
+            await client.connect()
+        await wait_for_state(client, S.CONNECTED)
+        assert client.token == "fresh"
+        assert seen[:2] == [
+            ("initialized", "connecting", ""),
+            ("connecting", "disconnected", "server"),
+        ]
+        assert seen[-3:] == CONNECT_UP
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_401_with_a_token_that_stays_wrong_stops_after_one_retry() -> None:
+    async with TestServer() as server:
+        server.require_header = ("Authorization", "Bearer fresh")
+        client: WebSocketClient = make_client(
+            server.url,
+            token_provider=lambda: "stale",
+            headers=lambda: {"Authorization": f"Bearer {client.token}"},
+        )
+        handler = ConnectionRecoveryHandler(client)
+        times = connect_times(client)
+        with pytest.raises(ConnectFailed):
+            await client.connect()
+        await asyncio.sleep(60)
+        assert len(times) == 2
+        assert handler.gave_up
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_401_without_a_token_provider_stops_at_once() -> None:
+    async with TestServer() as server:
+        server.reject_status = 401
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client)
+        times = connect_times(client)
+        with pytest.raises(ConnectFailed):
+            await client.connect()
+        await asyncio.sleep(60)
+        assert len(times) == 1
+        assert handler.gave_up
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_4401_close_gets_one_retry_with_a_fresh_token() -> None:
+    tokens = iter(["stale", "fresh", "fresh"])
+    async with TestServer(token="fresh") as server:
+        client: WebSocketClient = make_client(
+            server.url,
+            token_provider=lambda: next(tokens),
+            on_connection_established=auth_hook(lambda: client.token or ""),
+        )
+        handler = ConnectionRecoveryHandler(client)
+        with pytest.raises(ConnectFailed) as info:
+            await client.connect()
+        assert is_auth_rejection(info.value.source)
+        await wait_for_state(client, S.CONNECTED)
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_unresolvable_host_is_retried() -> None:
+    loop = asyncio.get_running_loop()
+    real_getaddrinfo = loop.getaddrinfo
+
+    async def no_dns(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # Never ask a real resolver: .invalid must not leave this machine.
+        if isinstance(host, str) and host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return await real_getaddrinfo(host, *args, **kwargs)
+
+    loop.getaddrinfo = no_dns  # type: ignore[method-assign]
+    try:
+        client = make_client("ws://statesock-test.invalid:9/")
+        handler = ConnectionRecoveryHandler(client, strategy=DelayList([5.0], repeat=False))
+        times = connect_times(client)
+        with pytest.raises(ConnectFailed) as info:
+            await client.connect()
+        source = info.value.source
+        assert isinstance(source, ServerInitiated)
+        assert isinstance(source.error, NameResolutionFailed)
+        await asyncio.sleep(30)
+        assert times == [0.0, 5.0]
+        assert handler.gave_up
+        handler.close()
+        await client.close()
+    finally:
+        loop.getaddrinfo = real_getaddrinfo  # type: ignore[method-assign]
+
+
+@virtual_time
+async def test_network_down_and_up() -> None:
+    async with TestServer() as server:
+        monitor = ManualNetworkMonitor()
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client, monitor)
+        seen = transitions_of(client)
+        await client.connect()
+        monitor.set_available(False)
+        await wait_for_state(client, S.DISCONNECTED)
+        assert client.state.source == SystemInitiated("network unavailable")
+        await asyncio.sleep(100)
+        assert server.handshakes == 1  # no attempt while offline
+        loop = asyncio.get_running_loop()
+        back = loop.time()
+        monitor.set_available(True)
+        await wait_for_state(client, S.CONNECTED)
+        assert loop.time() - back == pytest.approx(0, abs=0.01)  # no backoff
+        assert seen[3:5] == [
+            ("connected", "disconnecting", "system"),
+            ("disconnecting", "disconnected", "system"),
+        ]
+        assert seen[-3:] == CONNECT_UP
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_pause_and_resume() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client)
+        await client.connect()
+        handler.pause()
+        await wait_for_state(client, S.DISCONNECTED)
+        assert client.state.source == SystemInitiated("app paused")
+        await asyncio.sleep(300)
+        assert server.handshakes == 1
+        handler.resume()
+        await wait_for_state(client, S.CONNECTED)
+        assert server.handshakes == 2
+        handler.close()
+        await client.close()
+
+
+@pytest.mark.parametrize("when", ["connecting", "authenticating", "connected", "backoff"])
+def test_user_disconnect_at_any_moment_means_no_reconnect(when: str) -> None:
+    async def scenario() -> None:
+        async with TestServer() as server:
+            client = make_client(server.url)
+            handler = ConnectionRecoveryHandler(client, strategy=DelayList([5.0]))
+            times = connect_times(client)
+            if when == "backoff":
+                await client.connect()
+                await server.close_all(1011)
+                await wait_for_state(client, S.DISCONNECTED)
+                assert handler.waiting
+            elif when == "authenticating":
+                server.ack = False
+                asyncio.ensure_future(client.connect()).add_done_callback(_ignore)
+                await wait_for_state(client, S.AUTHENTICATING)
+            elif when == "connecting":
+                asyncio.ensure_future(client.connect()).add_done_callback(_ignore)
+                await wait_for_state(client, S.CONNECTING)
+            else:
+                await client.connect()
+            attempts = len(times)
+            await client.disconnect()
+            await asyncio.sleep(300)
+            assert len(times) == attempts
+            assert client.state.state is S.DISCONNECTED
+            assert client.state.source == UserInitiated()
+            assert not handler.waiting
+            handler.close()
+            await client.close()
+
+    run_virtual(scenario())
+
+
+def _ignore(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@virtual_time
+async def test_send_buffer_flushes_in_order_after_reconnect() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(
+            client, strategy=DelayList([5.0]), send_buffer_size=10, send_ttl=30
+        )
+        await client.connect()
+        await server.close_all(1011)
+        await wait_for_state(client, S.DISCONNECTED)
+        sends = [asyncio.ensure_future(client.send({"type": "n", "i": i})) for i in range(5)]
+        await asyncio.sleep(0.1)
+        assert not any(s.done() for s in sends)
+        await asyncio.gather(*sends)
+        assert client.state.state is S.CONNECTED
+        received = [m["i"] for m in server.received if isinstance(m, dict) and m.get("type") == "n"]
+        assert received == [0, 1, 2, 3, 4]
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_send_buffer_expiry_full_and_abandon_are_clear_errors() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(
+            client, strategy=DelayList([100.0]), send_buffer_size=2, send_ttl=10
+        )
+        await client.connect()
+        await server.close_all(1011)
+        await wait_for_state(client, S.DISCONNECTED)
+        with pytest.raises(SendExpired):
+            await client.send("late")
+        first = asyncio.ensure_future(client.send("a"))
+        second = asyncio.ensure_future(client.send("b"))
+        await asyncio.sleep(0)
+        with pytest.raises(SendBufferFull):
+            await client.send("c")
+        await client.disconnect()
+        for waiting in (first, second):
+            with pytest.raises(SendAbandoned, match="user disconnected"):
+                await waiting
+        assert handler.send_buffer is not None
+        assert (handler.send_buffer.expired, handler.send_buffer.abandoned) == (1, 2)
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_giving_up_abandons_waiting_senders() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(
+            client, strategy=DelayList([1.0], repeat=False), send_buffer_size=5
+        )
+        await client.connect()
+        await server.stop()
+        await wait_for_state(client, S.DISCONNECTED)
+        waiting = asyncio.ensure_future(client.send("x"))
+        with pytest.raises(SendAbandoned, match="recovery stopped"):
+            await waiting
+        assert handler.gave_up
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_close_leaves_no_timer_and_stops_listening() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client, strategy=DelayList([50.0]))
+        await client.connect()
+        await server.close_all(1011)
+        await wait_for_state(client, S.DISCONNECTED)
+        assert handler.waiting
+        handler.close()
+        assert not handler.waiting
+        await asyncio.sleep(100)
+        assert server.handshakes == 1
+        await client.close()
