@@ -20,8 +20,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check statesock tests
-	$(BIN)/ruff format --check statesock tests
+	$(BIN)/ruff check statesock tests examples
+	$(BIN)/ruff format --check statesock tests examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
