@@ -119,6 +119,7 @@ class Subscription(Generic[T], AsyncIterator[T]):
                 self._room = None
 
     def put(self, item: T) -> None:
+        """Append ``item``; when full, drop the oldest first (counted)."""
         if self._closed:
             return
         if len(self._items) >= self._maxsize:
@@ -127,6 +128,19 @@ class Subscription(Generic[T], AsyncIterator[T]):
             self._on_drop(self)
         self._items.append(item)
         self._wake()
+
+    def offer(self, item: T) -> bool:
+        """Append ``item`` if there is room (the receive loop's fast path); False if full."""
+        if self._closed:
+            return True  # an ended subscription takes nothing and never blocks
+        items = self._items
+        if len(items) >= self._maxsize:
+            return False
+        items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return True
 
     def end(self) -> None:
         """No more items will come; the iterator stops once the queue is drained."""
@@ -155,7 +169,8 @@ class Subscription(Generic[T], AsyncIterator[T]):
             finally:
                 self._waiter = None
         item = self._items.popleft()
-        self._make_room()
+        if self._room is not None:
+            self._make_room()
         return item
 
     def __len__(self) -> int:
@@ -291,6 +306,25 @@ class WebSocketClient:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    async def wait_for(self, state: ConnectionState) -> ConnectionSnapshot:
+        """Return as soon as the client is in ``state`` (at once if it is already there).
+
+        Bound the wait with ``asyncio.timeout()`` or ``asyncio.wait_for()``.
+        """
+        if self._machine.state is state:
+            return self._machine.snapshot()
+        reached: asyncio.Future[ConnectionSnapshot] = asyncio.get_running_loop().create_future()
+
+        def listen(record: Record) -> None:
+            if isinstance(record, StateChange) and record.current is state and not reached.done():
+                reached.set_result(self._machine.snapshot())
+
+        self._machine.add_listener(listen)
+        try:
+            return await reached
+        finally:
+            self._machine.remove_listener(listen)
 
     def add_listener(self, listener: Listener) -> None:
         """Receive every record (changes and internal transitions) synchronously, in order."""
@@ -599,21 +633,22 @@ class WebSocketClient:
             self.ping_controller.on_pong(self._generation, event)
 
     def _dispatch(self, event: Any) -> Awaitable[None] | None:
-        for event_type, callback in tuple(self._callbacks):
-            if event_type is None or isinstance(event, event_type):
-                try:
-                    result = callback(event)
-                    if inspect.isawaitable(result):
-                        self._spawn(self._await_callback(result, callback), "on-callback")
-                except Exception as exc:
-                    self._callback_failed(exc, getattr(callback, "__name__", "callback"))
-        blocked: list[Subscription[Any]] = []
+        # The per-message hot path: no allocation unless a subscriber is full.
+        if self._callbacks:
+            for event_type, callback in tuple(self._callbacks):
+                if event_type is None or isinstance(event, event_type):
+                    try:
+                        result = callback(event)
+                        if inspect.isawaitable(result):
+                            self._spawn(self._await_callback(result, callback), "on-callback")
+                    except Exception as exc:
+                        self._callback_failed(exc, getattr(callback, "__name__", "callback"))
+        blocked: list[Subscription[Any]] | None = None
         for event_type, sub in self._event_subscriptions:
-            if event_type is None or isinstance(event, event_type):
-                if sub.full:
-                    blocked.append(sub)
-                else:
-                    sub.put(event)
+            if (event_type is None or isinstance(event, event_type)) and not sub.offer(event):
+                if blocked is None:
+                    blocked = []
+                blocked.append(sub)
         return self._deliver_when_room(blocked, event) if blocked else None
 
     async def _deliver_when_room(self, blocked: list[Subscription[Any]], event: Any) -> None:

@@ -19,7 +19,7 @@ from .cli import Style
 from .client import WebSocketClient
 from .console import configure
 from .logs import read_records, summarise
-from .machine import ConnectionState, StateChange
+from .machine import ConnectionState
 from .network import ManualNetworkMonitor
 from .recovery import ConnectionRecoveryHandler
 from .retry import ExponentialBackoff
@@ -29,21 +29,6 @@ __all__ = ["run_demo"]
 
 S = ConnectionState
 TOKEN = "demo-token"
-
-
-async def _until(client: WebSocketClient, state: ConnectionState, within: float) -> None:
-    reached = asyncio.Event()
-
-    def listen(record: object) -> None:
-        if isinstance(record, StateChange) and record.current is state:
-            reached.set()
-
-    client.add_listener(listen)
-    try:
-        if client.state.state is not state:
-            await asyncio.wait_for(reached.wait(), within)
-    finally:
-        client.remove_listener(listen)
 
 
 async def _stream(server: TestServer, every: float) -> None:
@@ -89,21 +74,21 @@ async def _tour(out: Style, speed: float) -> dict[str, int]:
         await server.kill()
         await asyncio.sleep(1.0 * t)
         await server.start()
-        await _until(client, S.CONNECTED, 10 * t)
+        await asyncio.wait_for(client.wait_for(S.CONNECTED), 10 * t)
         await asyncio.sleep(1.0 * t)
 
         step("3. The server stops answering health checks: no pong, so the link is dead")
         server.silent = True
-        await _until(client, S.DISCONNECTED, 5 * t)
+        await asyncio.wait_for(client.wait_for(S.DISCONNECTED), 5 * t)
         server.silent = False
-        await _until(client, S.CONNECTED, 10 * t)
+        await asyncio.wait_for(client.wait_for(S.CONNECTED), 10 * t)
         await asyncio.sleep(1.0 * t)
 
         step("4. The network goes away for two seconds (as the app's monitor reports it)")
         monitor.set_available(False)
         await asyncio.sleep(2.0 * t)
         monitor.set_available(True)
-        await _until(client, S.CONNECTED, 5 * t)
+        await asyncio.wait_for(client.wait_for(S.CONNECTED), 5 * t)
         await asyncio.sleep(1.0 * t)
 
         step("5. The server rotates its token and restarts: ours is rejected, so we stop")

@@ -354,12 +354,14 @@ class WebSocketEngine:
             self._listener.engine_opened(ws.subprotocol)
             if self._close_request is not None:  # a listener asked to close at once
                 self._spawn_close(ws, self._close_request[0], self._close_request[1])
+            on_message = self._listener.engine_message
             try:
                 async for message in ws:
-                    if self._current(generation, "message"):
-                        backpressure = self._listener.engine_message(message)
-                        if backpressure is not None:
-                            await backpressure
+                    # The generation cannot change while this loop runs (start() needs the
+                    # socket gone), so the hot path skips the stale check.
+                    backpressure = on_message(message)
+                    if backpressure is not None:
+                        await backpressure
             except ConnectionClosed:
                 pass  # the close code and reason are read below
             except asyncio.CancelledError:
@@ -368,12 +370,17 @@ class WebSocketEngine:
                 _uncancel()
             self._ws = None
             await ws.wait_closed()
+        except GeneratorExit:
+            # The loop is gone and the coroutine is being collected: nobody is left to
+            # report to, and no loop to report on.
+            generation = -1
+            raise
         finally:
             self._ws = None
             code: int | None = None
             reason = ""
             if ws is not None:
-                if not ws.transport.is_closing():
+                if not ws.transport.is_closing() and generation != -1:
                     ws.transport.abort()
                 rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
                 asked = self._close_request is not None or self._cancel_requested

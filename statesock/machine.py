@@ -41,10 +41,10 @@ clock itself (the owner passes a ``clock`` callable).
 from __future__ import annotations
 
 import enum
-from collections import deque
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
@@ -120,11 +120,11 @@ _C, _I, _N = Outcome.CHANGE, Outcome.INTERNAL, Outcome.NOOP
 T = Trigger
 RULES: tuple[Rule, ...] = (
     #    trigger          from                                to                 kind guard
-    Rule(T.CONNECT,       (_S.INITIALIZED, _S.DISCONNECTED),  _S.CONNECTING,     _C, "can_connect",
+    Rule(T.CONNECT,       (_S.INITIALIZED, _S.DISCONNECTED),  _S.CONNECTING,     _C, "_can_connect",
          "user connect(), or a reconnect unless the user disconnected"),
     Rule(T.CONNECT,       _ACTIVE,                            None,              _N, None,
          "already active: one socket at a time"),
-    Rule(T.CONNECT,       (_S.DISCONNECTING,),                None,              _N, "can_connect",
+    Rule(T.CONNECT,       (_S.DISCONNECTING,),                None,              _N, "_can_connect",
          "remembered: connect once the close completes"),
     Rule(T.OPENED,        (_S.CONNECTING,),                   _S.AUTHENTICATING, _C, None,
          "WebSocket handshake done"),
@@ -134,13 +134,13 @@ RULES: tuple[Rule, ...] = (
          "health info updated"),
     Rule(T.DISCONNECT,    _ACTIVE,                            _S.DISCONNECTING,  _C, None,
          "user, ping controller, recovery, timeouts"),
-    Rule(T.DISCONNECT,    _DOWN,                              None,              _I, "user_wins",
+    Rule(T.DISCONNECT,    _DOWN,                              None,              _I, "_user_wins",
          "a user disconnect replaces the stored source"),
     Rule(T.DISCONNECT,    _DOWN,                              None,              _N, None,
          "already going down: a user source stays, otherwise the first source stays"),
-    Rule(T.DISCONNECT,    (_S.INITIALIZED,),                  None,              _N, "is_user",
+    Rule(T.DISCONNECT,    (_S.INITIALIZED,),                  None,              _N, "_is_user",
          "a user disconnect before any connect does nothing"),
-    Rule(T.CLOSED,        _ACTIVE,                            _S.DISCONNECTED,   _C, "has_source",
+    Rule(T.CLOSED,        _ACTIVE,                            _S.DISCONNECTED,   _C, "_has_source",
          "socket closed or connect failed"),
     Rule(T.CLOSED,        (_S.DISCONNECTING,),                _S.DISCONNECTED,   _C, None,
          "close completed; keeps the stored source"),
@@ -210,33 +210,75 @@ class ConnectionSnapshot:
     health: HealthCheckInfo
 
 
-class _Guards:
-    """The transitions model: holds ``state``; its predicates are the rules' guards."""
+def _run_rule(rule: Rule) -> Callable[[EventData], None]:
+    def effect(event: EventData) -> None:
+        model = cast(ConnectionMachine, event.model)
+        model._on_rule(rule, event)
 
-    state: ConnectionState
+    return effect
 
-    def __init__(self, machine: ConnectionMachine) -> None:
-        self._owner = machine
 
-    def can_connect(self, event: EventData) -> bool:
-        reconnect = bool(event.kwargs.get("reconnect", False))
-        return not (reconnect and isinstance(self._owner.source, UserInitiated))
+_per_thread = threading.local()
 
-    def user_wins(self, event: EventData) -> bool:
-        source = event.kwargs.get("source")
-        return isinstance(source, UserInitiated) and not isinstance(
-            self._owner.source, UserInitiated
+
+def _shared_machine() -> Machine:
+    """The one transitions.Machine of this thread, shared by every ConnectionMachine.
+
+    A machine per client would cost about 25 KiB each (transitions binds a dozen methods
+    onto every model); sharing it costs nothing per client. Each ConnectionMachine is a
+    model that is never registered with the machine (registering would keep it alive
+    forever): its triggers go straight to the machine's events. One machine per thread,
+    because a transitions queue must not be shared between threads.
+    """
+    machine: Machine | None = getattr(_per_thread, "machine", None)
+    if machine is None:
+        machine = Machine(
+            model=None,
+            states=list(ConnectionState),
+            initial=ConnectionState.INITIALIZED,
+            auto_transitions=False,
+            send_event=True,
+            queued=True,
+            ignore_invalid_triggers=False,
+            model_attribute="_state",
         )
-
-    def is_user(self, event: EventData) -> bool:
-        return isinstance(event.kwargs.get("source"), UserInitiated)
-
-    def has_source(self, event: EventData) -> bool:
-        return isinstance(event.kwargs.get("source"), DisconnectionSource)
+        for rule in RULES:
+            machine.add_transition(
+                trigger=rule.trigger.value,
+                source=list(rule.sources),
+                dest=rule.dest,
+                conditions=[rule.guard] if rule.guard else None,
+                after=[_run_rule(rule)],
+            )
+        _per_thread.machine = machine
+    return machine
 
 
 class ConnectionMachine:
-    """One client's state, disconnection source and health info, changed only by triggers."""
+    """One client's state, disconnection source and health info, changed only by triggers.
+
+    It is the *model* of the thread's shared transitions.Machine: ``_state`` is the model
+    attribute, and the ``_can_connect`` / ``_user_wins`` / ``_is_user`` / ``_has_source``
+    predicates are the rules' guards.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_applied",
+        "_clock",
+        "_connect_after_close",
+        "_delivering",
+        "_entered_at",
+        "_health",
+        "_listeners",
+        "_matched",
+        "_on_listener_error",
+        "_outbox",
+        "_pending_reconnect",
+        "_seq",
+        "_source",
+        "_state",
+    )
 
     def __init__(
         self,
@@ -247,7 +289,8 @@ class ConnectionMachine:
         self._clock = clock
         self._on_listener_error = on_listener_error
         self._listeners: list[Listener] = []
-        self._outbox: deque[Record] = deque()
+        # A list, not a deque: it is almost always empty, and a deque costs 600 bytes.
+        self._outbox: list[Record] = []
         self._delivering = False
         self._seq = 0
         self._source: DisconnectionSource | None = None
@@ -257,30 +300,29 @@ class ConnectionMachine:
         self._entered_at = clock()
         self._applied: list[Record] = []
         self._matched = False
-        self._model = _Guards(self)
-        self._machine = Machine(
-            model=self._model,
-            states=list(ConnectionState),
-            initial=ConnectionState.INITIALIZED,
-            auto_transitions=False,
-            send_event=True,
-            queued=True,
-            ignore_invalid_triggers=False,
-        )
-        for rule in RULES:
-            self._machine.add_transition(
-                trigger=rule.trigger.value,
-                source=list(rule.sources),
-                dest=rule.dest,
-                conditions=[rule.guard] if rule.guard else None,
-                after=[self._effect_for(rule)],
-            )
+        self._state = ConnectionState.INITIALIZED
+
+    # -- guards (named in RULES) -------------------------------------------------------
+
+    def _can_connect(self, event: EventData) -> bool:
+        reconnect = bool(event.kwargs.get("reconnect", False))
+        return not (reconnect and isinstance(self._source, UserInitiated))
+
+    def _user_wins(self, event: EventData) -> bool:
+        source = event.kwargs.get("source")
+        return isinstance(source, UserInitiated) and not isinstance(self._source, UserInitiated)
+
+    def _is_user(self, event: EventData) -> bool:
+        return isinstance(event.kwargs.get("source"), UserInitiated)
+
+    def _has_source(self, event: EventData) -> bool:
+        return isinstance(event.kwargs.get("source"), DisconnectionSource)
 
     # -- reading -------------------------------------------------------------------------
 
     @property
     def state(self) -> ConnectionState:
-        return self._model.state
+        return self._state
 
     @property
     def source(self) -> DisconnectionSource | None:
@@ -370,7 +412,7 @@ class ConnectionMachine:
         self._applied = []
         self._matched = False
         try:
-            self._model.trigger(trigger.value, **kwargs)  # type: ignore[attr-defined]
+            _shared_machine().events[trigger.value].trigger(self, **kwargs)
         except MachineError:
             raise InvalidTransition(trigger.value, state.value, "no rule for it") from None
         if not self._matched:
@@ -378,25 +420,23 @@ class ConnectionMachine:
             raise InvalidTransition(trigger.value, state.value, why)
         return self._applied
 
-    def _effect_for(self, rule: Rule) -> Callable[[EventData], None]:
-        def effect(event: EventData) -> None:
-            self._matched = True
-            if rule.outcome is Outcome.NOOP:
-                if rule.trigger is Trigger.CONNECT and rule.sources == (_S.DISCONNECTING,):
-                    # A user's connect wins over a reconnect asked for in the same wait.
-                    reconnect = bool(event.kwargs.get("reconnect", False))
-                    if self._connect_after_close:
-                        reconnect = reconnect and self._pending_reconnect
-                    self._connect_after_close = True
-                    self._pending_reconnect = reconnect
-                elif rule.trigger is Trigger.DISCONNECT and isinstance(
-                    event.kwargs.get("source"), UserInitiated
-                ):
-                    self._connect_after_close = False
-                return
-            self._applied.append(self._record(rule, event))
-
-        return effect
+    def _on_rule(self, rule: Rule, event: EventData) -> None:
+        """The effect of the rule transitions chose (called from the shared machine)."""
+        self._matched = True
+        if rule.outcome is Outcome.NOOP:
+            if rule.trigger is Trigger.CONNECT and rule.sources == (_S.DISCONNECTING,):
+                # A user's connect wins over a reconnect asked for in the same wait.
+                reconnect = bool(event.kwargs.get("reconnect", False))
+                if self._connect_after_close:
+                    reconnect = reconnect and self._pending_reconnect
+                self._connect_after_close = True
+                self._pending_reconnect = reconnect
+            elif rule.trigger is Trigger.DISCONNECT and isinstance(
+                event.kwargs.get("source"), UserInitiated
+            ):
+                self._connect_after_close = False
+            return
+        self._applied.append(self._record(rule, event))
 
     def _record(self, rule: Rule, event: EventData) -> Record:
         now = self._clock()
@@ -440,7 +480,7 @@ class ConnectionMachine:
         first_error: Exception | None = None
         try:
             while self._outbox:
-                record = self._outbox.popleft()
+                record = self._outbox.pop(0)
                 for listener in tuple(self._listeners):
                     try:
                         listener(record)

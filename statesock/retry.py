@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+# One generator for every default strategy: a Random holds 2.5 KiB of state, which would
+# be a tenth of a client's memory if each recovery handler had its own.
+_SHARED_RNG = random.Random()
 
 
 @runtime_checkable
@@ -59,7 +62,7 @@ class ExponentialBackoff:
     jitter: bool = True
     max_attempts: int | None = None
     max_retry_after: float = 600.0
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default=_SHARED_RNG)
 
     def __post_init__(self) -> None:
         if self.base < 0 or self.cap < 0 or self.factor < 1:

@@ -84,18 +84,13 @@ def server_url(server: asyncio.Server) -> str:
 
 async def wait_for_state(client: Any, state: Any) -> None:
     """Return as soon as ``client`` enters ``state`` (at once if it is there already)."""
-    from statesock.machine import StateChange
+    await client.wait_for(state)
 
-    if client.state.state is state:
-        return
-    reached = asyncio.Event()
 
-    def listen(record: object) -> None:
-        if isinstance(record, StateChange) and record.current is state:
-            reached.set()
+def make_client(url: str, **kwargs: Any) -> Any:
+    """A client for :class:`statesock.testing.TestServer`'s protocol, token "t"."""
+    from statesock.client import WebSocketClient
+    from statesock.testing import auth_hook, decode_message
 
-    client.add_listener(listen)
-    try:
-        await reached.wait()
-    finally:
-        client.remove_listener(listen)
+    kwargs.setdefault("on_connection_established", auth_hook("t"))
+    return WebSocketClient(url, kwargs.pop("decoder", decode_message), **kwargs)

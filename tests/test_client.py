@@ -15,14 +15,9 @@ from statesock.exceptions import ClientClosed, ConnectFailed, InvalidURL, NotCon
 from statesock.machine import ConnectionState
 from statesock.sources import ServerInitiated
 from statesock.testing import AppEvent, TestServer, auth_hook, decode_message
-from tests.conftest import transitions_of, virtual_time, wait_for_state
+from tests.conftest import make_client, transitions_of, virtual_time, wait_for_state
 
 S = ConnectionState
-
-
-def make_client(url: str, **kwargs: Any) -> WebSocketClient:
-    kwargs.setdefault("on_connection_established", auth_hook("t"))
-    return WebSocketClient(url, kwargs.pop("decoder", decode_message), **kwargs)
 
 
 async def settle(seconds: float = 0.5) -> None:

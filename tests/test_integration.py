@@ -9,13 +9,13 @@ import asyncio
 
 import pytest
 
-from statesock.client import WebSocketClient
 from statesock.exceptions import ConnectFailed, ConnectionRefused, HandshakeRejected
 from statesock.machine import ConnectionState
 from statesock.sources import ServerInitiated, Timeout, UserInitiated
-from statesock.testing import TestServer, auth_hook, decode_message
+from statesock.testing import TestServer
 from tests.conftest import (
     blackhole_server,
+    make_client,
     run_virtual,
     server_url,
     transitions_of,
@@ -29,11 +29,6 @@ HAPPY = [
     ("connecting", "authenticating", ""),
     ("authenticating", "connected", ""),
 ]
-
-
-def make_client(url: str, **kwargs: object) -> WebSocketClient:
-    kwargs.setdefault("on_connection_established", auth_hook("t"))
-    return WebSocketClient(url, decode_message, **kwargs)  # type: ignore[arg-type]
 
 
 @virtual_time

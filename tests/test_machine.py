@@ -335,3 +335,39 @@ def test_removed_listener_hears_nothing_more() -> None:
     machine.remove_listener(records.append)
     machine.connect()
     assert records == []
+
+
+def test_machines_are_not_kept_alive_by_the_shared_transitions_machine() -> None:
+    import gc
+    import weakref
+
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    ref = weakref.ref(machine)
+    del machine
+    gc.collect()
+    assert ref() is None
+
+
+def test_machines_in_threads_do_not_interfere() -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        try:
+            for _ in range(300):
+                machine = ConnectionMachine(lambda: 0.0)
+                drive_to(machine, S.CONNECTED)
+                machine.disconnect(NoPongReceived())
+                machine.closed()
+                assert machine.state is S.DISCONNECTED
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

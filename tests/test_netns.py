@@ -121,21 +121,6 @@ def _client(url: str, ping_interval: float = 0.3) -> WebSocketClient:
     )
 
 
-async def _until(client: WebSocketClient, state: ConnectionState, within: float) -> None:
-    reached = asyncio.Event()
-
-    def listen(record: object) -> None:
-        if isinstance(record, StateChange) and record.current is state:
-            reached.set()
-
-    client.add_listener(listen)
-    try:
-        if client.state.state is not state:
-            await asyncio.wait_for(reached.wait(), within)
-    finally:
-        client.remove_listener(listen)
-
-
 def test_link_down_is_detected_by_ping_and_recovered(netns: Namespace) -> None:
     async def scenario() -> list[tuple[str, str, str]]:
         client = _client(netns.url)
@@ -150,12 +135,12 @@ def test_link_down_is_detected_by_ping_and_recovered(netns: Namespace) -> None:
         )
         await client.connect()
         _ip("link", "set", netns.host_if, "down")
-        await _until(client, S.DISCONNECTED, within=3)
+        await asyncio.wait_for(client.wait_for(S.DISCONNECTED), 3)
         assert client.state.source == NoPongReceived()
         await asyncio.sleep(1.0)  # attempts fail while the link is down
         assert client.state.state is not S.CONNECTED
         _ip("link", "set", netns.host_if, "up")
-        await _until(client, S.CONNECTED, within=10)
+        await asyncio.wait_for(client.wait_for(S.CONNECTED), 10)
         before_close = list(seen)
         handler.close()
         await client.close()
@@ -190,14 +175,14 @@ def test_route_removed_is_reported_offline_and_restored(netns: Namespace) -> Non
         )
         await client.connect()
         _ip("route", "del", netns.subnet, "dev", netns.host_if)
-        await _until(client, S.DISCONNECTED, within=3)
+        await asyncio.wait_for(client.wait_for(S.DISCONNECTED), 3)
         assert client.state.source == SystemInitiated("network unavailable")
         assert not monitor.available
         offline_attempts = len(attempts)
         await asyncio.sleep(1.5)
         assert len(attempts) == offline_attempts  # nothing tried while offline
         _ip("route", "add", netns.subnet, "dev", netns.host_if)
-        await _until(client, S.CONNECTED, within=5)
+        await asyncio.wait_for(client.wait_for(S.CONNECTED), 5)
         assert monitor.available
         handler.close()
         await client.close()

@@ -8,19 +8,14 @@ from typing import Any
 
 import pytest
 
-from statesock.client import WebSocketClient
 from statesock.events import HealthCheckInfo
 from statesock.machine import ConnectionState
 from statesock.ping import WebSocketPingController, default_ping_request
 from statesock.sources import NoPongReceived
-from statesock.testing import TestServer, auth_hook, decode_message
-from tests.conftest import transitions_of, virtual_time
+from statesock.testing import TestServer
+from tests.conftest import make_client, transitions_of, virtual_time
 
 S = ConnectionState
-
-
-def make_client(url: str, **kwargs: Any) -> WebSocketClient:
-    return WebSocketClient(url, decode_message, on_connection_established=auth_hook("t"), **kwargs)
 
 
 def test_default_ping_request_shape() -> None:

@@ -33,8 +33,8 @@ from statesock.sources import (
     Timeout,
     UserInitiated,
 )
-from statesock.testing import FaultProxy, TestServer, auth_hook, decode_message
-from tests.conftest import run_virtual, transitions_of, virtual_time, wait_for_state
+from statesock.testing import FaultProxy, TestServer, auth_hook
+from tests.conftest import make_client, run_virtual, transitions_of, virtual_time, wait_for_state
 
 S = ConnectionState
 CONNECT_UP = [
@@ -42,11 +42,6 @@ CONNECT_UP = [
     ("connecting", "authenticating", ""),
     ("authenticating", "connected", ""),
 ]
-
-
-def make_client(url: str, **kwargs: Any) -> WebSocketClient:
-    kwargs.setdefault("on_connection_established", auth_hook("t"))
-    return WebSocketClient(url, decode_message, **kwargs)
 
 
 def connect_times(client: WebSocketClient) -> list[float]:
