@@ -723,13 +723,16 @@ class WebSocketClient:
 
     def _callback_failed(self, exc: Exception, name: str) -> None:
         self.stats.callback_errors += 1
-        get_logger().error(
-            "callback_failed",
-            client=self.label,
-            callback=name,
-            error=redact_text(f"{type(exc).__name__}: {exc}"),
-            exc_info=exc,
-        )
+        # If the app's logging is what fails (a broken processor, a closed file), the count
+        # above still records the failure and the client goes on.
+        with contextlib.suppress(Exception):
+            get_logger().error(
+                "callback_failed",
+                client=self.label,
+                callback=name,
+                error=redact_text(f"{type(exc).__name__}: {exc}"),
+                exc_info=exc,
+            )
 
     def _listener_failed(self, exc: Exception, record: Record, listener: Listener) -> None:
         self._callback_failed(exc, getattr(listener, "__name__", type(listener).__name__))

@@ -18,7 +18,9 @@ with one timer on the event loop:
   retry when the client has a ``token_provider`` (a fresh token is fetched before every
   attempt).
 
-Every decision is logged (``reconnect_scheduled``, ``recovery_stopped``, ...). With
+Every decision is logged (``reconnect_scheduled``, ``recovery_stopped``, ...). Like the
+client, the handler belongs to its event loop's thread: a monitor fed from another thread
+must hand its status over with ``loop.call_soon_threadsafe(monitor.set_available, ...)``. With
 ``send_buffer_size`` > 0 the handler also attaches a :class:`SendBuffer`: ``client.send()``
 then waits for the next connection instead of raising, up to ``send_ttl`` seconds.
 """

@@ -99,7 +99,7 @@ def test_diagram_with_log_counts(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     log = tmp_path / "demo.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "statesock", "demo", "--log-file", str(log), "--speed", "3"],
+        [sys.executable, "-m", "statesock", "demo", "--log-file", str(log), "--speed", "2"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -70,3 +70,14 @@ def test_cli_writes_the_diagram(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert out.read_text(encoding="utf-8") == diagram.render_mermaid()
     assert main(["diagram", "--format", "dot"]) == 0
     assert capsys.readouterr().out == diagram.render_dot()
+
+
+def test_readme_embeds_the_current_mermaid_diagram() -> None:
+    readme = (DIAGRAMS.parent / "README.md").read_text(encoding="utf-8")
+    assert f"```mermaid\n{diagram.render_mermaid()}```" in readme
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
+def test_svg_with_log_counts() -> None:
+    svg = diagram.render_svg({("connected", "disconnecting", "disconnect"): 3})
+    assert "disconnect ×3" in svg

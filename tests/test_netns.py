@@ -103,6 +103,8 @@ def netns() -> Iterator[Namespace]:
         if server is not None:
             server.kill()
             server.wait()
+            if server.stdout is not None:
+                server.stdout.close()
         _ip("link", "del", host_if, check=False)
         _ip("route", "del", "unreachable", subnet, "metric", "4000", check=False)
         _ip("netns", "del", name, check=False)
