@@ -42,7 +42,7 @@ from .exceptions import (
     NotConnectedError,
     TokenUnavailable,
 )
-from .log import TransitionLogger, get_logger, redact_text, redact_url
+from .log import TransitionLogger, emit, redact_text, redact_url
 from .machine import (
     ACTIVE_STATES,
     ConnectionMachine,
@@ -526,7 +526,8 @@ class WebSocketClient:
             event = self.event_decoder(data)
         except Exception as exc:
             self.stats.decode_errors += 1
-            get_logger().warning(
+            emit(
+                "warning",
                 "decode_failed",
                 client=self.label,
                 error=redact_text(f"{type(exc).__name__}: {exc}"),
@@ -551,7 +552,7 @@ class WebSocketClient:
         elif state is S.DISCONNECTING:
             self._fire(self._machine.closed)
         else:
-            get_logger().debug("late_close_ignored", client=self.label, state=state.value)
+            emit("debug", "late_close_ignored", client=self.label, state=state.value)
 
     # -- PingClient -------------------------------------------------------------------------
 
@@ -669,7 +670,7 @@ class WebSocketClient:
         try:
             trigger()
         except InvalidTransition as exc:
-            get_logger().debug("trigger_refused", client=self.label, error=str(exc))
+            emit("debug", "trigger_refused", client=self.label, error=str(exc))
 
     def _start_timer(self, delay: float, state: ConnectionState) -> None:
         self._cancel_timer()
@@ -702,8 +703,12 @@ class WebSocketClient:
         except (ConnectionFailure, NotConnectedError) as exc:
             # The socket went away under the hook (its send failed): not a bug in the hook,
             # and the engine reports the close itself.
-            get_logger().info(
-                "hook_interrupted", client=self.label, hook=name, error=redact_text(str(exc))
+            emit(
+                "info",
+                "hook_interrupted",
+                client=self.label,
+                hook=name,
+                error=redact_text(str(exc)),
             )
         except Exception as exc:
             self._callback_failed(exc, name)
@@ -723,16 +728,14 @@ class WebSocketClient:
 
     def _callback_failed(self, exc: Exception, name: str) -> None:
         self.stats.callback_errors += 1
-        # If the app's logging is what fails (a broken processor, a closed file), the count
-        # above still records the failure and the client goes on.
-        with contextlib.suppress(Exception):
-            get_logger().error(
-                "callback_failed",
-                client=self.label,
-                callback=name,
-                error=redact_text(f"{type(exc).__name__}: {exc}"),
-                exc_info=exc,
-            )
+        emit(
+            "error",
+            "callback_failed",
+            client=self.label,
+            callback=name,
+            error=redact_text(f"{type(exc).__name__}: {exc}"),
+            exc_info=exc,
+        )
 
     def _listener_failed(self, exc: Exception, record: Record, listener: Listener) -> None:
         self._callback_failed(exc, getattr(listener, "__name__", type(listener).__name__))
@@ -740,7 +743,8 @@ class WebSocketClient:
     def _dropped(self, sub: Subscription[Any]) -> None:
         self.stats.events_dropped += 1
         if sub.dropped == 1 or sub.dropped % 1000 == 0:
-            get_logger().warning(
+            emit(
+                "warning",
                 "events_dropped",
                 client=self.label,
                 dropped=sub.dropped,

@@ -50,7 +50,7 @@ from .exceptions import (
     ProtocolViolation,
     TLSFailure,
 )
-from .log import get_logger, redact_url
+from .log import emit, redact_url
 
 __all__ = [
     "EngineConfig",
@@ -322,7 +322,8 @@ class WebSocketEngine:
     def _current(self, generation: int, what: str) -> bool:
         if generation == self._generation:
             return True
-        get_logger().debug(
+        emit(
+            "debug",
             "stale_engine_event",
             client=self._label,
             what=what,

@@ -12,6 +12,7 @@ Anything that may carry a URL, a header or server-supplied text passes through
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "LOGGER_NAME",
     "REDACTED",
     "TransitionLogger",
+    "emit",
     "get_logger",
     "redact_headers",
     "redact_text",
@@ -54,6 +56,13 @@ _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
 def get_logger() -> Any:
     """The library's logger, fetched at call time (never cached, never configured)."""
     return structlog.get_logger(LOGGER_NAME)
+
+
+def emit(level: str, event: str, **fields: Any) -> None:
+    """Log one event; a failure of the app's logging (a broken processor, a closed file)
+    is swallowed, because the connection must not depend on the log sink."""
+    with contextlib.suppress(Exception):
+        getattr(get_logger(), level)(event, **fields)
 
 
 def redact_url(url: str) -> str:
@@ -131,4 +140,4 @@ class TransitionLogger:
         self.client = client
 
     def __call__(self, record: Record) -> None:
-        get_logger().info("transition", **transition_fields(self.client, record))
+        emit("info", "transition", **transition_fields(self.client, record))

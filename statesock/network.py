@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol
 
-from .log import get_logger
+from .log import emit
 
 __all__ = ["ManualNetworkMonitor", "NetworkMonitor", "RouteNetworkMonitor", "has_route"]
 
@@ -53,12 +53,12 @@ class _Notifier:
         if available == self._available:
             return
         self._available = available
-        get_logger().info("network_status", available=available)
+        emit("info", "network_status", available=available)
         for callback in tuple(self._callbacks):
             try:
                 callback(available)
             except Exception as exc:
-                get_logger().error("network_callback_failed", error=repr(exc), exc_info=exc)
+                emit("error", "network_callback_failed", error=repr(exc), exc_info=exc)
 
 
 class ManualNetworkMonitor(_Notifier):

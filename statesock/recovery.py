@@ -43,7 +43,7 @@ from .exceptions import (
     SendBufferFull,
     SendExpired,
 )
-from .log import get_logger
+from .log import emit
 from .machine import RECONNECT_DETAIL, ConnectionState, InternalTransition, Record, StateChange
 from .network import NetworkMonitor
 from .retry import RetryStrategy, as_strategy
@@ -287,10 +287,11 @@ class ConnectionRecoveryHandler:
         try:
             machine.connect(reconnect=True)
         except InvalidTransition as exc:  # a user disconnect got there first
-            get_logger().debug("reconnect_refused", client=self.client.label, error=str(exc))
+            emit("debug", "reconnect_refused", client=self.client.label, error=str(exc))
 
     def _log(self, event: str, source: DisconnectionSource | None, **fields: object) -> None:
-        get_logger().info(
+        emit(
+            "info",
             event,
             client=self.client.label,
             attempt=self.attempt,

@@ -353,3 +353,23 @@ async def test_secrets_never_reach_the_log() -> None:
         assert logs
         assert "s3cr3t-tok" not in str(logs)
         assert "s3cr3t-tok" not in repr(client)
+
+
+@virtual_time
+async def test_a_broken_logging_setup_never_takes_the_client_down() -> None:
+    import structlog
+
+    def explode(logger: Any, method: str, event: Any) -> Any:
+        raise OSError("log file closed")
+
+    structlog.configure(processors=[explode])
+    try:
+        async with TestServer() as server:
+            client = make_client(server.url)
+            assert (await client.connect()).state is S.CONNECTED
+            await server.close_all(1011)
+            assert (await client.wait_for(S.DISCONNECTED)).source == ServerInitiated(1011, "")
+            assert client.stats.callback_errors == 0  # a failing log line is not a bug here
+            await client.close()
+    finally:
+        structlog.reset_defaults()
