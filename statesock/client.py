@@ -11,9 +11,11 @@ Delivery policy: each ``events()`` / ``states()`` iterator and each async ``on()
 has a bounded queue (``event_queue_size``, default 1024). When an event subscriber's queue is
 full, the receive loop waits for it to make room, at most ``slow_subscriber_wait`` seconds
 (default 1 s; TCP backpressure meanwhile slows the server). A subscriber still full after
-that is stuck, not slow: its *oldest* item is dropped, counted on the subscription
-(``dropped``) and in ``client.stats.events_dropped``, and logged (``events_dropped``), so
-the link's health checks keep flowing. ``states()`` queues never hold the loop (records are
+that is stuck, not slow: it is marked ``stalled`` and from then on, until it has drained
+half its queue, the loop never waits for it: its *oldest* items are dropped, counted on the
+subscription (``dropped``) and in ``client.stats.events_dropped``, and logged
+(``events_dropped``), so the link's health checks keep flowing. ``slow_subscriber_wait=0``
+never holds the loop at all. ``states()`` queues never hold the loop (records are
 delivered synchronously) and use the same drop-oldest rule. Sync ``on()`` callbacks run
 inline, in order, in the receive loop: keep them fast.
 """
@@ -105,6 +107,9 @@ class Subscription(Generic[T], AsyncIterator[T]):
         self._room: asyncio.Future[None] | None = None
         self._closed = False
         self.dropped = 0
+        # Set when the consumer let a wait for room time out: it is stuck, not slow, and is
+        # not waited for again until it has drained half its queue.
+        self.stalled = False
 
     @property
     def full(self) -> bool:
@@ -171,6 +176,8 @@ class Subscription(Generic[T], AsyncIterator[T]):
         item = self._items.popleft()
         if self._room is not None:
             self._make_room()
+        if self.stalled and len(self._items) <= self._maxsize // 2:
+            self.stalled = False
         return item
 
     def __len__(self) -> int:
@@ -647,6 +654,9 @@ class WebSocketClient:
         blocked: list[Subscription[Any]] | None = None
         for event_type, sub in self._event_subscriptions:
             if (event_type is None or isinstance(event, event_type)) and not sub.offer(event):
+                if sub.stalled:
+                    sub.put(event)  # drop its oldest now: never hold the loop for it again
+                    continue
                 if blocked is None:
                     blocked = []
                 blocked.append(sub)
@@ -658,9 +668,11 @@ class WebSocketClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.slow_subscriber_wait
         for sub in blocked:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout_at(deadline):
                     await sub.wait_for_room()
+            except TimeoutError:
+                sub.stalled = True
             sub.put(event)
 
     # -- helpers -----------------------------------------------------------------------------

@@ -373,3 +373,34 @@ async def test_a_broken_logging_setup_never_takes_the_client_down() -> None:
             await client.close()
     finally:
         structlog.reset_defaults()
+
+
+@virtual_time
+async def test_a_stuck_subscriber_under_steady_traffic_never_stalls_the_health_checks() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, event_queue_size=10, ping_interval=25, pong_timeout=3)
+        await client.connect()
+        stuck = client.events(AppEvent)
+        for second in range(120):  # ten events a second for two minutes, never read
+            await server.send_burst(10, start=second * 10)
+            await asyncio.sleep(1)
+        assert client.state.state is S.CONNECTED
+        assert client.state.health.pongs == 4
+        assert stuck.stalled
+        assert stuck.dropped == 1200 - 10
+        assert [(await stuck.__anext__()).payload["seq"] for _ in range(10)] == list(
+            range(1190, 1200)
+        )
+        await client.close()
+
+
+@virtual_time
+async def test_zero_wait_never_holds_the_receive_loop() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, event_queue_size=5, slow_subscriber_wait=0)
+        await client.connect()
+        stuck = client.events(AppEvent)
+        await server.send_burst(20)
+        await asyncio.sleep(0.01)
+        assert stuck.dropped == 15
+        await client.close()
