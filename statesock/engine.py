@@ -39,6 +39,7 @@ from websockets.exceptions import (
 from websockets.typing import Subprotocol
 
 from .exceptions import (
+    ConfigurationError,
     ConnectionFailure,
     ConnectionLost,
     ConnectionRefused,
@@ -135,6 +136,9 @@ def map_exception(exc: BaseException) -> ConnectionFailure:
         mapped = ConnectTimeout(str(exc) or "timed out")
     elif isinstance(exc, OSError | EOFError):
         mapped = ConnectionLost(f"{type(exc).__name__}: {exc}")
+    elif isinstance(exc, ValueError | TypeError):
+        # websockets validates its arguments before any I/O: a bad setting, not a fault.
+        mapped = ConfigurationError(f"invalid connection settings: {type(exc).__name__}: {exc}")
     else:
         mapped = ConnectionLost(f"unexpected {type(exc).__name__}: {exc}")
     mapped.__cause__ = exc
@@ -304,6 +308,9 @@ class WebSocketEngine:
             await config.before_attempt()
         url = await self._url()
         headers = await _evaluate(config.headers)
+        tls: dict[str, Any] = {}
+        if config.ssl is not None and url.startswith("wss:"):
+            tls["ssl"] = config.ssl  # otherwise websockets uses create_default_context()
         return await connect(
             url,
             additional_headers=headers or None,
@@ -314,8 +321,8 @@ class WebSocketEngine:
             ping_timeout=config.protocol_keepalive,
             close_timeout=config.close_timeout,
             max_size=config.max_size,
-            ssl=config.ssl if url.startswith("wss:") else None,
             proxy=None,
+            **tls,
             **dict(config.extra),
         )
 

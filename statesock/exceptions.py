@@ -13,6 +13,7 @@ The tree::
     │   └── SendAbandoned        the client gave up or the user disconnected
     └── ConnectionFailure        the transport failed; carries what the policy needs
         ├── InvalidURL           (also a ValueError) the URL can never work
+        ├── ConfigurationError   the client's own settings made the attempt impossible
         ├── HandshakeRejected    the server answered the upgrade with an HTTP status
         ├── TLSFailure           the TLS handshake failed (certificate or protocol)
         ├── NameResolutionFailed the host name did not resolve
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClientClosed",
+    "ConfigurationError",
     "ConnectFailed",
     "ConnectTimeout",
     "ConnectionFailure",
@@ -117,6 +119,10 @@ class ConnectionFailure(StatesockError):
 
 class InvalidURL(ConnectionFailure, ValueError):
     """The URL is malformed or not ws:// / wss://; retrying can never help."""
+
+
+class ConfigurationError(ConnectionFailure):
+    """The attempt failed before any I/O because of the client's settings; retrying won't help."""
 
 
 class HandshakeRejected(ConnectionFailure):

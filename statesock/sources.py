@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from .events import ServerErrorEvent
-from .exceptions import HandshakeRejected, InvalidURL, TLSFailure
+from .exceptions import ConfigurationError, HandshakeRejected, InvalidURL, TLSFailure
 
 if TYPE_CHECKING:
     from .machine import ConnectionState
@@ -155,7 +155,7 @@ def default_reconnect_policy(source: DisconnectionSource) -> bool:
     error = source.error
     if isinstance(error, ServerErrorEvent):
         return error.retryable
-    if isinstance(error, InvalidURL):
+    if isinstance(error, InvalidURL | ConfigurationError):
         return False
     if isinstance(error, TLSFailure):
         return not error.certificate

@@ -17,6 +17,7 @@ from websockets.http11 import Response
 from statesock.client import WebSocketClient
 from statesock.engine import map_exception, validate_url
 from statesock.exceptions import (
+    ConfigurationError,
     ConnectFailed,
     ConnectionLost,
     ConnectionRefused,
@@ -78,6 +79,8 @@ def _response(status: int, headers: dict[str, str] | None = None) -> Response:
         (ConnectionRefusedError(111, "refused"), ConnectionRefused),
         (TimeoutError("slow"), ConnectTimeout),
         (ConnectionResetError(104, "reset"), ConnectionLost),
+        (ValueError("ssl=None is incompatible with a wss:// URI"), ConfigurationError),
+        (TypeError("unexpected keyword"), ConfigurationError),
         (RuntimeError("odd"), ConnectionLost),
     ],
 )

@@ -6,6 +6,7 @@ import pytest
 
 from statesock.events import ServerErrorEvent
 from statesock.exceptions import (
+    ConfigurationError,
     ConnectionLost,
     ConnectionRefused,
     ConnectTimeout,
@@ -83,6 +84,7 @@ def test_policy_by_handshake_status(status: int, expected: bool) -> None:
     ("error", "expected"),
     [
         (InvalidURL("ftp://x"), False),
+        (ConfigurationError("bad settings"), False),
         (TLSFailure("certificate verify failed", certificate=True), False),
         (TLSFailure("handshake aborted", certificate=False), True),
         (ConnectionRefused("refused"), True),

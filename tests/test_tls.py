@@ -35,12 +35,8 @@ async def hold(ws: ServerConnection) -> None:
 async def test_untrusted_certificate_fails_with_tls_failure_and_is_not_retried() -> None:
     async with serve(hold, "127.0.0.1", 0, ssl=server_context()) as server:
         port = server.sockets[0].getsockname()[1]
-        client = WebSocketClient(
-            f"wss://127.0.0.1:{port}/",
-            lambda data: data,
-            ack_required=False,
-            ssl=ssl.create_default_context(),
-        )
+        # No ssl argument: a wss:// URL gets the system's default TLS context.
+        client = WebSocketClient(f"wss://127.0.0.1:{port}/", lambda data: data, ack_required=False)
         with pytest.raises(ConnectFailed) as info:
             await client.connect()
         source = info.value.source
