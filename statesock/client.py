@@ -228,6 +228,9 @@ class WebSocketClient:
     ) -> None:
         if event_queue_size < 1:
             raise ValueError("event_queue_size must be at least 1")
+        if inspect.iscoroutinefunction(event_decoder):
+            # Decoding runs in the receive loop for every message; it must not await.
+            raise TypeError("event_decoder must be a plain function, not a coroutine function")
         for name, value in (
             ("connect_timeout", connect_timeout),
             ("auth_timeout", auth_timeout),
@@ -579,6 +582,10 @@ class WebSocketClient:
     def pong_missed(self, generation: int) -> None:
         if generation == self._generation and self._machine.state is S.CONNECTED:
             self._fire(lambda: self._machine.disconnect(NoPongReceived()))
+
+    def report_error(self, exc: Exception, where: str) -> None:
+        """A user-supplied function failed in ``where``: logged and counted, never fatal."""
+        self._callback_failed(exc, where)
 
     # -- reacting to records -----------------------------------------------------------
 

@@ -50,6 +50,8 @@ class PingClient(Protocol):
 
     def pong_missed(self, generation: int) -> None: ...
 
+    def report_error(self, exc: Exception, where: str) -> None: ...
+
 
 class WebSocketPingController:
     def __init__(
@@ -129,7 +131,12 @@ class WebSocketPingController:
             await asyncio.sleep(max(0.0, next_ping - loop.time()))
             next_ping += self.ping_interval
             health = self._client.health
-            message = self._builder(health) if self._builder is not None else None
+            try:
+                message = self._builder(health) if self._builder is not None else None
+            except Exception as exc:
+                # A broken builder must not end health checking: fall back to a Ping frame.
+                self._client.report_error(exc, "ping_request_builder")
+                message = None
             sent_at = loop.time()
             self.pings_sent += 1
             connection_id = health.connection_id
@@ -149,6 +156,10 @@ class WebSocketPingController:
             except StatesockError:
                 # The socket went away under the ping; the engine reports that close.
                 return
+            except Exception as exc:  # e.g. the builder's message could not be encoded
+                self._waiter = None
+                self._client.report_error(exc, "ping_request_builder")
+                continue
             self._waiter = None
             now = loop.time()
             self._client.pong_received(

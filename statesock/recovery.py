@@ -182,7 +182,12 @@ class ConnectionRecoveryHandler:
         if isinstance(source, UserInitiated):
             self._user_disconnected()
             return
-        allowed = self.policy(source)
+        try:
+            allowed = self.policy(source)
+        except Exception as exc:
+            self.client.report_error(exc, "reconnect policy")
+            self._give_up(source, "the reconnect policy raised")
+            return
         if not allowed and self._may_retry_with_fresh_token(source):
             self._token_retry_used = True
             allowed = True
@@ -198,7 +203,12 @@ class ConnectionRecoveryHandler:
             self._log("recovery_waiting", source, reason="network unavailable or paused")
             return
         self.attempt += 1
-        delay = self.strategy.next_delay(self.attempt, source)
+        try:
+            delay = self.strategy.next_delay(self.attempt, source)
+        except Exception as exc:
+            self.client.report_error(exc, "retry strategy")
+            self._give_up(source, "the retry strategy raised")
+            return
         if delay is None:
             self._give_up(source, f"the retry strategy gave up after {self.attempt - 1} retries")
             return

@@ -39,6 +39,12 @@ def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="event_queue_size"):
         WebSocketClient("ws://127.0.0.1:1/", decode_message, event_queue_size=0)
 
+    async def async_decoder(data: str | bytes) -> object:
+        return data
+
+    with pytest.raises(TypeError, match="event_decoder"):
+        WebSocketClient("ws://127.0.0.1:1/", async_decoder)
+
 
 @virtual_time
 async def test_send_outside_authenticating_and_connected_raises() -> None:

@@ -156,3 +156,31 @@ async def test_controller_runs_only_while_connected() -> None:
         await client.disconnect()
         assert not client.ping_controller.running
         await client.close()
+
+
+@virtual_time
+async def test_a_broken_ping_request_builder_falls_back_to_ping_frames() -> None:
+    def broken(health: HealthCheckInfo) -> Any:
+        raise RuntimeError("builder bug")
+
+    async with TestServer() as server:
+        client = make_client(server.url, ping_request_builder=broken)
+        await client.connect()
+        await asyncio.sleep(76)
+        assert client.state.state is S.CONNECTED
+        assert client.state.health.pongs == 3  # Ping frames answered by the server
+        assert client.stats.callback_errors == 3
+        assert client.ping_controller.running
+        await client.close()
+
+
+@virtual_time
+async def test_an_unencodable_ping_message_is_reported_and_pinging_goes_on() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_request_builder=lambda health: {"bad": object()})
+        await client.connect()
+        await asyncio.sleep(51)
+        assert client.state.state is S.CONNECTED
+        assert client.stats.callback_errors == 2
+        assert client.ping_controller.running
+        await client.close()

@@ -503,3 +503,26 @@ async def test_close_leaves_no_timer_and_stops_listening() -> None:
         await asyncio.sleep(100)
         assert server.handshakes == 1
         await client.close()
+
+
+@pytest.mark.parametrize("broken", ["policy", "strategy"])
+def test_a_raising_policy_or_strategy_gives_up_loudly(broken: str) -> None:
+    def explode(*args: object) -> Any:
+        raise RuntimeError("user bug")
+
+    async def scenario() -> None:
+        async with TestServer() as server:
+            client = make_client(server.url)
+            options: dict[str, Any] = {broken: explode}
+            handler = ConnectionRecoveryHandler(client, **options)
+            await client.connect()
+            with capture_logs() as logs:
+                await server.close_all(1011)
+                await wait_for_state(client, S.DISCONNECTED)
+            assert handler.gave_up
+            assert client.stats.callback_errors == 1
+            assert any(e["event"] == "recovery_stopped" for e in logs)
+            handler.close()
+            await client.close()
+
+    run_virtual(scenario())
