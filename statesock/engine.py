@@ -206,10 +206,6 @@ class WebSocketEngine:
     def is_open(self) -> bool:
         return self._ws is not None
 
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        return self._task
-
     def start(self) -> int:
         """Open a new socket in a task of its own; return its generation.
 
@@ -271,13 +267,6 @@ class WebSocketEngine:
             return await waiter
         except ConnectionClosed as exc:
             raise ConnectionLost(f"the socket closed before the pong: {exc}") from exc
-
-    async def wait_closed(self) -> None:
-        """Return once every socket task has finished (each has reported ``closed``)."""
-        current = asyncio.current_task()
-        for task in [t for t in self._tasks if t is not current]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
 
     async def aclose(self) -> None:
         """Stop every socket task whatever it is doing; used when the client closes."""
