@@ -246,10 +246,10 @@ class ConnectionRecoveryHandler:
         self._fire_reconnect()
 
     def _disconnect_system(self, reason: str) -> None:
-        machine = self.client.machine
-        if machine.state in (S.CONNECTING, S.AUTHENTICATING, S.CONNECTED):
-            with contextlib.suppress(InvalidTransition):
-                machine.disconnect(SystemInitiated(reason))
+        # The machine decides: a change from an active state, a no-op while going down,
+        # a refusal before the first connect.
+        with contextlib.suppress(InvalidTransition):
+            self.client.machine.disconnect(SystemInitiated(reason))
 
     def _user_disconnected(self) -> None:
         self._disarm()
