@@ -94,3 +94,12 @@ def make_client(url: str, **kwargs: Any) -> Any:
 
     kwargs.setdefault("on_connection_established", auth_hook("t"))
     return WebSocketClient(url, kwargs.pop("decoder", decode_message), **kwargs)
+
+
+def coming_up(previous: str) -> list[tuple[str, str, str]]:
+    """The three changes of a successful connect from ``previous``, as transitions_of lists them."""
+    return [
+        (previous, "connecting", ""),
+        ("connecting", "authenticating", ""),
+        ("authenticating", "connected", ""),
+    ]

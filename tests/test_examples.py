@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -67,13 +69,18 @@ class GraphQLServer:
                 await ws.send(json.dumps({"id": message["id"], "type": "complete"}))
 
 
-@virtual_time
-async def test_graphql_transport_ws_example() -> None:
-    backend = GraphQLServer("tok")
+@contextlib.asynccontextmanager
+async def graphql_backend(token: str) -> AsyncIterator[tuple[GraphQLServer, str]]:
+    backend = GraphQLServer(token)
     async with serve(
         backend.handler, "127.0.0.1", 0, subprotocols=[Subprotocol("graphql-transport-ws")]
     ) as server:
-        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        yield backend, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+@virtual_time
+async def test_graphql_transport_ws_example() -> None:
+    async with graphql_backend("tok") as (backend, url):
         items = await graphql_ws.main(url, "tok", limit=3)
         prices = [i.payload["data"]["priceChanged"]["price"] for i in items]
         assert prices == [101, 102, 103]
@@ -84,11 +91,7 @@ async def test_graphql_transport_ws_example() -> None:
 
 @virtual_time
 async def test_graphql_health_checks_and_4403_is_fatal() -> None:
-    backend = GraphQLServer("tok")
-    async with serve(
-        backend.handler, "127.0.0.1", 0, subprotocols=[Subprotocol("graphql-transport-ws")]
-    ) as server:
-        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    async with graphql_backend("tok") as (backend, url):
         client = graphql_ws.make_client(url, "tok")
         await client.connect()
         await asyncio.sleep(60)

@@ -15,6 +15,7 @@ from statesock.sources import ServerInitiated, Timeout, UserInitiated
 from statesock.testing import TestServer
 from tests.conftest import (
     blackhole_server,
+    coming_up,
     make_client,
     run_virtual,
     server_url,
@@ -24,11 +25,7 @@ from tests.conftest import (
 )
 
 S = ConnectionState
-HAPPY = [
-    ("initialized", "connecting", ""),
-    ("connecting", "authenticating", ""),
-    ("authenticating", "connected", ""),
-]
+HAPPY = coming_up("initialized")
 
 
 @virtual_time

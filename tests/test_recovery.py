@@ -34,14 +34,17 @@ from statesock.sources import (
     UserInitiated,
 )
 from statesock.testing import FaultProxy, TestServer, auth_hook
-from tests.conftest import make_client, run_virtual, transitions_of, virtual_time, wait_for_state
+from tests.conftest import (
+    coming_up,
+    make_client,
+    run_virtual,
+    transitions_of,
+    virtual_time,
+    wait_for_state,
+)
 
 S = ConnectionState
-CONNECT_UP = [
-    ("disconnected", "connecting", ""),
-    ("connecting", "authenticating", ""),
-    ("authenticating", "connected", ""),
-]
+CONNECT_UP = coming_up("disconnected")
 
 
 def connect_times(client: WebSocketClient) -> list[float]:
