@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import diagram
-from .logs import LogRecord, ReadResult, check, edge_counts, read_records, summarise
+from .log_reader import LogRecord, ReadResult, check, edge_counts, read_records, summarise
 
 __all__ = ["Style", "format_transition", "main"]
 

@@ -44,7 +44,6 @@ from .exceptions import (
     NotConnectedError,
     TokenUnavailable,
 )
-from .log import TransitionLogger, emit, redact_text, redact_url
 from .machine import (
     ACTIVE_STATES,
     ConnectionMachine,
@@ -55,7 +54,9 @@ from .machine import (
     StateChange,
 )
 from .ping import PingRequestBuilder, WebSocketPingController, default_ping_request
+from .redaction import redact_text, redact_url
 from .sources import NoPongReceived, ServerInitiated, Timeout, UserInitiated
+from .transition_log import TransitionLogger, emit
 
 __all__ = ["ClientStats", "Subscription", "WebSocketClient"]
 

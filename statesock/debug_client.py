@@ -22,9 +22,9 @@ from .client import WebSocketClient
 from .console import configure
 from .events import HealthCheckPongEvent
 from .exceptions import ConnectFailed, InvalidURL
-from .log import redact_text
 from .ping import default_ping_request
 from .recovery import ConnectionRecoveryHandler
+from .redaction import redact_text
 
 __all__ = ["parse_header", "run_connect"]
 

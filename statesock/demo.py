@@ -18,7 +18,7 @@ from pathlib import Path
 from .cli import Style
 from .client import WebSocketClient
 from .console import configure
-from .logs import read_records, summarise
+from .log_reader import read_records, summarise
 from .machine import ConnectionState
 from .network import ManualNetworkMonitor
 from .recovery import ConnectionRecoveryHandler

@@ -51,7 +51,8 @@ from .exceptions import (
     ProtocolViolation,
     TLSFailure,
 )
-from .log import emit, redact_url
+from .redaction import redact_url
+from .transition_log import emit
 
 __all__ = [
     "EngineConfig",

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol
 
-from .log import emit
+from .transition_log import emit
 
 __all__ = ["ManualNetworkMonitor", "NetworkMonitor", "RouteNetworkMonitor", "has_route"]
 

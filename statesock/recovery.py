@@ -43,7 +43,6 @@ from .exceptions import (
     SendBufferFull,
     SendExpired,
 )
-from .log import emit
 from .machine import RECONNECT_DETAIL, ConnectionState, InternalTransition, Record, StateChange
 from .network import NetworkMonitor
 from .retry import RetryStrategy, as_strategy
@@ -55,6 +54,7 @@ from .sources import (
     UserInitiated,
     default_reconnect_policy,
 )
+from .transition_log import emit
 
 __all__ = ["ConnectionRecoveryHandler", "SendBuffer", "is_auth_rejection"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from statesock.cli import main
 from statesock.testing import TestServer
-from tests.test_logs import session_lines, write
+from tests.test_log_reader import session_lines, write
 
 ROOT = Path(__file__).resolve().parent.parent
 

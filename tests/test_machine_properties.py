@@ -23,7 +23,6 @@ from structlog.testing import capture_logs
 
 from statesock.events import HealthCheckInfo
 from statesock.exceptions import InvalidTransition
-from statesock.log import TransitionLogger
 from statesock.machine import ConnectionMachine, ConnectionState, Record, StateChange
 from statesock.sources import (
     DisconnectionSource,
@@ -33,6 +32,7 @@ from statesock.sources import (
     Timeout,
     UserInitiated,
 )
+from statesock.transition_log import TransitionLogger
 
 S = ConnectionState
 ACTIVE = {S.CONNECTING, S.AUTHENTICATING, S.CONNECTED}

@@ -1,40 +1,18 @@
-"""The transition log and the redaction of secrets.
+"""Redaction: secrets in URLs, headers and free text never reach a log line.
 
-Every record the machine produces becomes one structlog event named ``transition`` with the
-fields of DESIGN.md (``client``, ``seq``, ``src``, ``dst``, ``trigger``, ``source``,
-``code``, ``detail``, ``in_state_ms``) plus ``internal`` for internal transitions. The
-library never configures structlog and asks for its logger at call time, so an application's
-configuration (JSON lines, filtering) applies whenever it is made.
-
-Anything that may carry a URL, a header or server-supplied text passes through
-:func:`redact_url`, :func:`redact_headers` or :func:`redact_text` before it reaches a log.
+Anything that may carry a URL, a header or server- or user-supplied text passes through
+:func:`redact_url`, :func:`redact_headers` or :func:`redact_text` before it is logged.
+Pure module: standard library only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-import structlog
+__all__ = ["REDACTED", "redact_headers", "redact_text", "redact_url"]
 
-from .machine import InternalTransition, Record, StateChange
-
-__all__ = [
-    "LOGGER_NAME",
-    "REDACTED",
-    "TransitionLogger",
-    "emit",
-    "get_logger",
-    "redact_headers",
-    "redact_text",
-    "redact_url",
-    "transition_fields",
-]
-
-LOGGER_NAME = "statesock"
 REDACTED = "[REDACTED]"
 
 # Names whose values are secrets wherever they appear: query parameters, headers, key=value
@@ -51,18 +29,6 @@ _INLINE_SECRET = re.compile(
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
-
-
-def get_logger() -> Any:
-    """The library's logger, fetched at call time (never cached, never configured)."""
-    return structlog.get_logger(LOGGER_NAME)
-
-
-def emit(level: str, event: str, **fields: Any) -> None:
-    """Log one event; a failure of the app's logging (a broken processor, a closed file)
-    is swallowed, because the connection must not depend on the log sink."""
-    with contextlib.suppress(Exception):
-        getattr(get_logger(), level)(event, **fields)
 
 
 def redact_url(url: str) -> str:
@@ -109,35 +75,3 @@ def redact_text(text: str | bytes, limit: int = 200) -> str:
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text)} chars)"
     return text
-
-
-def transition_fields(client: str, record: Record) -> dict[str, Any]:
-    """The log fields of one record (the schema ``statesock logs`` reads)."""
-    if isinstance(record, StateChange):
-        src, dst = record.previous.value, record.current.value
-    else:
-        src = dst = record.state.value
-    source = record.source
-    return {
-        "client": client,
-        "seq": record.seq,
-        "src": src,
-        "dst": dst,
-        "trigger": record.trigger.value,
-        "source": source.kind if source is not None else None,
-        "code": source.code if source is not None else None,
-        "detail": redact_text(record.detail),
-        "in_state_ms": round(record.in_state * 1000, 3),
-        "internal": isinstance(record, InternalTransition),
-        "at": round(record.at, 6),
-    }
-
-
-class TransitionLogger:
-    """A machine listener that writes each record as a ``transition`` event."""
-
-    def __init__(self, client: str) -> None:
-        self.client = client
-
-    def __call__(self, record: Record) -> None:
-        emit("info", "transition", **transition_fields(self.client, record))

@@ -1,4 +1,4 @@
-"""Reading, checking and summarising transition logs (statesock.logs)."""
+"""Reading, checking and summarising transition logs (statesock.log_reader)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from statesock.log import TransitionLogger
-from statesock.logs import check, edge_counts, read_records, summarise
+from statesock.log_reader import check, edge_counts, read_records, summarise
 from statesock.machine import ConnectionMachine
 from statesock.sources import NoPongReceived, ServerInitiated, UserInitiated
+from statesock.transition_log import TransitionLogger
 
 
 def session_lines(client: str = "c1") -> list[str]:

@@ -9,16 +9,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from statesock.events import HealthCheckInfo
-from statesock.log import (
-    REDACTED,
-    TransitionLogger,
-    redact_headers,
-    redact_text,
-    redact_url,
-    transition_fields,
-)
 from statesock.machine import ConnectionMachine
+from statesock.redaction import REDACTED, redact_headers, redact_text, redact_url
 from statesock.sources import ServerInitiated, UserInitiated
+from statesock.transition_log import TransitionLogger, transition_fields
 
 SECRETS = ["s3cr3t-tok", "k3y-value", "hunter2", "sig-abc123", "eyJhbGciOi.payload.sig"]
 
@@ -73,7 +67,7 @@ def test_logger_is_fetched_at_call_time() -> None:
 
 def test_using_the_library_never_configures_structlog() -> None:
     code = (
-        "import structlog, statesock.log as log, statesock.machine as m\n"
+        "import structlog, statesock.transition_log as log, statesock.machine as m\n"
         "mc = m.ConnectionMachine(lambda: 0.0)\n"
         "mc.add_listener(log.TransitionLogger('x'))\n"
         "mc.connect()\n"
