@@ -225,6 +225,7 @@ class WebSocketClient:
         slow_subscriber_wait: float = 1.0,
         message_encoder: Callable[[Any], str | bytes] = json.dumps,
         token_provider: TokenProvider | None = None,
+        proxy: str | bool | None = True,
         label: str | None = None,
     ) -> None:
         if event_queue_size < 1:
@@ -267,6 +268,7 @@ class WebSocketClient:
                 close_timeout=close_timeout,
                 protocol_keepalive=protocol_keepalive,
                 before_attempt=self._fetch_token if token_provider is not None else None,
+                proxy=proxy,
             ),
             self,
             self.label,

@@ -23,7 +23,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -171,7 +171,8 @@ class EngineConfig:
     protocol_keepalive: float | None = None
     # Awaited before every attempt (the client fetches a fresh token here).
     before_attempt: Callable[[], Awaitable[None]] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # websockets' meaning: True = from the environment (HTTPS_PROXY...), a URL, or None = off.
+    proxy: str | bool | None = True
 
 
 async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
@@ -311,9 +312,8 @@ class WebSocketEngine:
             ping_timeout=config.protocol_keepalive,
             close_timeout=config.close_timeout,
             max_size=config.max_size,
-            proxy=None,
+            proxy=None if config.proxy is False else config.proxy,
             **tls,
-            **dict(config.extra),
         )
 
     def _current(self, generation: int, what: str) -> bool:
