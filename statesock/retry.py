@@ -2,12 +2,29 @@
 
 A strategy answers ``next_delay(attempt, source)``: the seconds to wait before attempt
 number ``attempt`` (1 for the first retry after a drop) given the source of the last
-disconnection, or None to give up. :class:`ExponentialBackoff` is the default:
-``base * factor ** (attempt - 1)`` capped at 25 s, with equal jitter (the delay is drawn
-uniformly from the upper half of that value, so a fleet of clients spreads out but none
-retries at once), and never shorter than a server's ``Retry-After`` on HTTP 429/503.
-:class:`DelayList` replays fixed delays; any ``(attempt, source) -> float | None`` callable
-works too (:func:`as_strategy`).
+disconnection, or None to give up.
+
+:class:`PacedBackoff` is the default. It is built for the fleet, not for one client: when a
+server restarts, every client dropped at the same instant, and what the restarted server
+sees is each client's *next* attempt after it is back. So the strategy keeps every client's
+attempts a stationary random process from the first retry on:
+
+* a paced phase (``paced_attempts`` retries, about 15 s of outage): each delay is uniform in
+  ``[low, high]`` (1-2 s), except the first, which is drawn from that process's equilibrium
+  (residual-life) distribution: uniform density on ``[0, low]``, falling linearly to 0 at
+  ``high``. With that first draw the fleet attempts at a constant ``N / 1.5`` per second from
+  the moment of the drop, with no first-retry wave: whenever the server comes back, at most
+  ~7 % of the clients reach it in any 100 ms, half are back within 0.75 s and all within 2 s;
+* then exponential backoff with equal jitter (the ceiling doubles from ``high`` to ``cap``,
+  25 s; each delay is uniform in the upper half of its ceiling), so a server that stays down
+  is not polled by the whole fleet every 1.5 s forever;
+* ``Retry-After`` on HTTP 429/503 is a floor (bounded by ``max_retry_after``), and a fleet
+  told the same ``Retry-After`` is spread over the ``max(high, retry_after / 4)`` seconds
+  after it instead of all coming back at that instant.
+
+:class:`ExponentialBackoff` (``base * factor ** (attempt - 1)`` capped, equal jitter) and
+:class:`DelayList` (fixed delays) remain for apps that want them; any
+``(attempt, source) -> float | None`` callable works too (:func:`as_strategy`).
 
 Pure module: the random source is injected (``rng``) so a strategy is deterministic under
 test, and no clock is read: the recovery handler owns time.
@@ -26,6 +43,7 @@ from .sources import DisconnectionSource, ServerInitiated
 __all__ = [
     "DelayList",
     "ExponentialBackoff",
+    "PacedBackoff",
     "RetryStrategy",
     "as_strategy",
     "retry_after",
@@ -83,6 +101,62 @@ class ExponentialBackoff:
 
 
 @dataclass
+class PacedBackoff:
+    """The default: a paced phase with stationary jitter, then exponential backoff to the cap.
+
+    See the module docstring for why. Stateless apart from ``rng``: the delay depends only on
+    ``attempt`` (which the recovery handler resets after a stable connection) and ``source``.
+    """
+
+    low: float = 1.0
+    high: float = 2.0
+    paced_attempts: int = 10
+    factor: float = 2.0
+    cap: float = 25.0
+    max_attempts: int | None = None
+    max_retry_after: float = 600.0
+    rng: random.Random = field(default=_SHARED_RNG)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low <= self.high <= self.cap:
+            raise ValueError("PacedBackoff needs 0 <= low <= high <= cap")
+        if self.paced_attempts < 1 or self.factor < 1:
+            raise ValueError("paced_attempts must be >= 1 and factor >= 1")
+
+    def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
+        if self.max_attempts is not None and attempt > self.max_attempts:
+            return None
+        server_says = retry_after(source)
+        if server_says is not None:
+            # A floor the whole fleet was given at once: spread the comeback after it.
+            floor = min(server_says, self.max_retry_after)
+            return floor + self.rng.uniform(0, max(self.high, floor / 4))
+        if attempt <= 1:
+            return self._first_delay()
+        if attempt <= self.paced_attempts:
+            return self.rng.uniform(self.low, self.high)
+        # min() before the power would overflow for large attempts.
+        exponent = min(attempt - self.paced_attempts, 64)
+        ceiling = min(self.cap, self.high * self.factor**exponent)
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def _first_delay(self) -> float:
+        """A draw from the residual life of a ``uniform(low, high)`` interval.
+
+        Density ``(1 - F(x)) / mean``: flat on ``[0, low]`` (mass ``low / mean``), then a
+        triangle falling to 0 at ``high``. Starting a renewal process with this draw makes it
+        stationary at once: the fleet's attempt rate is flat from the drop on.
+        """
+        low, high = self.low, self.high
+        mean = (low + high) / 2
+        if mean == 0:
+            return 0.0
+        if self.rng.random() * mean < low:
+            return self.rng.uniform(0, low)
+        return self.rng.triangular(low, high, low)
+
+
+@dataclass
 class DelayList:
     """Fixed delays, one per attempt; the last repeats (or None after it: ``repeat=False``)."""
 
@@ -117,7 +191,7 @@ def as_strategy(
 ) -> RetryStrategy:
     """A strategy object from a strategy, a plain callable, or None (the default)."""
     if strategy is None:
-        return ExponentialBackoff()
+        return PacedBackoff()
     if isinstance(strategy, RetryStrategy):
         return strategy
     if callable(strategy):
