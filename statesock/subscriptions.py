@@ -1,0 +1,669 @@
+"""Subscriptions and fan-out: how one client hands each decoded event to its consumers.
+
+This module owns :class:`Subscription` (a bounded queue read with ``async for``, with an
+explicit :class:`Overflow` policy and counters for every item it did not deliver) and
+:class:`Fanout` (the subscriptions and ``on()`` callbacks of one client, in registration
+order, and the backpressure a full subscriber puts on the receive loop).
+
+Delivery guarantee: every event handed to a subscription is either delivered to its consumer,
+in order, or counted exactly once, as ``dropped`` (only under a ``DROP_*`` policy the
+subscriber chose) or as ``discarded`` (only after the subscription was closed or ended), so
+with the default ``BLOCK`` policy nothing is lost: a full subscriber makes the client stop
+reading until it has room, and TCP slows the server.
+
+It is shell code (it uses asyncio futures and tasks) but knows nothing of sockets: the client
+calls :meth:`Fanout.dispatch` for each event and awaits what it returns before reading on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import types
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeForm
+
+__all__ = ["EventType", "Fanout", "Overflow", "Subscription"]
+
+T = TypeVar("T")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+
+EventType = type | types.UnionType | tuple[type, ...] | None
+"""What a subscriber matches: a class, a tuple of classes, an ``A | B`` union or None (all)."""
+
+
+class Overflow(enum.Enum):
+    """What a subscription does with a new item while it is full."""
+
+    BLOCK = "block"
+    """The default, lossless: the producer waits for room (the client stops reading)."""
+    DROP_OLDEST = "drop-oldest"
+    """Make room by dropping the oldest queued item (counted, reported through on_drop)."""
+    DROP_NEWEST = "drop-newest"
+    """Drop the new item (counted, reported through on_drop)."""
+
+
+def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    """Resolve every waiter. All are woken, not one: a woken waiter whose task is cancelled
+    before it runs must not swallow the wake-up another waiter needed."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()
+
+
+async def _wait(waiters: list[asyncio.Future[None]]) -> None:
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        # On cancellation the future is still listed: take it out, or it would stay there
+        # (and be resolved for nobody) until the next wake-up, which may never come.
+        if waiter in waiters:
+            waiters.remove(waiter)
+
+
+class Subscription(AsyncIterator[T], Generic[T]):
+    """A bounded, single-producer queue read with ``async for``; an async context manager.
+
+    The producer calls :meth:`offer` (never blocks) and, when it returns False (a full
+    ``BLOCK`` subscription), ``await wait_for_room()`` and offers again. :meth:`end` says no
+    more items will come: ``async for`` stops once the queue is drained. The consumer leaves
+    with :meth:`aclose` (or ``async with``), which unsubscribes and discards what is queued.
+
+    Every item offered and taken is counted once, as :attr:`delivered`, :attr:`dropped`
+    (``DROP_*`` policies only), :attr:`discarded` (offered after the end, or still queued at
+    ``aclose()``), or is still :attr:`pending`.
+    """
+
+    __slots__ = (
+        "_cause",
+        "_closed",
+        "_discarded",
+        "_dropped",
+        "_ended",
+        "_getters",
+        "_items",
+        "_maxsize",
+        "_on_close",
+        "_on_drop",
+        "_overflow",
+        "_putters",
+        "delivered",
+    )
+
+    def __init__(
+        self,
+        maxsize: int,
+        overflow: Overflow = Overflow.BLOCK,
+        *,
+        on_drop: Callable[[Subscription[Any]], None] | None = None,
+        on_close: Callable[[Subscription[Any]], None] | None = None,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, not {maxsize!r}")
+        if not isinstance(overflow, Overflow):
+            raise TypeError(f"overflow must be an Overflow, not {overflow!r}")
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize
+        self._overflow = overflow
+        self._on_drop = on_drop
+        self._on_close = on_close
+        self._getters: list[asyncio.Future[None]] = []  # consumers waiting for an item
+        self._putters: list[asyncio.Future[None]] = []  # producers waiting for room
+        self._ended = False
+        self._closed = False
+        self._cause: object = None
+        self._dropped = 0
+        self._discarded = 0
+        self.delivered = 0
+        """Items handed to the consumer."""
+
+    # -- producer side ---------------------------------------------------------------------
+
+    def offer(self, item: T) -> bool:
+        """Hand ``item`` over without blocking.
+
+        True: taken (queued; or, when full under a ``DROP_*`` policy, dropped as that policy
+        says, counted; or, after the end, discarded, counted). False only when a ``BLOCK``
+        subscription is full: ``await wait_for_room()``, then offer the same item again.
+        """
+        if self._ended:
+            self._discarded += 1
+            return True
+        items = self._items
+        if len(items) < self._maxsize:
+            items.append(item)
+            if self._getters:
+                _wake(self._getters)
+            return True
+        overflow = self._overflow
+        if overflow is Overflow.BLOCK:
+            return False
+        if overflow is Overflow.DROP_OLDEST:
+            items.popleft()
+            items.append(item)
+        self._dropped += 1
+        if self._on_drop is not None:
+            self._on_drop(self)
+        return True
+
+    async def wait_for_room(self) -> None:
+        """Return once there is room, or the subscription has ended or been closed.
+
+        Cancelling the wait leaves nothing behind.
+        """
+        while not self._ended and len(self._items) >= self._maxsize:
+            await _wait(self._putters)
+
+    def end(self, cause: object = None) -> None:
+        """No more items will come: ``async for`` stops after what is queued.
+
+        ``cause`` (say, the final disconnection source) is kept as :attr:`cause`; the first
+        end's cause wins. Later offers are discarded (counted).
+        """
+        if not self._ended:
+            self._ended = True
+            self._cause = cause
+        _wake(self._getters)
+        _wake(self._putters)
+
+    def discard_one(self) -> None:
+        """Count one item that was meant for this subscription and never reached it (the
+        producer gave up waiting for room, say because the client is closing)."""
+        self._discarded += 1
+
+    # -- consumer side ---------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Unsubscribe: end the subscription and discard what is still queued (counted)."""
+        self._close()
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._discarded += len(self._items)
+        self._items.clear()
+        self.end()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def __aiter__(self) -> Subscription[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        items = self._items
+        while not items:
+            if self._ended:
+                raise StopAsyncIteration
+            # The item is taken only after the wait, so cancelling here loses nothing.
+            await _wait(self._getters)
+        item = items.popleft()
+        self.delivered += 1
+        if self._putters:
+            _wake(self._putters)
+        return item
+
+    async def __aenter__(self) -> Subscription[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Items dropped by the ``DROP_*`` policy while full (always 0 under ``BLOCK``)."""
+        return self._dropped
+
+    @property
+    def discarded(self) -> int:
+        """Items offered after the end, or still queued when the consumer closed."""
+        return self._discarded
+
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet handed to the consumer."""
+        return len(self._items)
+
+    @property
+    def ended(self) -> bool:
+        """True once no more items will be queued (``end()`` or ``aclose()``)."""
+        return self._ended
+
+    @property
+    def closed(self) -> bool:
+        """True once the consumer closed it (``aclose()`` or leaving ``async with``)."""
+        return self._closed
+
+    @property
+    def cause(self) -> object:
+        """Why it ended (what the producer passed to ``end()``), or None."""
+        return self._cause
+
+    @property
+    def overflow(self) -> Overflow:
+        return self._overflow
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "ended" if self._ended else "open"
+        return (
+            f"<Subscription {state} {len(self._items)}/{self._maxsize} "
+            f"{self._overflow.value} delivered={self.delivered} dropped={self._dropped} "
+            f"discarded={self._discarded}>"
+        )
+
+
+def _name(callback: object) -> str:
+    return str(getattr(callback, "__qualname__", None) or type(callback).__qualname__)
+
+
+def _is_async(callback: object) -> bool:
+    # inspect unwraps functools.partial; an object whose __call__ is async counts too.
+    return inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+        getattr(callback, "__call__", None)  # noqa: B004 - the attribute, not callable()
+    )
+
+
+def _check_event_type(event_type: object) -> None:
+    if event_type is None:
+        return
+    try:
+        isinstance(None, event_type)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            "event_type must be a class, a tuple of classes, an `A | B` union or None, "
+            f"not {event_type!r}"
+        ) from None
+
+
+class _Inline:
+    """A sync ``on()`` callback: runs inline in dispatch, in registration order."""
+
+    __slots__ = ("callback", "fanout", "name")
+
+    def __init__(self, fanout: Fanout, callback: Callable[[Any], object]) -> None:
+        self.fanout = fanout
+        self.callback = callback
+        self.name = _name(callback)
+
+    def offer(self, event: object) -> bool:
+        try:
+            result = self.callback(event)
+        except Exception as exc:
+            self.fanout._callback_failed(exc, self.name)
+            return True
+        if result is not None and inspect.isawaitable(result):
+            # A plain function that returned an awaitable (a lambda around a coroutine
+            # function, say): run it, unordered. Register an ``async def`` for in-order,
+            # backpressured delivery.
+            finish = self._finish(result)
+            try:
+                self.fanout._spawn(finish, self.name)
+            except RuntimeError as exc:  # no running loop to run it on
+                finish.close()
+                if inspect.iscoroutine(result):
+                    result.close()
+                self.fanout._callback_failed(exc, self.name)
+        return True
+
+    async def _finish(self, result: Awaitable[object]) -> None:
+        try:
+            await result
+        except Exception as exc:
+            self.fanout._callback_failed(exc, self.name)
+
+
+# One registration: (what it matches, the function that takes an event, the subscription to
+# wait on when that function says "full"; None for sync callbacks, which are never full).
+_Entry = tuple[Any, Callable[[Any], bool], "Subscription[Any] | None"]
+
+
+class Fanout:
+    """The event subscriptions and ``on()`` callbacks of one client, in registration order.
+
+    :meth:`dispatch` offers each event to every match; with the default ``BLOCK`` policy it
+    returns an awaitable while a subscriber is full, and the client awaits it before it reads
+    the next frame. :meth:`end_all` ends the streams when the client is done;
+    :meth:`aclose` also stops the async callbacks.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = 1024,
+        on_drop: Callable[[Subscription[Any]], None] | None = None,
+        on_callback_error: Callable[[Exception, str], None],
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, not {queue_size!r}")
+        self.queue_size = queue_size
+        self._on_drop = on_drop
+        self._on_callback_error = on_callback_error
+        # Replaced, never mutated, so dispatch iterates a snapshot without copying it and a
+        # callback may subscribe or unsubscribe while an event is being dispatched.
+        self._entries: tuple[_Entry, ...] = ()
+        self._streams: set[Subscription[Any]] = set()
+        self._callback_queues: list[Subscription[Any]] = []
+        self._unstarted: list[tuple[Subscription[Any], Callable[[Any], Awaitable[object]]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending_deliveries = 0
+        self._ended = False
+        self._closed = False
+        self._cause: object = None
+        self.unclaimed = 0
+        """Events that matched no subscription and no callback."""
+        self.dropped = 0
+        """Items dropped by ``DROP_*`` subscriptions, all together."""
+        self.callback_errors = 0
+        """Callbacks (sync, async, or ``on_drop``) that raised."""
+
+    # -- registering -----------------------------------------------------------------------
+
+    @overload
+    def subscribe(
+        self, event_type: None = None, *, maxsize: int | None = ..., overflow: Overflow = ...
+    ) -> Subscription[Any]: ...
+    @overload
+    def subscribe(
+        self, event_type: type[T], *, maxsize: int | None = ..., overflow: Overflow = ...
+    ) -> Subscription[T]: ...
+    @overload
+    def subscribe(
+        self,
+        event_type: tuple[type[T1], type[T2]],
+        *,
+        maxsize: int | None = ...,
+        overflow: Overflow = ...,
+    ) -> Subscription[T1 | T2]: ...
+    @overload
+    def subscribe(
+        self,
+        event_type: tuple[type[T1], type[T2], type[T3]],
+        *,
+        maxsize: int | None = ...,
+        overflow: Overflow = ...,
+    ) -> Subscription[T1 | T2 | T3]: ...
+    @overload
+    def subscribe(
+        self,
+        event_type: tuple[type[Any], ...],
+        *,
+        maxsize: int | None = ...,
+        overflow: Overflow = ...,
+    ) -> Subscription[Any]: ...
+    @overload
+    def subscribe(
+        self, event_type: TypeForm[T], *, maxsize: int | None = ..., overflow: Overflow = ...
+    ) -> Subscription[T]: ...
+
+    def subscribe(
+        self,
+        event_type: Any = None,
+        *,
+        maxsize: int | None = None,
+        overflow: Overflow = Overflow.BLOCK,
+    ) -> Subscription[Any]:
+        """A stream of every event matching ``event_type`` from now on.
+
+        ``event_type`` is a class, a tuple of classes, an ``A | B`` union, or None for all.
+        ``maxsize`` defaults to the fan-out's ``queue_size``. After :meth:`end_all` the
+        subscription comes back already ended, with the end's cause.
+        """
+        _check_event_type(event_type)
+        sub: Subscription[Any] = Subscription(
+            self.queue_size if maxsize is None else maxsize,
+            overflow,
+            on_drop=self._dropped_one,
+            on_close=self._unsubscribe,
+        )
+        if self._ended:
+            sub.end(self._cause)
+            return sub
+        self._streams.add(sub)
+        self._entries = (*self._entries, (event_type, sub.offer, sub))
+        return sub
+
+    @overload
+    def on(self, event_type: None, callback: Callable[[Any], object]) -> Callable[[], None]: ...
+    @overload
+    def on(self, event_type: type[T], callback: Callable[[T], object]) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, event_type: tuple[type[T1], type[T2]], callback: Callable[[T1 | T2], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, event_type: tuple[type[Any], ...], callback: Callable[[Any], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, event_type: TypeForm[T], callback: Callable[[T], object]
+    ) -> Callable[[], None]: ...
+
+    def on(self, event_type: Any, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """Call ``callback`` with each event matching ``event_type``; returns an undo.
+
+        A sync callback runs inline in :meth:`dispatch`, in registration order. An async one
+        gets its own ``BLOCK`` queue (so a slow one applies backpressure too, and loses
+        nothing) and runs one call at a time, in order, in a task of its own. A callback that
+        raises is reported to ``on_callback_error`` and delivery goes on.
+        """
+        _check_event_type(event_type)
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
+        if self._closed:
+            return _nothing
+        if not _is_async(callback):
+            entry: _Entry = (event_type, _Inline(self, callback).offer, None)
+            self._entries = (*self._entries, entry)
+
+            def undo_inline() -> None:
+                self._remove(entry)
+
+            return undo_inline
+        queue: Subscription[Any] = Subscription(self.queue_size, on_drop=self._dropped_one)
+        entry = (event_type, queue.offer, queue)
+        self._entries = (*self._entries, entry)
+        self._callback_queues.append(queue)
+        self._unstarted.append((queue, cast(Callable[[Any], Awaitable[object]], callback)))
+        with contextlib.suppress(RuntimeError):  # no loop yet: the first dispatch starts it
+            asyncio.get_running_loop()
+            self.start()
+
+        def undo_async() -> None:
+            # Events queued for it and not yet run are discarded (counted on the queue); a
+            # call already running finishes.
+            self._remove(entry)
+            if queue in self._callback_queues:
+                self._callback_queues.remove(queue)
+            queue._close()
+
+        return undo_async
+
+    def start(self) -> None:
+        """Start the tasks of async callbacks registered before the event loop ran.
+
+        Needs a running loop. :meth:`dispatch` calls it on its own when needed.
+        """
+        asyncio.get_running_loop()  # raises RuntimeError before anything is taken off the list
+        unstarted, self._unstarted = self._unstarted, []
+        for queue, callback in unstarted:
+            if not queue.ended:
+                self._spawn(self._run_callback(queue, callback), _name(callback))
+
+    # -- delivering ------------------------------------------------------------------------
+
+    def dispatch(self, event: object) -> Awaitable[None] | None:
+        """Offer ``event`` to every matching subscription and callback, in registration order.
+
+        Returns None when all took it, else an awaitable that completes once every full
+        ``BLOCK`` subscriber has taken it: await it before dispatching the next event (that is
+        the backpressure, and what keeps each subscription in order).
+        """
+        if self._unstarted:
+            # Outside a running loop nothing starts; the queues keep the events meanwhile.
+            with contextlib.suppress(RuntimeError):
+                self.start()
+        blocked: list[Subscription[Any]] | None = None
+        claimed = False
+        for event_type, offer, sub in self._entries:
+            if event_type is None or isinstance(event, event_type):
+                claimed = True
+                # Only a full BLOCK subscription says no; sync callbacks (sub None) never do.
+                if not offer(event) and sub is not None:
+                    if blocked is None:
+                        blocked = [sub]
+                    else:
+                        blocked.append(sub)
+        if not claimed:
+            self.unclaimed += 1
+            return None
+        if blocked is None:
+            return None
+        self._pending_deliveries += 1
+        return self._deliver(blocked, event)
+
+    async def _deliver(self, blocked: list[Subscription[Any]], event: object) -> None:
+        taken = 0
+        try:
+            for sub in blocked:
+                while not sub.offer(event):
+                    await sub.wait_for_room()
+                taken += 1
+        finally:
+            self._pending_deliveries -= 1
+            # Cancelled (the client is closing): the event never reached these subscribers.
+            # Count it, so none of them has a silent gap.
+            for sub in blocked[taken:]:
+                sub.discard_one()
+
+    @property
+    def blocked(self) -> bool:
+        """True while a dispatch is waiting for a full subscriber (the app is slow, so the
+        client is not reading)."""
+        return self._pending_deliveries > 0
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def end_all(self, cause: object = None) -> None:
+        """End every stream from :meth:`subscribe` (the client is done); later subscriptions
+        come back already ended with ``cause``. ``on()`` callbacks stay registered."""
+        if not self._ended:
+            self._ended = True
+            self._cause = cause
+        streams, self._streams = self._streams, set()
+        self._entries = tuple(entry for entry in self._entries if entry[2] not in streams)
+        for sub in streams:
+            sub.end(self._cause)
+
+    def reopen(self) -> None:
+        """Accept live subscriptions again after :meth:`end_all` (the client was connected
+        again); streams ended before stay ended."""
+        if not self._closed:
+            self._ended = False
+            self._cause = None
+
+    async def aclose(self, timeout: float) -> None:  # noqa: ASYNC109 - a drain budget
+        """End everything, let async callbacks finish what is queued for up to ``timeout``
+        seconds, then cancel them. Returns with no task of this fan-out left running."""
+        self._closed = True
+        self.end_all(self._cause)
+        self._unstarted.clear()
+        queues, self._callback_queues = self._callback_queues, []
+        self._entries = ()
+        for queue in queues:
+            queue.end(self._cause)
+        try:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=timeout)
+        finally:
+            tasks = [task for task in self._tasks if not task.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def cause(self) -> object:
+        return self._cause
+
+    @property
+    def subscribers(self) -> int:
+        """Live registrations: streams, sync and async callbacks."""
+        return len(self._entries)
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _run_callback(
+        self, queue: Subscription[Any], callback: Callable[[Any], Awaitable[object]]
+    ) -> None:
+        name = _name(callback)
+        async for event in queue:
+            try:
+                await callback(event)
+            except Exception as exc:
+                self._callback_failed(exc, name)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                # Something the callback awaited was cancelled, not this task: report it like
+                # any other failure. Ending the task here would leave its queue to fill up
+                # and hold the client forever.
+                error = RuntimeError(f"{name} raised CancelledError without being cancelled")
+                error.__cause__ = exc
+                self._callback_failed(error, name)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"statesock-callback-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _remove(self, entry: _Entry) -> None:
+        self._entries = tuple(e for e in self._entries if e is not entry)
+
+    def _unsubscribe(self, sub: Subscription[Any]) -> None:
+        if sub in self._streams:
+            self._streams.discard(sub)
+            self._entries = tuple(e for e in self._entries if e[2] is not sub)
+
+    def _dropped_one(self, sub: Subscription[Any]) -> None:
+        self.dropped += 1
+        if self._on_drop is not None:
+            try:
+                self._on_drop(sub)
+            except Exception as exc:
+                self._callback_failed(exc, "on_drop")
+
+    def _callback_failed(self, exc: Exception, name: str) -> None:
+        self.callback_errors += 1
+        # If the reporter itself fails, delivery must still go on.
+        with contextlib.suppress(Exception):
+            self._on_callback_error(exc, name)
+
+
+def _nothing() -> None:
+    pass
