@@ -1,46 +1,195 @@
-"""The transition log writer: one structured ``transition`` event per machine record.
+"""The log writer: where statesock's log records go, and the ``transition`` record schema.
 
-Every record the machine produces becomes one structlog event named ``transition`` with the
-fields of DESIGN.md (``client``, ``seq``, ``src``, ``dst``, ``trigger``, ``source``,
-``code``, ``detail``, ``in_state_ms``) plus ``internal`` for internal transitions. The
-library never configures structlog and asks for its logger at call time, so an application's
-configuration (JSON lines, filtering) applies whenever it is made.
+Silent by default, conventional when asked. The library never configures logging. While the
+application has not configured structlog (``structlog.is_configured()`` is false), records go
+to the standard library logger ``statesock``, which has a :class:`logging.NullHandler`: nothing
+shows until the app configures logging (``logging.basicConfig(level=logging.INFO)`` shows
+transitions). Once the app has configured structlog, records go through structlog instead,
+with the logger fetched at call time, so a configuration made later still applies.
 
-Free text in a record passes through :mod:`statesock.redaction` first; ``statesock logs``
-(:mod:`statesock.log_reader`) reads these events back.
+The level is checked before anything else: for a disabled level no field is built, nothing
+is redacted and nothing is formatted (:func:`log_enabled` exposes the same check).
+
+Every string written passes through :func:`statesock.redaction.redact_text`; an exception
+(``exc_info=``) is never handed to a renderer, which would print its raw text (or its local
+variables) but becomes a redacted ``exception`` field holding the formatted traceback.
+:func:`websockets_logger` gives websockets a logger that redacts its own debug lines.
+
+Each state change and internal transition is one ``transition`` record with ``client``,
+``seq``, ``src``, ``dst``, ``trigger``, ``source``, ``code``, ``detail``, ``in_state_ms``,
+``internal``, ``at`` (the client's monotonic clock), ``ts`` (wall clock, epoch seconds) and
+``run`` (:data:`RUN_ID`, random per process, so records of two runs appended to one file stay
+apart). ``statesock logs`` (:mod:`statesock.log_reader`) reads these records back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 import structlog
 
 from .machine import InternalTransition, Record, StateChange
-from .redaction import redact_text
+from .redaction import REDACTED, is_secret_name, redact_exception, redact_text
 
 __all__ = [
     "LOGGER_NAME",
+    "RUN_ID",
     "TransitionLogger",
     "emit",
     "get_logger",
+    "log_enabled",
     "transition_fields",
+    "websockets_logger",
 ]
 
 LOGGER_NAME = "statesock"
 
+RUN_ID = secrets.token_hex(6)
+"""Identifies this process run in every ``transition`` record (12 hex digits, drawn once at
+import)."""
+
+# The one stdlib logger object for this name lives as long as the process, and the app's
+# configuration changes that object in place, so holding it is not an early bind.
+_stdlib_logger = logging.getLogger(LOGGER_NAME)
+_stdlib_logger.addHandler(logging.NullHandler())
+
+_LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+# structlog before 25.1 has no is_enabled_for() on its filtering loggers: a disabled level's
+# method is then this shared no-op.
+_STRUCTLOG_NOP = getattr(structlog.make_filtering_bound_logger(logging.CRITICAL), "debug", None)
+_FIELD_LIMIT = 1000
+_EXCEPTION_LIMIT = 8000
+
+ExcInfo = (
+    BaseException
+    | bool
+    | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
+    | None
+)
+
 
 def get_logger() -> Any:
-    """The library's logger, fetched at call time (never cached, never configured)."""
+    """The library's structlog logger, fetched at call time (never cached, never configured)."""
     return structlog.get_logger(LOGGER_NAME)
 
 
+def _levelno(level: str | int) -> int:
+    return level if isinstance(level, int) else _LEVELS[level]
+
+
+def _sink(levelno: int) -> Any:
+    """Where a record at ``levelno`` goes, or None when nothing would show it."""
+    if not structlog.is_configured():
+        return _stdlib_logger if _stdlib_logger.isEnabledFor(levelno) else None
+    bound = structlog.get_logger(LOGGER_NAME).bind()
+    check = getattr(bound, "is_enabled_for", None) or getattr(bound, "isEnabledFor", None)
+    if check is not None:
+        try:
+            return bound if check(levelno) else None
+        except AttributeError:  # a stdlib-style wrapper around a non-stdlib logger
+            return bound
+    name = logging.getLevelName(levelno).lower()
+    if _STRUCTLOG_NOP is not None and getattr(type(bound), name, None) is _STRUCTLOG_NOP:
+        return None
+    return bound
+
+
+def log_enabled(level: str | int) -> bool:
+    """Whether a record at ``level`` ("debug"... or a :mod:`logging` number) would be written.
+
+    Cheap while structlog is unconfigured (one stdlib level check); with structlog it binds a
+    logger, like any structlog call does.
+    """
+    try:
+        return _sink(_levelno(level)) is not None
+    except Exception:
+        return False
+
+
+def _clean(value: Any) -> Any:
+    """``value`` safe to hand to any renderer: strings redacted, containers walked,
+    anything else reduced to its redacted text (a renderer would print its repr)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str | bytes):
+        return redact_text(value, _FIELD_LIMIT)
+    if isinstance(value, BaseException):
+        return redact_text(f"{type(value).__name__}: {value}", _FIELD_LIMIT)
+    if isinstance(value, Mapping):
+        return {str(key): _clean_pair(str(key), item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        if len(value) == 2 and isinstance(value, list | tuple) and isinstance(value[0], str):
+            return [value[0], _clean_pair(value[0], value[1])]  # a (name, value) header pair
+        return [_clean(item) for item in value]
+    return redact_text(str(value), _FIELD_LIMIT)
+
+
+def _clean_pair(name: str, value: Any) -> Any:
+    if isinstance(value, str | bytes) and is_secret_name(name):
+        return REDACTED
+    return _clean(value)
+
+
+def _exception(exc_info: ExcInfo) -> BaseException | None:
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if exc_info is True:
+        return sys.exc_info()[1]
+    if isinstance(exc_info, tuple):
+        return exc_info[1]
+    return None
+
+
+def _message(event: str, fields: Mapping[str, Any]) -> str:
+    """The stdlib record's text: the event name and its fields as ``key=value``."""
+    parts = [event]
+    parts.extend(f"{key}={value!r}" for key, value in fields.items() if key != "exception")
+    text = " ".join(parts)
+    exception = fields.get("exception")
+    return f"{text}\n{exception}" if exception else text
+
+
+def _write(sink: Any, levelno: int, event: str, fields: dict[str, Any]) -> None:
+    exc = _exception(fields.pop("exc_info", None))
+    fields.pop("stack_info", None)  # a stack dump could carry secrets in source lines
+    clean = {key: _clean(value) for key, value in fields.items()}
+    if exc is not None:
+        clean["exception"] = redact_exception(exc, _EXCEPTION_LIMIT)
+    if sink is _stdlib_logger:
+        # The formatter sees the fields under ``record.statesock``; the message is
+        # readable on its own (with the redacted traceback appended, as logging would).
+        sink.log(levelno, "%s", _message(event, clean), extra={"statesock": clean})
+    else:
+        getattr(sink, logging.getLevelName(levelno).lower())(event, **clean)
+
+
 def emit(level: str, event: str, **fields: Any) -> None:
-    """Log one event; a failure of the app's logging (a broken processor, a closed file)
-    is swallowed, because the connection must not depend on the log sink."""
+    """Log one event (``level`` is "debug", "info", "warning", "error" or "critical").
+
+    Nothing is built for a disabled level. ``exc_info=`` (an exception, True, or a
+    ``sys.exc_info()`` tuple) becomes a redacted ``exception`` field. A failure of the app's
+    logging (a broken processor, a closed file) is swallowed: the connection must not depend
+    on the log sink.
+    """
     with contextlib.suppress(Exception):
-        getattr(get_logger(), level)(event, **fields)
+        levelno = _levelno(level)
+        sink = _sink(levelno)
+        if sink is not None:
+            _write(sink, levelno, event, fields)
 
 
 def transition_fields(client: str, record: Record) -> dict[str, Any]:
@@ -62,14 +211,55 @@ def transition_fields(client: str, record: Record) -> dict[str, Any]:
         "in_state_ms": round(record.in_state * 1000, 3),
         "internal": isinstance(record, InternalTransition),
         "at": round(record.at, 6),
+        "ts": round(time.time(), 6),
+        "run": RUN_ID,
     }
 
 
 class TransitionLogger:
-    """A machine listener that writes each record as a ``transition`` event."""
+    """A machine listener that writes each record as a ``transition`` event at INFO.
+
+    With INFO disabled a record costs one level check: no field is built.
+    """
+
+    __slots__ = ("client",)
 
     def __init__(self, client: str) -> None:
         self.client = client
 
     def __call__(self, record: Record) -> None:
-        emit("info", "transition", **transition_fields(self.client, record))
+        with contextlib.suppress(Exception):
+            sink = _sink(logging.INFO)
+            if sink is not None:
+                _write(sink, logging.INFO, "transition", transition_fields(self.client, record))
+
+
+class _RedactingAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Formats each websockets record itself and hands on only its redacted text."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = " ".join(str(part) for part in (msg, *args))
+        exc = _exception(kwargs.pop("exc_info", None))
+        kwargs.pop("stack_info", None)
+        text = redact_text(text, None)
+        if exc is not None:
+            text = f"{text}\n{redact_exception(exc, _EXCEPTION_LIMIT)}"
+        extra = {**(self.extra or {}), **kwargs.pop("extra", {})}
+        self.logger.log(level, "%s", text, extra=extra, **kwargs)
+
+
+def websockets_logger(label: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger to pass as ``logger=`` to ``websockets.asyncio.client.connect``.
+
+    It writes to websockets' usual ``websockets.client`` logger, so an app's logging
+    configuration treats it as before, but every line is redacted first: the request line's
+    query secrets, ``Authorization`` / ``Cookie`` / ``*-Token`` header values, secrets in
+    frames (the auth message) and close reasons, and exception text. ``label`` (the client's)
+    is available to formatters as ``record.statesock_client``.
+    """
+    return _RedactingAdapter(logging.getLogger("websockets.client"), {"statesock_client": label})

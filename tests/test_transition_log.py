@@ -1,26 +1,80 @@
-"""The transition log's schema and the redaction of secrets."""
+"""The log writer: silent by default, stdlib or structlog when asked, the transition schema,
+nothing built for a disabled level, exceptions logged redacted."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
+from statesock import transition_log
 from statesock.events import HealthCheckInfo
 from statesock.machine import ConnectionMachine
-from statesock.redaction import REDACTED, redact_headers, redact_text, redact_url
 from statesock.sources import ServerInitiated, UserInitiated
-from statesock.transition_log import TransitionLogger, transition_fields
+from statesock.transition_log import (
+    LOGGER_NAME,
+    RUN_ID,
+    TransitionLogger,
+    emit,
+    log_enabled,
+    transition_fields,
+)
 
-SECRETS = ["s3cr3t-tok", "k3y-value", "hunter2", "sig-abc123", "eyJhbGciOi.payload.sig"]
+FIELDS = (
+    "client",
+    "seq",
+    "src",
+    "dst",
+    "trigger",
+    "source",
+    "code",
+    "detail",
+    "in_state_ms",
+    "internal",
+    "at",
+    "ts",
+    "run",
+)
+
+
+@pytest.fixture(autouse=True)
+def unconfigured() -> Iterator[None]:
+    """Each test starts as an app that configured nothing, and leaves it that way."""
+    structlog.reset_defaults()
+    logger = logging.getLogger(LOGGER_NAME)
+    level = logger.level
+    yield
+    structlog.reset_defaults()
+    logger.setLevel(level)
+
+
+def _machine(label: str = "c") -> ConnectionMachine:
+    machine = ConnectionMachine(lambda: 0.0)
+    machine.add_listener(TransitionLogger(label))
+    return machine
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
 
 
 def test_each_change_and_internal_transition_is_one_transition_event() -> None:
     now = [0.0]
     machine = ConnectionMachine(lambda: now[0])
     machine.add_listener(TransitionLogger("feed-1"))
+    before = time.time()
     with capture_logs() as logs:
         machine.connect()
         now[0] = 0.2
@@ -52,89 +106,235 @@ def test_each_change_and_internal_transition_is_one_transition_event() -> None:
     assert logs[1]["in_state_ms"] == 200.0
     assert logs[-1]["source"] == "user"
     assert logs[-1]["code"] is None
-    for field in ("client", "seq", "src", "dst", "trigger", "source", "code", "detail"):
-        assert all(field in e for e in logs)
+    for field in FIELDS:
+        assert all(field in e for e in logs), field
+    assert {e["run"] for e in logs} == {RUN_ID}
+    assert all(before <= e["ts"] <= time.time() for e in logs)
+
+
+def test_the_run_id_is_drawn_once_per_process() -> None:
+    assert re.fullmatch(r"[0-9a-f]{12}", RUN_ID)
+    other = _run("import statesock.transition_log as t; print(t.RUN_ID)").stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{12}", other)
+    assert other != RUN_ID
 
 
 def test_logger_is_fetched_at_call_time() -> None:
-    machine = ConnectionMachine(lambda: 0.0)
-    machine.add_listener(TransitionLogger("late"))
+    machine = _machine("late")
     # Configuration made after the listener exists must still apply.
     with capture_logs() as logs:
         machine.connect()
     assert logs and logs[0]["client"] == "late"
 
 
-def test_using_the_library_never_configures_structlog() -> None:
+def test_using_the_library_never_configures_logging() -> None:
     code = (
-        "import structlog, statesock.transition_log as log, statesock.machine as m\n"
+        "import logging, structlog, statesock.transition_log as log, statesock.machine as m\n"
         "mc = m.ConnectionMachine(lambda: 0.0)\n"
         "mc.add_listener(log.TransitionLogger('x'))\n"
         "mc.connect()\n"
+        "log.emit('error', 'boom', exc_info=ValueError('x'))\n"
         "assert not structlog.is_configured()\n"
+        "assert not logging.getLogger().handlers\n"
+        "assert logging.getLogger('statesock').level == logging.NOTSET\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False
-    )
+    result = _run(code)
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "wss://example.test/connect?token=s3cr3t-tok&user=ann",
-        "wss://example.test/connect?api_key=k3y-value",
-        "wss://ann:hunter2@example.test/connect",
-        "wss://example.test/c?X-Amz-Signature=sig-abc123&x=1",
-        "ws://example.test/?access_token=eyJhbGciOi.payload.sig",
-        "wss://example.test/c?AUTH=hunter2",
-    ],
-)
-def test_redact_url_masks_secrets_and_keeps_the_rest(url: str) -> None:
-    redacted = redact_url(url)
-    assert not any(secret in redacted for secret in SECRETS)
-    assert "example.test" in redacted
-    assert REDACTED in redacted or "%5BREDACTED%5D" in redacted
+def test_silent_by_default_even_for_errors() -> None:
+    code = (
+        "import statesock.transition_log as log, statesock.machine as m\n"
+        "mc = m.ConnectionMachine(lambda: 0.0)\n"
+        "mc.add_listener(log.TransitionLogger('x'))\n"
+        "mc.connect()\n"
+        "log.emit('error', 'callback_failed', error='boom', exc_info=ValueError('x'))\n"
+        "log.emit('critical', 'worse')\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    # Without the NullHandler, logging's last-resort handler would print the error to stderr.
+    assert result.stdout == ""
+    assert result.stderr == ""
 
 
-def test_redact_url_keeps_harmless_parameters() -> None:
-    assert redact_url("wss://h.test/c?user=ann&v=2") == "wss://h.test/c?user=ann&v=2"
+def test_basic_config_at_info_shows_transitions_and_hides_debug() -> None:
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(\n"
+        "    level=logging.INFO, stream=sys.stdout, format='%(name)s %(message)s'\n"
+        ")\n"
+        "import statesock.transition_log as log, statesock.machine as m\n"
+        "mc = m.ConnectionMachine(lambda: 0.0)\n"
+        "mc.add_listener(log.TransitionLogger('feed-1'))\n"
+        "mc.connect()\n"
+        "log.emit('debug', 'hidden_detail')\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    # transitions logs its own steps at INFO too ("transitions.core ..."); the README's
+    # recipe quiets it.
+    lines = [line for line in result.stdout.splitlines() if line.startswith("statesock")]
+    assert len(lines) == 1, result.stdout
+    assert lines[0].startswith("statesock transition client='feed-1' seq=1 ")
+    assert "src='initialized' dst='connecting' trigger='connect'" in lines[0]
 
 
-def test_redact_headers() -> None:
-    headers = {
-        "Authorization": "Bearer s3cr3t-tok",
-        "X-Api-Key": "k3y-value",
-        "Cookie": "session=hunter2",
-        "X-Request-Id": "r-1",
-    }
-    assert dict(redact_headers(headers)) == {
-        "Authorization": REDACTED,
-        "X-Api-Key": REDACTED,
-        "Cookie": REDACTED,
-        "X-Request-Id": "r-1",
-    }
-    assert redact_headers([("authorization", "Basic aGk=")]) == [("authorization", REDACTED)]
-    assert redact_headers(None) == []
+def test_stdlib_records_carry_the_fields_for_formatters(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    _machine("feed-2").connect()
+    [record] = caplog.records
+    assert record.name == LOGGER_NAME
+    assert record.levelno == logging.INFO
+    fields: dict[str, Any] = record.statesock  # type: ignore[attr-defined]
+    assert set(FIELDS) <= set(fields)
+    assert fields["client"] == "feed-2"
+    assert fields["run"] == RUN_ID
+    assert record.getMessage().startswith("transition client='feed-2' seq=1")
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"type": "auth", "token": "s3cr3t-tok"}',
-        "Authorization: Bearer eyJhbGciOi.payload.sig",
-        "password=hunter2&user=x",
-        "apiKey: k3y-value",
-        b'{"signature":"sig-abc123"}',
-    ],
-)
-def test_redact_text_masks_inline_secrets(text: str | bytes) -> None:
-    redacted = redact_text(text)
-    assert not any(secret in redacted for secret in SECRETS)
+def test_log_enabled_follows_the_stdlib_level() -> None:
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.WARNING)
+    assert not log_enabled("info")
+    assert not log_enabled(logging.DEBUG)
+    assert log_enabled("warning")
+    assert log_enabled("error")
+    logger.setLevel(logging.DEBUG)
+    assert log_enabled("debug")
 
 
-def test_redact_text_truncates() -> None:
-    assert redact_text("x" * 1000, limit=10) == "xxxxxxxxxx… (1000 chars)"
+def test_log_enabled_follows_the_structlog_filtering_level() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    assert not log_enabled("info")
+    assert log_enabled("warning")
+
+
+@pytest.fixture
+def explode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make building or redacting any field fail loudly, and record that it was tried."""
+    calls: list[str] = []
+
+    def fail(name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            raise AssertionError(f"{name} ran for a disabled level")
+
+        return call
+
+    for name in ("transition_fields", "redact_text", "redact_exception", "_clean"):
+        monkeypatch.setattr(transition_log, name, fail(name))
+    return calls
+
+
+class _Loud:
+    def __str__(self) -> str:
+        raise AssertionError("formatted for a disabled level")
+
+    __repr__ = __str__
+
+
+def _log_everything_below_warning() -> None:
+    _machine().connect()
+    emit("info", "network_status", available=True, obj=_Loud())
+    emit("debug", "stale_engine_event", what=_Loud(), exc_info=ValueError("x"))
+
+
+def test_nothing_is_built_for_a_disabled_stdlib_level(explode: list[str]) -> None:
+    logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
+    _log_everything_below_warning()
+    assert explode == []
+
+
+def test_nothing_is_built_for_a_disabled_structlog_level(explode: list[str]) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    _log_everything_below_warning()
+    assert explode == []
+
+
+def test_nothing_is_built_for_a_disabled_level_of_stdlib_backed_structlog(
+    explode: list[str],
+) -> None:
+    structlog.configure(
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+    )
+    logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
+    _log_everything_below_warning()
+    assert explode == []
+
+
+def test_structlog_receives_the_records_once_configured() -> None:
+    out = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+    )
+    _machine("json").connect()
+    emit("debug", "stale_engine_event", what="opened")
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["event"], r["level"]) for r in records] == [
+        ("transition", "info"),
+        ("stale_engine_event", "debug"),
+    ]
+    assert records[0]["client"] == "json"
+    assert records[0]["run"] == RUN_ID
+
+
+def test_exc_info_becomes_a_redacted_exception_field() -> None:
+    try:
+        raise RuntimeError("login failed: password=hunter2")
+    except RuntimeError as exc:
+        error = exc
+    with capture_logs() as logs:
+        emit("error", "callback_failed", error="RuntimeError", exc_info=error)
+    [entry] = logs
+    assert "exc_info" not in entry
+    assert "Traceback (most recent call last)" in entry["exception"]
+    assert "RuntimeError: login failed: password=[REDACTED]" in entry["exception"]
+    assert "hunter2" not in str(entry)
+
+
+def test_exc_info_true_uses_the_exception_being_handled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger=LOGGER_NAME)
+    try:
+        raise ValueError("api_key=k3y-value")
+    except ValueError:
+        emit("error", "network_callback_failed", exc_info=True)
+    [record] = caplog.records
+    assert record.exc_info is None  # a formatter never sees the raw exception
+    assert "ValueError: api_key=[REDACTED]" in record.getMessage()
+    assert "k3y-value" not in caplog.text
+
+
+def test_every_string_field_is_redacted_on_the_way_out() -> None:
+    with capture_logs() as logs:
+        emit(
+            "warning",
+            "decode_failed",
+            error=ValueError("token=s3cr3t-tok"),
+            message=b'{"password": "a b c"}',
+            nested={"headers": [("Authorization", "Bearer eyJ.x")]},
+            count=3,
+            ratio=0.5,
+            flag=None,
+        )
+    [entry] = logs
+    assert entry["error"] == "ValueError: token=[REDACTED]"
+    assert entry["message"] == '{"password": "[REDACTED]"}'
+    assert entry["nested"] == {"headers": [["Authorization", "[REDACTED]"]]}
+    assert (entry["count"], entry["ratio"], entry["flag"]) == (3, 0.5, None)
+
+
+def test_a_broken_logging_setup_never_reaches_the_caller() -> None:
+    def broken(logger: Any, name: str, event_dict: Any) -> Any:
+        raise OSError("disk full")
+
+    structlog.configure(processors=[broken])
+    _machine().connect()
+    emit("error", "callback_failed", exc_info=ValueError("x"))
 
 
 def test_secrets_in_sources_never_reach_the_log() -> None:
