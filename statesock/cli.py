@@ -1,78 +1,51 @@
-"""The ``statesock`` command line: diagrams, transition-log inspection, a demo, a debug client.
+"""The ``statesock`` command line: diagrams, log inspection, an HTML report, a demo, a client.
 
-This module imports no network code at the top: ``demo`` and ``connect`` import the client
-lazily, so ``statesock diagram`` and ``statesock logs`` work without touching sockets.
-The CLI is the one place in statesock that prints, and, being an application, the one
-place that configures structlog (for ``demo`` and ``connect`` only).
+This module imports no network code: ``demo`` and ``connect`` import the client lazily, so
+``statesock diagram``, ``logs`` and ``report`` work without touching sockets. Log commands
+stream (see :mod:`statesock.log_reader`): any number of files, globs, ``.gz`` files and ``-``.
+
+Exit codes: 0 success; 1 an illegal transition (``--check``), or no valid record was read;
+2 unusable arguments or unreadable input; ``connect`` adds its own (see its help).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from . import diagram
-from .log_reader import LogRecord, ReadResult, check, edge_counts, read_records, summarise
+from .console import Style, format_transition
+from .log_reader import (
+    EdgeCounter,
+    LaneLabels,
+    LaneSummary,
+    LogReader,
+    LogRecord,
+    RetryNote,
+    Summariser,
+)
 
-__all__ = ["Style", "format_transition", "main"]
-
-
-class Style:
-    """ANSI colours when writing to a terminal (and NO_COLOR is not set)."""
-
-    CODES: Mapping[str, str] = {
-        "connected": "32",
-        "connecting": "36",
-        "authenticating": "36",
-        "disconnecting": "33",
-        "disconnected": "31",
-        "initialized": "37",
-        "dim": "2",
-        "bold": "1",
-    }
-
-    def __init__(self, stream: TextIO) -> None:
-        force = os.environ.get("FORCE_COLOR")
-        self.enabled = bool(force) or (stream.isatty() and not os.environ.get("NO_COLOR"))
-
-    def __call__(self, text: str, name: str) -> str:
-        code = self.CODES.get(name)
-        if not self.enabled or code is None:
-            return text
-        return f"\033[{code}m{text}\033[0m"
+__all__ = ["build_parser", "main", "version"]
 
 
-def format_transition(data: Mapping[str, Any], style: Style, retry_in: Any = None) -> str:
-    """One readable line for a transition record (used by ``logs``, ``demo``, ``connect``)."""
-    stamp = data.get("timestamp")
-    if isinstance(stamp, str) and "T" in stamp:
-        when = stamp.split("T", 1)[1][:12]  # HH:MM:SS.mmm of an ISO timestamp
-    elif isinstance(data.get("at"), int | float):
-        when = f"{data['at']:.3f}"
-    else:
-        when = str(stamp or "")
-    src, dst = str(data.get("src")), str(data.get("dst"))
-    arrow = f"{style(src, src)} → {style(dst, dst)}"
-    if data.get("internal") or src == dst:
-        arrow = f"{style(src, src)} (internal)"
-    parts = [style(str(when), "dim"), str(data.get("client", "")), arrow, str(data.get("trigger"))]
-    source = data.get("source")
-    if source:
-        code = data.get("code")
-        parts.append(f"source={source}" + (f"({code})" if code is not None else ""))
-    detail = data.get("detail")
-    if detail and source is None:
-        parts.append(str(detail))
-    elif detail and source:
-        parts.append(style(str(detail), "dim"))
-    if retry_in is not None:
-        parts.append(style(f"retry in {float(retry_in):.2f}s", "bold"))
-    return "  ".join(parts)
+def version() -> str:
+    """``statesock.__version__``, else the installed distribution's version."""
+    from importlib import metadata
+
+    import statesock as package
+
+    value = getattr(package, "__version__", None)
+    if value is not None:
+        return str(value)
+    try:
+        return metadata.version("statesock")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _write(text: str, output: str | None) -> None:
@@ -82,19 +55,24 @@ def _write(text: str, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
 
 
-def _read(path: str, client: str | None = None) -> ReadResult | None:
-    try:
-        return read_records(path, client)
-    except OSError as exc:
-        print(f"statesock: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+def _reader(args: argparse.Namespace, files: Sequence[str]) -> LogReader:
+    return LogReader(files, getattr(args, "client", None))
+
+
+def _read_problems(reader: LogReader, what: str) -> int | None:
+    """Report unreadable inputs; the exit code when nothing valid was read, else None."""
+    for error in reader.errors:
+        print(f"statesock {what}: cannot read {error}", file=sys.stderr)
+    if reader.valid:
         return None
-
-
-def _skipped_line(result: ReadResult) -> str:
-    if not result.skipped:
-        return "skipped: none"
-    parts = ", ".join(f"{count} {why}" for why, count in sorted(result.skipped.items()))
-    return f"skipped: {sum(result.skipped.values())} ({parts})"
+    if not reader.files:
+        return 2
+    print(
+        f"statesock {what}: no valid transition records in {reader.lines} lines; "
+        f"{reader.skipped_text()}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # -- diagram ------------------------------------------------------------------------------
@@ -102,11 +80,16 @@ def _skipped_line(result: ReadResult) -> str:
 
 def _cmd_diagram(args: argparse.Namespace) -> int:
     counts = None
-    if args.log is not None:
-        result = _read(args.log)
-        if result is None:
-            return 2
-        counts = edge_counts(result.records)
+    if args.log:
+        reader = _reader(args, args.log)
+        counter = EdgeCounter()
+        for item in reader:
+            if isinstance(item, LogRecord):
+                counter.feed(item)
+        problem = _read_problems(reader, "diagram")
+        if problem is not None:
+            return problem
+        counts = dict(counter.counts)
     try:
         text = diagram.render(args.format, counts)
     except diagram.DiagramError as exc:
@@ -119,66 +102,193 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
 # -- logs ---------------------------------------------------------------------------------
 
 
-def _retry_delays(result: ReadResult) -> dict[tuple[str, int], Any]:
-    """Attach each reconnect_scheduled to the transition line just before it."""
-    delays: dict[tuple[str, int], Any] = {}
-    by_line = sorted(result.records, key=lambda r: r.line)
-    for note in result.annotations:
-        before = [r for r in by_line if r.client == note.client and r.line < note.line]
-        if before:
-            delays[(note.client, before[-1].line)] = note.data.get("retry_in")
-    return delays
+def format_wall(epoch: float) -> str:
+    """A date and time in UTC, to the millisecond: 2026-11-30 22:26:01.660Z."""
+    try:
+        moment = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch:.3f}"
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Timeline:
+    """Prints records as they stream by; each lane's pongs collapse into one count line."""
+
+    def __init__(self, style: Style, show_pongs: bool = False) -> None:
+        self.style = style
+        self.show_pongs = show_pongs
+        self.pongs: dict[tuple[str, str], int] = {}
+        self.label = LaneLabels()
+        self.buffer: list[str] = []
+
+    def _flush_pongs(self, lane: tuple[str, str]) -> None:
+        count = self.pongs.pop(lane, 0)
+        if count:
+            who = self.label(*lane)
+            text = f"    ♥ {who}: {count} pong{'s' if count != 1 else ''} while connected"
+            self.buffer.append(self.style(text, "dim"))
+
+    def feed(self, item: LogRecord | RetryNote) -> None:
+        if isinstance(item, RetryNote):
+            self._flush_pongs(item.lane)
+            attempt = f" (attempt {item.attempt})" if item.attempt is not None else ""
+            text = f"    ↻ {self.label(*item.lane)}: reconnect in {item.retry_in:.2f} s{attempt}"
+            self.buffer.append(self.style(text, "bold"))
+        elif item.trigger == "pong" and item.internal and not self.show_pongs:
+            self.pongs[item.lane] = self.pongs.get(item.lane, 0) + 1
+        else:
+            self._flush_pongs(item.lane)
+            if item.wall is not None:
+                when = format_wall(item.wall)
+            elif item.at is not None:
+                when = f"{item.at:.3f}"
+            else:
+                when = "-"
+            self.buffer.append(
+                format_transition(item.data, self.style, when, self.label(item.client, item.run))
+            )
+        if len(self.buffer) >= 2000:
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        if final:
+            for lane in list(self.pongs):
+                self._flush_pongs(lane)
+        if self.buffer:
+            sys.stdout.write("\n".join(self.buffer) + "\n")
+            self.buffer.clear()
+
+
+def _print_lane(lane: LaneSummary, style: Style) -> None:
+    label = lane.label
+    print(style(f"client {label}", "bold") + f"  ({lane.records} records, {lane.pongs} pongs)")
+    total = sum(lane.time_in_state.values()) or 1.0
+    for state, seconds in sorted(lane.time_in_state.items(), key=lambda kv: -kv[1]):
+        print(f"  {state:<15} {seconds:>12.3f} s  {100 * seconds / total:5.1f}%")
+    by_source = ", ".join(f"{k}={v}" for k, v in sorted(lane.disconnections.items()))
+    print(f"  disconnections: {by_source or 'none'}")
+    print(f"  reconnects: {lane.reconnects}")
+    if lane.outages:
+        print(
+            f"  outages: {len(lane.outages)}, longest {lane.longest_outage:.3f} s, "
+            f"time to reconnect p50 {lane.p50_reconnect:.3f} s, p95 {lane.p95_reconnect:.3f} s"
+        )
+    else:
+        print("  outages: none that ended in connected")
+
+
+def _print_fleet(fleet: dict[str, Any], style: Style) -> None:
+    print(style(f"fleet: {fleet['clients']} clients, {fleet['runs']} runs", "bold"))
+    total = sum(fleet["time_in_state_s"].values()) or 1.0
+    for state, seconds in sorted(fleet["time_in_state_s"].items(), key=lambda kv: -kv[1]):
+        print(f"  {state:<15} {seconds:>12.3f} s  {100 * seconds / total:5.1f}%")
+    by_source = ", ".join(f"{k}={v}" for k, v in fleet["disconnections"].items())
+    print(f"  disconnections: {by_source or 'none'}; reconnects: {fleet['reconnects']}")
+    if fleet["outages"]:
+        print(
+            f"  outages: {fleet['outages']}, longest {fleet['longest_outage_s']:.3f} s, "
+            f"time to reconnect p50 {fleet['p50_time_to_reconnect_s']:.3f} s, "
+            f"p95 {fleet['p95_time_to_reconnect_s']:.3f} s"
+        )
+
+
+def _cmd_check(reader: LogReader) -> int:
+    from .log_reader import Checker
+
+    checker = Checker()
+    for item in reader:
+        if isinstance(item, LogRecord) and checker.feed(item) is not None:
+            break
+    problem = _read_problems(reader, "logs")
+    if problem is not None:
+        return problem
+    for warning in checker.warnings:
+        print(f"warning: {warning}")
+    if checker.warning_count > len(checker.warnings):
+        print(f"warning: … and {checker.warning_count - len(checker.warnings)} more seq gaps")
+    print(reader.skipped_text())
+    if checker.violation is not None:
+        print(f"illegal transition at {checker.violation}")
+        return 1
+    print(
+        f"ok: {checker.records} records follow the machine's table "
+        f"({checker.lanes} client runs, {reader.lines} lines)"
+    )
+    return 0
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    result = _read(args.file, args.client)
-    if result is None:
-        return 2
-    records: list[LogRecord] = result.records
+    if args.html:
+        return _report(args.files, args.html, args.client, None)
+    reader = _reader(args, args.files)
     if args.check:
-        violation, warnings = check(records)
-        for warning in warnings:
-            print(f"warning: {warning}")
-        print(_skipped_line(result))
-        if violation is not None:
-            print(f"illegal transition at {violation}")
-            return 1
-        print(f"ok: {len(records)} records follow the machine's table")
-        return 0
-    summaries = summarise(records)
+        return _cmd_check(reader)
+    summariser = Summariser()
+    style = Style(sys.stdout)
+    timeline = None if args.json or args.summary_only else Timeline(style, args.pongs)
+    for item in reader:
+        if isinstance(item, LogRecord):
+            summariser.feed(item)
+        if timeline is not None:
+            timeline.feed(item)
+    if timeline is not None:
+        timeline.flush(final=True)
+    problem = _read_problems(reader, "logs")
+    if problem is not None:
+        return problem
+    lanes = summariser.finish()
     if args.json:
         payload = {
-            "records": len(records),
-            "lines": result.lines,
-            "skipped": dict(result.skipped),
-            "clients": [s.as_dict() for s in summaries],
+            "records": reader.records,
+            "lines": reader.lines,
+            "files": reader.files,
+            "skipped": dict(sorted(reader.skipped.items())),
+            "fleet": summariser.fleet(),
+            "clients": [lane.as_dict() for lane in lanes],
         }
-        print(json.dumps(payload, indent=2, sort_keys=True))
+        # allow_nan=False: the output is strict JSON or an error, never NaN or Infinity.
+        print(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False))
         return 0
-    style = Style(sys.stdout)
-    if not args.summary_only:
-        delays = _retry_delays(result)
-        for record in records:
-            print(format_transition(record.data, style, delays.get((record.client, record.line))))
+    if timeline is not None:
         print()
-    for summary in summaries:
-        print(style(f"client {summary.client}", "bold") + f"  ({summary.records} records)")
-        total = sum(summary.time_in_state.values()) or 1.0
-        for state, seconds in sorted(summary.time_in_state.items(), key=lambda kv: -kv[1]):
-            print(f"  {state:<15} {seconds:>12.3f} s  {100 * seconds / total:5.1f}%")
-        by_source = ", ".join(f"{k}={v}" for k, v in sorted(summary.disconnections.items()))
-        print(f"  disconnections: {by_source or 'none'}")
-        print(f"  reconnects: {summary.reconnects}")
-        if summary.outages:
-            print(
-                f"  outages: {len(summary.outages)}, longest {summary.longest_outage:.3f} s, "
-                f"time to reconnect p50 {summary.p50_reconnect:.3f} s, "
-                f"p95 {summary.p95_reconnect:.3f} s"
-            )
-        else:
-            print("  outages: none that ended in connected")
-    print(f"{len(records)} records from {result.lines} lines; {_skipped_line(result)}")
+    for lane in lanes:
+        _print_lane(lane, style)
+    if len(lanes) > 1:
+        _print_fleet(summariser.fleet(), style)
+    print(f"{reader.records} records from {reader.lines} lines; {reader.skipped_text()}")
     return 0
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def _report(files: Sequence[str], output: str, client: str | None, title: str | None) -> int:
+    from .report import build_report
+
+    reader = LogReader(files, client)
+    try:
+        report = build_report(reader, title=title or "statesock report: " + ", ".join(files))
+    except OSError as exc:
+        print(f"statesock report: {exc}", file=sys.stderr)
+        return 2
+    problem = _read_problems(reader, "report")
+    if problem is not None:
+        return problem
+    try:
+        _write(report.html, output)
+    except OSError as exc:
+        print(f"statesock report: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if output != "-":
+        print(
+            f"wrote {output}: {report.lanes_shown} of {report.lanes_total} client runs drawn, "
+            f"{reader.records} records; {reader.skipped_text()}"
+        )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    return _report(args.files, args.output, args.client, args.title)
 
 
 # -- demo and connect (lazy: they need the network stack) ----------------------------------
@@ -187,14 +297,13 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(log_file=args.log_file, speed=args.speed)
+    return run_demo(log_file=args.log_file, speed=args.speed, report=args.report)
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:
     from .debug_client import run_connect
 
-    code: int = run_connect(args)
-    return code
+    return run_connect(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,43 +311,92 @@ def build_parser() -> argparse.ArgumentParser:
         prog="statesock",
         description="statesock: see, inspect and try the connection state machine.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"statesock {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    log_help = "JSON-lines log files, globs, .gz files, or - for standard input"
 
     p = sub.add_parser("diagram", help="render the connection state diagram")
-    p.add_argument("--format", choices=diagram.FORMATS, default="mermaid")
+    p.add_argument("--format", choices=diagram.FORMATS, default="mermaid", help="output format")
     p.add_argument("-o", "--output", help="write to FILE instead of standard output")
-    p.add_argument("--log", help="annotate each edge with its count in a JSON-lines log")
+    p.add_argument(
+        "--log", nargs="+", metavar="LOG", help="annotate each edge with its count in LOG"
+    )
     p.set_defaults(func=_cmd_diagram)
 
-    p = sub.add_parser("logs", help="inspect a JSON-lines transition log")
-    p.add_argument("file", help="the log file, or - for standard input")
+    p = sub.add_parser("logs", help="inspect transition logs: timeline, summary, check")
+    p.add_argument("files", nargs="+", metavar="LOG", help=log_help)
     p.add_argument("--check", action="store_true", help="replay against the machine's table")
     p.add_argument("--client", help="only this client's records")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help="print the summaries as strict JSON")
     p.add_argument("--summary-only", action="store_true", help="no timeline, just summaries")
+    p.add_argument("--pongs", action="store_true", help="a line per pong instead of a count")
+    p.add_argument("--html", metavar="FILE", help="write the HTML report instead (see report)")
     p.set_defaults(func=_cmd_logs)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of transition logs")
+    p.add_argument("files", nargs="+", metavar="LOG", help=log_help)
+    p.add_argument(
+        "-o", "--output", default="statesock-report.html", help="the HTML file (- for stdout)"
+    )
+    p.add_argument("--client", help="only this client's records")
+    p.add_argument("--title", help="the report's title")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="a guided tour: a client recovering from scripted faults")
     p.add_argument("--log-file", default="statesock-demo.jsonl", help="where to write the log")
+    p.add_argument("--report", default="statesock-demo.html", help="where to write the report")
     p.add_argument("--speed", type=float, default=1.0, help="time scale (2 = twice as fast)")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("connect", help="a debugging client for any WebSocket server")
-    p.add_argument("url")
-    p.add_argument("--subprotocol", action="append", default=[], help="repeatable")
-    p.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
-    p.add_argument("--ping-interval", type=float, default=25.0)
-    p.add_argument("--pong-timeout", type=float, default=3.0)
+    p = sub.add_parser(
+        "connect",
+        help="a debugging client for any WebSocket server",
+        description=(
+            "Connect to URL, print every transition and message, send each line typed on "
+            "standard input as a message, and reconnect per the default policy. Exit codes: "
+            "0 after a normal end (end of input, Ctrl-D, or the server closing with 1000), "
+            "1 when the reconnect policy gave up (the final cause is printed), 2 for unusable "
+            "arguments, 130 on Ctrl-C, 143 on SIGTERM."
+        ),
+    )
+    p.add_argument("url", help="the server's ws:// or wss:// URL")
+    p.add_argument(
+        "--subprotocol", action="append", default=[], help="offer this subprotocol (repeatable)"
+    )
+    p.add_argument(
+        "--header", action="append", default=[], help="'Name: value' to send (repeatable)"
+    )
+    p.add_argument(
+        "--ping-interval", type=float, default=25.0, help="seconds between health checks"
+    )
+    p.add_argument(
+        "--pong-timeout",
+        type=float,
+        default=3.0,
+        help="seconds to wait for a pong before the link counts as dead",
+    )
     p.add_argument(
         "--ping",
         choices=("frame", "json"),
         default="frame",
         help="health checks as WebSocket Ping frames (any server) or JSON health.check messages",
     )
-    p.add_argument("--pong-type", default="health.check", help="JSON 'type' of a pong")
-    p.add_argument("--ack-type", help="JSON 'type' of the auth ack (default: the pong type)")
+    p.add_argument("--pong-type", default="health.check", help="JSON 'type' of a pong message")
+    p.add_argument(
+        "--ack-type",
+        help="require an auth ack: the JSON 'type' of the server's ack message "
+        "(default: no ack, connected as soon as the socket opens)",
+    )
     p.add_argument("--auth-message", help="JSON or text to send once the socket opens")
-    p.add_argument("--no-ack", action="store_true", help="connected at once, no ack expected")
+    p.add_argument(
+        "--insecure", action="store_true", help="wss: do not verify the server's certificate"
+    )
+    p.add_argument("--cafile", help="wss: verify the server against these CA certificates (PEM)")
+    p.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="keep running after standard input ends (default: end of input ends the session)",
+    )
     p.add_argument("--log-file", help="also write the JSON-lines transition log here")
     p.set_defaults(func=_cmd_connect)
     return parser
@@ -252,6 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        # The reader went away (``statesock logs big.jsonl | head``): not an error. Point
+        # stdout at /dev/null so that the interpreter's final flush does not complain.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return code
 

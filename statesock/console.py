@@ -1,23 +1,80 @@
-"""Console output for the CLI's live commands (``demo``, ``connect``).
+"""Console output for the CLI: colours, one readable line per transition, the live sink.
 
-:func:`configure` points structlog at one processor that writes every event as a JSON line
-to an optional file (the format ``statesock logs`` reads) and prints transitions and
-recovery decisions as readable, coloured lines. Only the CLI calls this: the library itself
-never configures logging.
+:class:`Style` and :func:`format_transition` are shared by ``logs`` (reading a file) and the
+live commands ``demo`` and ``connect``. :func:`configure` points structlog at
+:class:`ConsoleSink`, which writes every event as a JSON line to an optional file (the format
+``statesock logs`` reads) and prints transitions and recovery decisions as they happen. Only
+the CLI calls it: the library never configures logging. structlog (which loads asyncio) is
+imported only inside :func:`configure` and the sink, so ``statesock logs`` stays light.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
-import structlog
+__all__ = ["ConsoleSink", "Style", "configure", "format_transition"]
 
-from .cli import Style, format_transition
 
-__all__ = ["ConsoleSink", "configure"]
+class Style:
+    """ANSI colours when writing to a terminal (and NO_COLOR is not set)."""
+
+    CODES: Mapping[str, str] = {
+        "connected": "32",
+        "connecting": "36",
+        "authenticating": "36",
+        "disconnecting": "33",
+        "disconnected": "31",
+        "initialized": "37",
+        "dim": "2",
+        "bold": "1",
+    }
+
+    def __init__(self, stream: TextIO) -> None:
+        force = os.environ.get("FORCE_COLOR")
+        isatty = getattr(stream, "isatty", lambda: False)
+        self.enabled = bool(force) or (isatty() and not os.environ.get("NO_COLOR"))
+
+    def __call__(self, text: str, name: str) -> str:
+        code = self.CODES.get(name)
+        if not self.enabled or code is None:
+            return text
+        return f"\033[{code}m{text}\033[0m"
+
+
+def format_transition(
+    data: Mapping[str, Any], style: Style, when: str | None = None, who: str | None = None
+) -> str:
+    """One readable line for a transition record: time, client, src → dst, trigger, source."""
+    if when is None:
+        stamp = data.get("timestamp")
+        at = data.get("at")
+        if isinstance(stamp, str) and "T" in stamp:
+            when = stamp.split("T", 1)[1][:12]  # HH:MM:SS.mmm of an ISO timestamp (live)
+        elif isinstance(at, int | float) and not isinstance(at, bool):
+            when = f"{at:.3f}"
+        else:
+            when = str(stamp or "")
+    src, dst = str(data.get("src")), str(data.get("dst"))
+    arrow = f"{style(src, src)} → {style(dst, dst)}"
+    if data.get("internal") or src == dst:
+        arrow = f"{style(src, src)} (internal)"
+    client = who if who is not None else str(data.get("client", ""))
+    parts = [style(when, "dim"), client, arrow, str(data.get("trigger"))]
+    source = data.get("source")
+    if source:
+        code = data.get("code")
+        parts.append(f"source={source}" + (f"({code})" if code is not None else ""))
+    detail = data.get("detail")
+    if detail and not source:
+        parts.append(str(detail))
+    elif detail:
+        parts.append(style(str(detail), "dim"))
+    return "  ".join(parts)
+
 
 _NOTABLE = {
     "recovery_stopped": "recovery stopped",
@@ -32,6 +89,8 @@ _NOTABLE = {
 
 
 class ConsoleSink:
+    """The last structlog processor: log to a file as JSON lines, print what matters."""
+
     def __init__(self, style: Style, log_file: TextIO | None, out: TextIO = sys.stdout) -> None:
         self.style = style
         self.log_file = log_file
@@ -39,6 +98,8 @@ class ConsoleSink:
         self.transitions = 0
 
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+        import structlog
+
         if self.log_file is not None:
             self.log_file.write(json.dumps(event, default=str, sort_keys=True) + "\n")
             self.log_file.flush()
@@ -48,9 +109,9 @@ class ConsoleSink:
             if event.get("trigger") != "pong":  # pongs are logged, but too chatty to show
                 print(format_transition(event, self.style), file=self.out, flush=True)
         elif name == "reconnect_scheduled":
-            line = (
-                f"    ↻ reconnect in {float(event['retry_in']):.2f} s (attempt {event['attempt']})"
-            )
+            retry_in = event.get("retry_in")
+            delay = f"{retry_in:.2f} s" if isinstance(retry_in, int | float) else str(retry_in)
+            line = f"    ↻ reconnect in {delay} (attempt {event.get('attempt')})"
             print(self.style(line, "bold"), file=self.out, flush=True)
         elif name in _NOTABLE:
             extra = {k: v for k, v in event.items() if k not in ("event", "timestamp", "level")}
@@ -60,6 +121,8 @@ class ConsoleSink:
 
 
 def configure(log_file: TextIO | None, out: TextIO = sys.stdout) -> ConsoleSink:
+    import structlog
+
     sink = ConsoleSink(Style(out), log_file, out)
     structlog.configure(
         processors=[

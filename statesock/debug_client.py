@@ -17,9 +17,8 @@ import signal
 import sys
 from typing import Any
 
-from .cli import Style
 from .client import WebSocketClient
-from .console import configure
+from .console import Style, configure
 from .events import HealthCheckPongEvent
 from .exceptions import ConnectFailed, InvalidURL
 from .ping import default_ping_request

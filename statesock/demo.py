@@ -5,7 +5,8 @@ connection id, JSON health checks, a stream of app events). A client with a reco
 handler and a network monitor connects with short timings while the script restarts the
 server, silences it, takes the network down and finally rejects the client's token. Every
 transition is printed as it happens and written as JSON lines to a file that
-``statesock logs`` can inspect. Real time, about 15 seconds at speed 1.
+``statesock logs`` can inspect. Real time, about 15 seconds at speed 1. It ends by writing
+the HTML report of that log (``statesock report``) and printing its path.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import contextlib
 import sys
 from pathlib import Path
 
-from .cli import Style
 from .client import WebSocketClient
-from .console import configure
-from .log_reader import read_records, summarise
+from .console import Style, configure
+from .log_reader import LogReader, LogRecord, Summariser
 from .machine import ConnectionState
 from .network import ManualNetworkMonitor
 from .recovery import ConnectionRecoveryHandler
@@ -109,7 +109,11 @@ async def _tour(out: Style, speed: float) -> dict[str, int]:
     return {"events": received["events"], "reconnects": recovery.reconnects}
 
 
-def run_demo(log_file: str = "statesock-demo.jsonl", speed: float = 1.0) -> int:
+def run_demo(
+    log_file: str = "statesock-demo.jsonl",
+    speed: float = 1.0,
+    report: str | None = "statesock-demo.html",
+) -> int:
     out = Style(sys.stdout)
     path = Path(log_file)
     print(out("statesock demo: a client that connects, authenticates, pings and recovers", "bold"))
@@ -121,15 +125,18 @@ def run_demo(log_file: str = "statesock-demo.jsonl", speed: float = 1.0) -> int:
     except (OSError, TimeoutError) as exc:
         print(f"statesock demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    result = read_records(path)
+    summariser = Summariser()
+    for item in LogReader([path]):
+        if isinstance(item, LogRecord):
+            summariser.feed(item)
     print("\n" + out("Summary", "bold"))
-    for summary in summarise(result.records):
+    for summary in summariser.finish():
         times = ", ".join(
             f"{state} {seconds:.2f}s"
             for state, seconds in sorted(summary.time_in_state.items(), key=lambda kv: -kv[1])
         )
         sources = ", ".join(f"{k}={v}" for k, v in sorted(summary.disconnections.items()))
-        print(f"  client {summary.client}: {summary.records} transition records")
+        print(f"  client {summary.label}: {summary.records} transition records")
         print(f"  time in state: {times}")
         print(f"  disconnections by source: {sources}")
         print(f"  reconnects: {counts['reconnects']}")
@@ -142,4 +149,14 @@ def run_demo(log_file: str = "statesock-demo.jsonl", speed: float = 1.0) -> int:
     print(f"\nInspect the log:  statesock logs {path}")
     print(f"Check it:         statesock logs --check {path}")
     print(f"See the diagram:  statesock diagram --log {path}")
+    if report is not None:
+        from .report import build_report
+
+        try:
+            page = build_report(LogReader([path]), title=f"statesock demo: {path}")
+            Path(report).write_text(page.html, encoding="utf-8")
+        except OSError as exc:
+            print(f"statesock demo: cannot write the report {report}: {exc}", file=sys.stderr)
+            return 1
+        print(f"The report:       {Path(report).resolve()}  (open it in a browser)")
     return 0

@@ -1,225 +1,502 @@
-"""Reading transition logs back: parse JSON lines, check them, summarise them.
+"""Reading transition logs back, streaming: parse, group by client and run, check, summarise.
 
-An application writes statesock's structlog events as JSON lines (see the README). This
-module reads them without trusting them: lines that are not JSON, JSON that is not an
-object, records of other loggers, records missing a field and a truncated last line are
-skipped and counted, never fatal. No network imports: ``statesock logs`` uses only this.
+An application writes statesock's structlog events as JSON lines (see the README); fleets
+write many files, rotate and gzip them, or pipe them from ``kubectl logs``. :class:`LogReader`
+reads any mix of paths, globs, gzip files and standard input (``-``) one line at a time and
+yields :class:`LogRecord` (a ``transition``) and :class:`RetryNote` (a
+``reconnect_scheduled``). Nothing is trusted: a line that is not JSON, too long, nested too
+deeply, not an object, from another logger, missing a field or carrying an absurd number is
+skipped and counted by reason, never fatal. Memory is bounded by the number of client runs,
+never by the number of lines.
+
+Runs: every record belongs to one *lane*, ``(client, run)``. The writer's ``run`` field names
+the run when present; otherwise a client's ``seq`` going backwards, or a record leaving
+``initialized`` after others, starts a new run (a restarted process appending to the same
+file), so a restart is never read as an illegal edge or as one long outage.
+
+:class:`Checker`, :class:`Summariser` and :class:`EdgeCounter` each take records one at a time
+(``feed``), so the CLI streams a 100 MB log through them in linear time. No network imports.
 """
 
 from __future__ import annotations
 
+import glob
+import gzip
+import io
 import json
 import math
+import os
 import sys
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+import zlib
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, cast
 
 from .diagram import EdgeKey, edges
 
 __all__ = [
-    "ClientSummary",
+    "STATES",
+    "Checker",
+    "EdgeCounter",
+    "LaneLabels",
+    "LaneSummary",
+    "LogReader",
     "LogRecord",
     "ReadResult",
+    "RetryNote",
+    "Summariser",
     "Violation",
     "check",
     "edge_counts",
+    "percentile",
     "read_records",
     "summarise",
 ]
 
-REQUIRED = ("client", "seq", "src", "dst", "trigger")
-STATE_NAMES = frozenset(
-    {"initialized", "connecting", "authenticating", "connected", "disconnecting", "disconnected"}
+STATES = (
+    "initialized",
+    "connecting",
+    "authenticating",
+    "connected",
+    "disconnecting",
+    "disconnected",
 )
+_STATE_SET = frozenset(STATES)
+MAX_LINE = 1 << 20  # a longer line is skipped: one hostile line must not take the memory
+# Past this, a number is corruption, not a time: 1e12 s is 31,000 years (and floats of
+# huge ints would turn every sum into inf).
+_MAX_NUMBER = 1e12
+_MAX_TEXT = 500  # detail and source are cut here: records are kept for tooltips
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogRecord:
-    """One ``transition`` record (or a ``reconnect_scheduled`` annotation) and its line."""
+    """One ``transition`` record, validated, with where it came from and its lane."""
 
+    file: str
     line: int
-    event: str
     client: str
-    data: Mapping[str, Any]
+    run: str
+    seq: int
+    src: str
+    dst: str
+    trigger: str
+    source: str | None
+    code: int | None
+    detail: str
+    in_state_ms: float | None
+    at: float | None  # the writer's loop time, seconds: comparable within one run only
+    wall: float | None  # epoch seconds from ``ts`` or ``timestamp``, when the writer had one
+    internal: bool
+    data: Mapping[str, Any] = field(compare=False, repr=False)
 
     @property
-    def seq(self) -> int:
-        return int(self.data["seq"])
+    def lane(self) -> tuple[str, str]:
+        return (self.client, self.run)
 
     @property
-    def src(self) -> str:
-        return str(self.data["src"])
+    def edge(self) -> EdgeKey:
+        return (self.src, self.dst, self.trigger)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNote:
+    """A ``reconnect_scheduled`` event: the recovery handler will reconnect in ``retry_in``."""
+
+    file: str
+    line: int
+    client: str
+    run: str
+    retry_in: float
+    attempt: int | None
+    source: str | None
+    code: int | None
+    wall: float | None
 
     @property
-    def dst(self) -> str:
-        return str(self.data["dst"])
+    def lane(self) -> tuple[str, str]:
+        return (self.client, self.run)
+
+
+Item = LogRecord | RetryNote
+
+
+def _number(value: Any) -> float | None:
+    """A finite, plausible number, or None (bool, NaN, inf, huge ints, strings)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and not -_MAX_NUMBER <= value <= _MAX_NUMBER:
+        return None  # before float(): a 400-digit int overflows it
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > _MAX_NUMBER:
+        return None
+    return number
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -(2**53) <= value <= 2**53 else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value[:_MAX_TEXT]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _wall(data: Mapping[str, Any]) -> float | None:
+    """Epoch seconds from ``ts`` or ``timestamp``, None when absent; ValueError when unusable."""
+    stamp = data.get("ts")
+    if stamp is None:
+        stamp = data.get("timestamp")
+    if stamp is None:
+        return None
+    if isinstance(stamp, str):
+        parsed = datetime.fromisoformat(stamp)
+        if parsed.tzinfo is None:
+            raise ValueError("a naive local time is not comparable across machines")
+        stamp = parsed.timestamp()
+    number = _number(stamp)
+    if number is None:
+        raise ValueError(f"not a time: {stamp!r}")
+    return number
+
+
+class _Runs:
+    """Names each client's current run: the writer's ``run``, split further at restarts.
+
+    A restart (``seq`` going back, or leaving ``initialized`` after other records) starts a
+    new run even under the same ``run`` id: two clients with one label in one process, or a
+    writer without run ids (``1``, ``2``, ... then).
+    """
+
+    def __init__(self) -> None:
+        self.last_seq: dict[tuple[str, str], int] = {}
+        self.restarts: dict[tuple[str, str], int] = {}
+        self.current: dict[str, str] = {}
+
+    def assign(self, client: str, seq: int, src: str, given: Any) -> str:
+        explicit = isinstance(given, str | int) and not isinstance(given, bool) and str(given)
+        base = str(given)[:64] if explicit else ""
+        key = (client, base)
+        previous = self.last_seq.get(key)
+        number = self.restarts.get(key, 1)
+        if previous is not None and (seq <= previous or src == "initialized"):
+            number += 1
+        self.restarts[key] = number
+        self.last_seq[key] = seq
+        run = str(number) if not base else base if number == 1 else f"{base}.{number}"
+        self.current[client] = run
+        return run
+
+
+class LogReader:
+    """Stream records from paths, globs, ``.gz`` files and ``-`` (standard input).
+
+    Iterate it once. Afterwards (or during) ``lines``, ``records``, ``skipped`` (reason ->
+    count), ``files`` and ``errors`` (inputs that could not be read) describe what was read.
+    """
+
+    def __init__(
+        self,
+        inputs: Sequence[str | Path] | str | Path,
+        client: str | None = None,
+        *,
+        stdin: IO[bytes] | None = None,
+    ) -> None:
+        self.inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+        self.client = client
+        self.stdin = stdin
+        self.lines = 0
+        self.records = 0
+        self.notes = 0
+        self.skipped: Counter[str] = Counter()
+        self.files: list[str] = []
+        self.errors: list[str] = []
+        self._runs = _Runs()
 
     @property
-    def trigger(self) -> str:
-        return str(self.data["trigger"])
+    def valid(self) -> int:
+        return self.records + self.notes
 
-    @property
-    def at(self) -> float | None:
-        value = self.data.get("at")
-        return float(value) if isinstance(value, int | float) else None
+    def skipped_text(self) -> str:
+        if not self.skipped:
+            return "skipped: none"
+        parts = ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items()))
+        return f"skipped: {sum(self.skipped.values())} ({parts})"
 
-    @property
-    def internal(self) -> bool:
-        return bool(self.data.get("internal")) or self.src == self.dst
+    def _expand(self) -> Iterator[str]:
+        for item in self.inputs:
+            name = str(item)
+            if name == "-" or os.path.exists(name) or not glob.has_magic(name):
+                yield name
+                continue
+            matches = sorted(glob.glob(name))
+            if not matches:
+                self.errors.append(f"{name}: no file matches")
+            yield from matches
 
-
-@dataclass
-class ReadResult:
-    records: list[LogRecord] = field(default_factory=list)
-    annotations: list[LogRecord] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
-    lines: int = 0
-
-
-def _open(source: str | Path | TextIO) -> tuple[TextIO, bool]:
-    if isinstance(source, str | Path):
-        if str(source) == "-":
-            return sys.stdin, False
-        return open(source, encoding="utf-8", errors="replace"), True
-    return source, False
-
-
-def read_records(source: str | Path | TextIO, client: str | None = None) -> ReadResult:
-    """Parse a JSON-lines file (or ``-`` for standard input), skipping what is unusable."""
-    stream, owned = _open(source)
-    result = ReadResult()
-    try:
-        for number, raw in enumerate(stream, start=1):
-            result.lines = number
-            text = raw.strip()
-            if not text:
+    def __iter__(self) -> Iterator[Item]:
+        for name in self._expand():
+            if name == "-":
+                stream: IO[bytes] = self.stdin if self.stdin is not None else sys.stdin.buffer
+                yield from self._read_stream(name, stream)
                 continue
             try:
-                data = json.loads(text)
-            except ValueError:
-                reason = "truncated last line" if not raw.endswith("\n") else "not JSON"
-                result.skipped[reason] += 1
+                handle = open(name, "rb")  # noqa: SIM115 (closed below; generators need it)
+            except OSError as exc:
+                self.errors.append(f"{name}: {exc.strerror or exc}")
                 continue
-            if not isinstance(data, dict):
-                result.skipped["not a JSON object"] += 1
+            try:
+                yield from self._read_stream(name, handle)
+            finally:
+                handle.close()
+
+    def _read_stream(self, name: str, raw: IO[bytes]) -> Iterator[Item]:
+        self.files.append(name)
+        # peek() needs a buffered reader; files and sys.stdin.buffer already are.
+        buffered: Any = raw if hasattr(raw, "peek") else io.BufferedReader(cast(Any, raw))
+        stream: IO[bytes] = buffered
+        try:
+            if buffered.peek(2)[:2] == b"\x1f\x8b":
+                stream = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
+            yield from self._read_lines(name, stream)
+        except IsADirectoryError:
+            self.errors.append(f"{name}: is a directory")
+        except (EOFError, OSError, zlib.error) as exc:
+            # A gzip file cut short or corrupt: keep what was read, say so.
+            what = "truncated or corrupt gzip" if stream is not buffered else "read error"
+            self.skipped[f"{what} ({type(exc).__name__})"] += 1
+
+    def _read_lines(self, name: str, stream: IO[bytes]) -> Iterator[Item]:
+        number = 0
+        while True:
+            raw = stream.readline(MAX_LINE + 1)
+            if not raw:
+                return
+            number += 1
+            self.lines += 1
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                self.skipped["line longer than 1 MiB"] += 1
+                while raw and not raw.endswith(b"\n"):
+                    raw = stream.readline(MAX_LINE)
                 continue
-            event = data.get("event")
-            if event == "reconnect_scheduled" and isinstance(data.get("client"), str):
-                if client is None or data["client"] == client:
-                    result.annotations.append(LogRecord(number, event, data["client"], data))
-                continue
-            if event != "transition":
-                result.skipped["other events"] += 1
-                continue
-            if not all(name in data for name in REQUIRED) or not _well_typed(data):
-                result.skipped["missing or malformed fields"] += 1
-                continue
-            if client is not None and data["client"] != client:
-                continue
-            result.records.append(LogRecord(number, event, str(data["client"]), data))
-    finally:
-        if owned:
-            stream.close()
-    return result
+            item = self._parse(name, number, raw)
+            if item is not None:
+                yield item
+
+    def _parse(self, name: str, number: int, raw: bytes) -> Item | None:
+        if not raw.strip():
+            return None
+        try:
+            data = json.loads(raw)
+        except RecursionError:
+            self.skipped["nested too deeply"] += 1
+            return None
+        except ValueError:  # also UnicodeDecodeError and over-long integer literals
+            truncated = not raw.endswith(b"\n")
+            self.skipped["truncated last line" if truncated else "not JSON"] += 1
+            return None
+        if not isinstance(data, dict):
+            self.skipped["not a JSON object"] += 1
+            return None
+        event = data.get("event")
+        if event == "transition":
+            return self._transition(name, number, data)
+        if event == "reconnect_scheduled":
+            return self._note(name, number, data)
+        self.skipped["other events"] += 1
+        return None
+
+    def _transition(self, name: str, number: int, data: dict[str, Any]) -> LogRecord | None:
+        client, seq = data.get("client"), _integer(data.get("seq"))
+        src, dst, trigger = data.get("src"), data.get("dst"), data.get("trigger")
+        if (
+            not isinstance(client, str)
+            or seq is None
+            or src not in _STATE_SET
+            or dst not in _STATE_SET
+            or not isinstance(trigger, str)
+        ):
+            self.skipped["missing or malformed fields"] += 1
+            return None
+        numbers = {}
+        for key in ("at", "in_state_ms"):
+            value = data.get(key)
+            numbers[key] = _number(value)
+            if value is not None and numbers[key] is None:
+                self.skipped[f"bad number in {key}"] += 1
+                return None
+        try:
+            wall = _wall(data)
+        except ValueError:
+            self.skipped["bad ts or timestamp"] += 1
+            return None
+        if self.client is not None and client != self.client:
+            return None
+        assert isinstance(src, str) and isinstance(dst, str)
+        run = self._runs.assign(client, seq, src, data.get("run"))
+        self.records += 1
+        return LogRecord(
+            file=name,
+            line=number,
+            client=client,
+            run=run,
+            seq=seq,
+            src=src,
+            dst=dst,
+            trigger=trigger[:_MAX_TEXT],
+            source=_text(data.get("source")),
+            code=_integer(data.get("code")),
+            detail=_text(data.get("detail")) or "",
+            in_state_ms=numbers["in_state_ms"],
+            at=numbers["at"],
+            wall=wall,
+            internal=bool(data.get("internal")) or src == dst,
+            data=data,
+        )
+
+    def _note(self, name: str, number: int, data: dict[str, Any]) -> RetryNote | None:
+        client, retry_in = data.get("client"), _number(data.get("retry_in"))
+        try:
+            wall = _wall(data)
+        except ValueError:
+            wall = retry_in = None  # an unusable time makes the whole note unusable
+        if not isinstance(client, str) or retry_in is None or retry_in < 0:
+            self.skipped["malformed reconnect_scheduled"] += 1
+            return None
+        if self.client is not None and client != self.client:
+            return None
+        self.notes += 1
+        return RetryNote(
+            file=name,
+            line=number,
+            client=client,
+            run=self._runs.current.get(client, "1"),
+            retry_in=retry_in,
+            attempt=_integer(data.get("attempt")),
+            source=_text(data.get("source")),
+            code=_integer(data.get("code")),
+            wall=wall,
+        )
 
 
-def _well_typed(data: Mapping[str, Any]) -> bool:
-    return (
-        isinstance(data.get("seq"), int)
-        and isinstance(data.get("client"), str)
-        and data.get("src") in STATE_NAMES
-        and data.get("dst") in STATE_NAMES
-        and isinstance(data.get("trigger"), str)
-    )
+# -- checking ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Violation:
+    file: str
     line: int
     record: Mapping[str, Any]
     why: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.why}: {json.dumps(self.record, sort_keys=True)}"
+        text = json.dumps(self.record, sort_keys=True, default=str)
+        return f"{self.file} line {self.line}: {self.why}: {text[:_MAX_TEXT]}"
+
+
+class Checker:
+    """Replays records against the machine's table, lane by lane.
+
+    A record is illegal when its (src, dst, trigger) is not an edge of the table, or when it
+    does not start where its lane's previous record ended. A gap in ``seq`` is a warning
+    (records were lost or filtered), not a violation. Only the first ``max_warnings``
+    warnings are kept; ``warning_count`` counts them all.
+    """
+
+    def __init__(self, max_warnings: int = 20) -> None:
+        self.legal = frozenset(key for key, _internal in edges())
+        self.last: dict[tuple[str, str], tuple[str, int, int]] = {}  # lane -> dst, seq, line
+        self.violation: Violation | None = None
+        self.warnings: list[str] = []
+        self.warning_count = 0
+        self.max_warnings = max_warnings
+        self.records = 0
+
+    def feed(self, record: LogRecord) -> Violation | None:
+        self.records += 1
+        if record.edge not in self.legal:
+            self.violation = Violation(
+                record.file,
+                record.line,
+                record.data,
+                f"{record.src} -> {record.dst} on {record.trigger!r} "
+                "is not a transition of the machine",
+            )
+            return self.violation
+        previous = self.last.get(record.lane)
+        if previous is not None:
+            dst, seq, line = previous
+            if record.src != dst:
+                self.violation = Violation(
+                    record.file,
+                    record.line,
+                    record.data,
+                    f"client {record.client!r} (run {record.run}) was {dst} (line {line}) "
+                    f"but this record starts from {record.src}",
+                )
+                return self.violation
+            if record.seq != seq + 1:
+                self.warning_count += 1
+                if len(self.warnings) < self.max_warnings:
+                    self.warnings.append(
+                        f"{record.file} line {record.line}: client {record.client!r} "
+                        f"seq jumps from {seq} to {record.seq}"
+                    )
+        self.last[record.lane] = (record.dst, record.seq, record.line)
+        return None
+
+    @property
+    def lanes(self) -> int:
+        return len(self.last)
 
 
 def check(records: Iterable[LogRecord]) -> tuple[Violation | None, list[str]]:
-    """Replay records against the machine's table; the first violation, and warnings.
-
-    A record is illegal when its (src, dst, trigger) is not an edge of the table, or when
-    it does not start where the client's previous record ended. A gap in ``seq`` is a
-    warning (records were lost or filtered), not a violation.
-    """
-    legal = {key for key, _internal in edges()}
-    last: dict[str, LogRecord] = {}
-    warnings: list[str] = []
+    """The first violation in ``records`` (or None) and the seq-gap warnings."""
+    checker = Checker(max_warnings=1000)
     for record in records:
-        key = (record.src, record.dst, record.trigger)
-        if key not in legal:
-            return Violation(
-                record.line,
-                record.data,
-                f"{key[0]} -> {key[1]} on {key[2]!r} is not a transition of the machine",
-            ), warnings
-        previous = last.get(record.client)
-        if previous is not None:
-            if record.src != previous.dst:
-                return Violation(
-                    record.line,
-                    record.data,
-                    f"client {record.client!r} was {previous.dst} (line {previous.line}) "
-                    f"but this record starts from {record.src}",
-                ), warnings
-            if record.seq != previous.seq + 1:
-                warnings.append(
-                    f"line {record.line}: client {record.client!r} seq jumps from "
-                    f"{previous.seq} to {record.seq}"
-                )
-        last[record.client] = record
-    return None, warnings
+        if checker.feed(record) is not None:
+            break
+    return checker.violation, checker.warnings
+
+
+class EdgeCounter:
+    """How often each edge of the table happened; anything else is one ``illegal`` count."""
+
+    def __init__(self) -> None:
+        self.legal = frozenset(key for key, _internal in edges())
+        self.counts: Counter[EdgeKey] = Counter()
+        self.illegal = 0
+
+    def feed(self, record: LogRecord) -> None:
+        if record.edge in self.legal:
+            self.counts[record.edge] += 1
+        else:
+            self.illegal += 1  # hostile triggers must not grow the table
 
 
 def edge_counts(records: Iterable[LogRecord]) -> dict[EdgeKey, int]:
-    counts: Counter[EdgeKey] = Counter()
+    counter = EdgeCounter()
     for record in records:
-        counts[(record.src, record.dst, record.trigger)] += 1
-    return dict(counts)
+        counter.feed(record)
+    return dict(counter.counts)
 
 
-@dataclass
-class ClientSummary:
-    client: str
-    records: int = 0
-    time_in_state: dict[str, float] = field(default_factory=dict)  # seconds
-    disconnections: dict[str, int] = field(default_factory=dict)  # by source kind
-    reconnects: int = 0
-    outages: list[float] = field(default_factory=list)  # seconds, ended in connected
-    longest_outage: float | None = None
-    p50_reconnect: float | None = None
-    p95_reconnect: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "records": self.records,
-            "time_in_state_s": {k: round(v, 3) for k, v in sorted(self.time_in_state.items())},
-            "disconnections": dict(sorted(self.disconnections.items())),
-            "reconnects": self.reconnects,
-            "outages": len(self.outages),
-            "longest_outage_s": _round(self.longest_outage),
-            "p50_time_to_reconnect_s": _round(self.p50_reconnect),
-            "p95_time_to_reconnect_s": _round(self.p95_reconnect),
-        }
+# -- summarising ---------------------------------------------------------------------------
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def _percentile(values: list[float], fraction: float) -> float | None:
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile (p50 of [1, 2, 3, 4] is 2)."""
     if not values:
         return None
     ordered = sorted(values)
@@ -227,34 +504,193 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return ordered[index]
 
 
-def summarise(records: Iterable[LogRecord]) -> list[ClientSummary]:
-    by_client: dict[str, list[LogRecord]] = defaultdict(list)
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+class LaneLabels:
+    """Readable lane names: a client's first run is just the client, later ones ``client#run``."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+
+    def __call__(self, client: str, run: str) -> str:
+        first = self.first.setdefault(client, run)
+        return client if run == first else f"{client}#{run[:12]}"
+
+
+@dataclass
+class LaneSummary:
+    """What one run of one client did: time in each state, disconnections, outages."""
+
+    client: str
+    run: str
+    label: str = ""  # the client, plus ``#run`` unless this is the client's first run
+    records: int = 0
+    pongs: int = 0
+    time_in_state: dict[str, float] = field(default_factory=dict)  # seconds
+    disconnections: Counter[str] = field(default_factory=Counter)  # by source kind
+    reconnects: int = 0
+    outages: array[float] = field(default_factory=lambda: array("d"))  # ended in connected
+    state: str = "initialized"
+    final_source: str | None = None
+    final_code: int | None = None
+    first_wall: float | None = None
+    last_wall: float | None = None
+    # Time spent so far in the current state: internal records carry it, so a run that ends
+    # with an internal record still accounts for its last state.
+    _open_ms: float = 0.0
+    _down_at: float | None = None
+    _down_wall: float | None = None
+
+    def feed(self, record: LogRecord) -> None:
+        self.records += 1
+        if record.wall is not None:
+            if self.first_wall is None:
+                self.first_wall = record.wall
+            self.last_wall = record.wall
+        spent = max(0.0, record.in_state_ms or 0.0)
+        if record.internal:
+            if record.trigger == "pong":
+                self.pongs += 1
+            self._open_ms = spent
+            self.final_source, self.final_code = record.source, record.code
+            return
+        self.time_in_state[record.src] = self.time_in_state.get(record.src, 0.0) + spent / 1000
+        self._open_ms = 0.0
+        self.state = record.dst
+        self.final_source, self.final_code = record.source, record.code
+        if record.dst == "disconnected":
+            self.disconnections[record.source or "unknown"] += 1
+        if record.trigger == "connect" and record.detail == "reconnect":
+            self.reconnects += 1
+        if record.src == "connected":
+            self._down_at, self._down_wall = record.at, record.wall
+        elif record.dst == "connected" and (
+            self._down_at is not None or self._down_wall is not None
+        ):
+            if self._down_at is not None and record.at is not None:
+                self.outages.append(max(0.0, record.at - self._down_at))
+            elif self._down_wall is not None and record.wall is not None:
+                self.outages.append(max(0.0, record.wall - self._down_wall))
+            self._down_at = self._down_wall = None
+
+    def finish(self) -> None:
+        if self._open_ms:
+            seconds = self._open_ms / 1000
+            self.time_in_state[self.state] = self.time_in_state.get(self.state, 0.0) + seconds
+            self._open_ms = 0.0
+
+    @property
+    def longest_outage(self) -> float | None:
+        return max(self.outages) if self.outages else None
+
+    @property
+    def p50_reconnect(self) -> float | None:
+        return percentile(self.outages, 0.50)
+
+    @property
+    def p95_reconnect(self) -> float | None:
+        return percentile(self.outages, 0.95)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "run": self.run,
+            "label": self.label,
+            "records": self.records,
+            "pongs": self.pongs,
+            "state": self.state,
+            "final_source": self.final_source,
+            "final_code": self.final_code,
+            "time_in_state_s": {k: round(v, 3) for k, v in sorted(self.time_in_state.items())},
+            "disconnections": dict(sorted(self.disconnections.items())),
+            "reconnects": self.reconnects,
+            "outages": len(self.outages),
+            "longest_outage_s": _round(self.longest_outage),
+            "p50_time_to_reconnect_s": _round(self.p50_reconnect),
+            "p95_time_to_reconnect_s": _round(self.p95_reconnect),
+            "first_ts": self.first_wall,
+            "last_ts": self.last_wall,
+        }
+
+
+class Summariser:
+    """Per-lane summaries and the fleet's totals, fed one record at a time."""
+
+    def __init__(self) -> None:
+        self.lanes: dict[tuple[str, str], LaneSummary] = {}
+        self.labels = LaneLabels()
+        self._finished = False
+
+    def feed(self, record: LogRecord) -> LaneSummary:
+        lane = self.lanes.get(record.lane)
+        if lane is None:
+            label = self.labels(record.client, record.run)
+            lane = self.lanes[record.lane] = LaneSummary(record.client, record.run, label)
+        lane.feed(record)
+        return lane
+
+    def finish(self) -> list[LaneSummary]:
+        if not self._finished:
+            for lane in self.lanes.values():
+                lane.finish()
+            self._finished = True
+        return list(self.lanes.values())
+
+    def fleet(self) -> dict[str, Any]:
+        lanes = self.finish()
+        time_in_state: Counter[str] = Counter()
+        disconnections: Counter[str] = Counter()
+        outages: array[float] = array("d")
+        for lane in lanes:
+            time_in_state.update(lane.time_in_state)
+            disconnections.update(lane.disconnections)
+            outages.extend(lane.outages)
+        return {
+            "clients": len({lane.client for lane in lanes}),
+            "runs": len(lanes),
+            "records": sum(lane.records for lane in lanes),
+            "pongs": sum(lane.pongs for lane in lanes),
+            "time_in_state_s": {k: round(v, 3) for k, v in sorted(time_in_state.items())},
+            "disconnections": dict(sorted(disconnections.items())),
+            "reconnects": sum(lane.reconnects for lane in lanes),
+            "outages": len(outages),
+            "longest_outage_s": _round(max(outages) if outages else None),
+            "p50_time_to_reconnect_s": _round(percentile(outages, 0.50)),
+            "p95_time_to_reconnect_s": _round(percentile(outages, 0.95)),
+        }
+
+
+def summarise(records: Iterable[LogRecord]) -> list[LaneSummary]:
+    summariser = Summariser()
     for record in records:
-        by_client[record.client].append(record)
-    summaries = []
-    for client, items in by_client.items():
-        summary = ClientSummary(client, records=len(items))
-        in_state: defaultdict[str, float] = defaultdict(float)
-        went_down_at: float | None = None
-        for record in items:
-            if record.internal:
-                continue
-            spent = record.data.get("in_state_ms")
-            if isinstance(spent, int | float):
-                in_state[record.src] += spent / 1000
-            if record.dst == "disconnected":
-                kind = str(record.data.get("source") or "unknown")
-                summary.disconnections[kind] = summary.disconnections.get(kind, 0) + 1
-            if record.trigger == "connect" and record.data.get("detail") == "reconnect":
-                summary.reconnects += 1
-            if record.src == "connected" and record.at is not None:
-                went_down_at = record.at
-            elif record.dst == "connected" and went_down_at is not None and record.at is not None:
-                summary.outages.append(record.at - went_down_at)
-                went_down_at = None
-        summary.time_in_state = dict(in_state)
-        summary.longest_outage = max(summary.outages) if summary.outages else None
-        summary.p50_reconnect = _percentile(summary.outages, 0.50)
-        summary.p95_reconnect = _percentile(summary.outages, 0.95)
-        summaries.append(summary)
-    return summaries
+        summariser.feed(record)
+    return summariser.finish()
+
+
+# -- reading everything at once (small logs, tests, the demo) -------------------------------
+
+
+@dataclass
+class ReadResult:
+    records: list[LogRecord] = field(default_factory=list)
+    annotations: list[RetryNote] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    lines: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def read_records(
+    source: str | Path | Sequence[str | Path], client: str | None = None
+) -> ReadResult:
+    """Read a whole (small) log into memory; the CLI streams instead."""
+    reader = LogReader(source if isinstance(source, str | Path) else list(source), client)
+    result = ReadResult()
+    for item in reader:
+        if isinstance(item, LogRecord):
+            result.records.append(item)
+        else:
+            result.annotations.append(item)
+    result.skipped, result.lines, result.errors = reader.skipped, reader.lines, reader.errors
+    return result
