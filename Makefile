@@ -4,8 +4,22 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOWEST_VENV ?= build/venv-lowest
+SMOKE  ?= build/smoke
+PIP    := -m pip install --quiet --disable-pip-version-check
+# Each `>=` floor of pyproject.toml's dependencies, pinned with `==`.
+LOWEST_PINS = $(PYTHON) -c 'import tomllib; \
+	deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+	print(*(d.replace(">=", "==") for d in deps))'
+# A small transition log written by the installed package, the way the README says.
+SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log as t, \
+	statesock.sources as s; \
+	structlog.configure(processors=[structlog.processors.JSONRenderer()], \
+	logger_factory=structlog.WriteLoggerFactory(file=open("transitions.jsonl", "w"))); \
+	mc = m.ConnectionMachine(lambda: 0.0); mc.add_listener(t.TransitionLogger("smoke")); \
+	mc.connect(); mc.opened(); mc.disconnect(s.UserInitiated()); mc.closed()
 
-.PHONY: test check lint typecheck demo diagrams bench clean
+.PHONY: test check lint typecheck demo diagrams bench clean lowest wheel-smoke
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statesock needs Python 3.11 or newer")'
@@ -39,5 +53,31 @@ diagrams: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(ARGS)
 
+# The whole suite against the lowest versions pyproject.toml allows, in a second virtualenv
+# (pip has no "lowest" resolution, so the floors are pinned with ==; pip checks that the pins
+# satisfy the declared ranges when it installs statesock beside them).
+lowest:
+	$(PYTHON) -m venv --clear $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python $(PIP) $$($(LOWEST_PINS)) pytest hypothesis looptime .
+	$(LOWEST_VENV)/bin/python -m pip list --disable-pip-version-check \
+		| grep -iE '^(transitions|websockets|structlog) '
+	$(LOWEST_VENV)/bin/python -m pytest -q
+
+# Build the sdist and the wheel from it (no deprecation warning allowed), install the wheel
+# into a fresh virtualenv and run the CLI from there; then run the sdist's own test suite.
+wheel-smoke: $(STAMP)
+	rm -rf $(SMOKE) && mkdir -p $(SMOKE)
+	$(BIN)/python -m build --no-isolation --outdir $(SMOKE)/dist . > $(SMOKE)/build.log 2>&1 \
+		|| { cat $(SMOKE)/build.log; exit 1; }
+	! grep -i 'deprecat' $(SMOKE)/build.log
+	$(PYTHON) -m venv $(SMOKE)/venv
+	$(SMOKE)/venv/bin/python $(PIP) $(SMOKE)/dist/*.whl
+	cd $(SMOKE) && venv/bin/statesock --version
+	cd $(SMOKE) && venv/bin/statesock diagram > diagram.txt && test -s diagram.txt
+	cd $(SMOKE) && venv/bin/python -c '$(SMOKE_LOG)' && venv/bin/statesock logs --check transitions.jsonl
+	tar -xzf $(SMOKE)/dist/*.tar.gz -C $(SMOKE)
+	$(SMOKE)/venv/bin/python $(PIP) pytest hypothesis looptime
+	cd $(SMOKE)/statesock-* && ../venv/bin/python -m pytest -q
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis

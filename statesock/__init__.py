@@ -1,19 +1,16 @@
 """statesock: an asyncio WebSocket client whose lifecycle is an explicit state machine.
 
-The I/O classes are imported lazily so that ``statesock.machine``, ``statesock.diagram``
-and the CLI's inspection commands never load asyncio or websockets.
+The top-level package exports the public API: the client, recovery and network monitors, the
+machine's types, disconnection sources, events and the whole exception tree. The I/O classes
+are imported lazily, on first access, so that ``import statesock``, ``statesock.machine``,
+``statesock.diagram`` and the CLI's inspection commands never load asyncio or websockets.
 """
 
 from typing import TYPE_CHECKING, Any
 
+from . import exceptions as _exceptions
 from .events import HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
-from .exceptions import (
-    ConnectFailed,
-    ConnectionFailure,
-    InvalidTransition,
-    NotConnectedError,
-    StatesockError,
-)
+from .exceptions import *  # noqa: F403  (the whole tree, as exceptions.__all__ lists it)
 from .machine import (
     ConnectionMachine,
     ConnectionSnapshot,
@@ -32,41 +29,52 @@ from .sources import (
     default_reconnect_policy,
 )
 
+__version__ = "0.1.0"
+"""The package version; pyproject.toml reads it from here (the single source)."""
+
 __all__ = [
     "ClientStats",
-    "ConnectFailed",
-    "ConnectionFailure",
     "ConnectionMachine",
+    "ConnectionRecoveryHandler",
     "ConnectionSnapshot",
     "ConnectionState",
     "DisconnectionSource",
     "HealthCheckInfo",
     "HealthCheckPongEvent",
     "InternalTransition",
-    "InvalidTransition",
+    "ManualNetworkMonitor",
+    "NetworkMonitor",
     "NoPongReceived",
-    "NotConnectedError",
+    "RouteNetworkMonitor",
     "ServerErrorEvent",
     "ServerInitiated",
     "StateChange",
-    "StatesockError",
     "Subscription",
     "SystemInitiated",
     "Timeout",
     "Trigger",
     "UserInitiated",
     "WebSocketClient",
+    "__version__",
     "default_reconnect_policy",
 ]
+__all__ += _exceptions.__all__
 
 _LAZY = {
     "ClientStats": "statesock.client",
-    "Subscription": "statesock.client",
+    "Subscription": "statesock.subscriptions",
     "WebSocketClient": "statesock.client",
+    "ConnectionRecoveryHandler": "statesock.recovery",
+    "NetworkMonitor": "statesock.network",
+    "ManualNetworkMonitor": "statesock.network",
+    "RouteNetworkMonitor": "statesock.network",
 }
 
 if TYPE_CHECKING:
-    from .client import ClientStats, Subscription, WebSocketClient
+    from .client import ClientStats, WebSocketClient
+    from .network import ManualNetworkMonitor, NetworkMonitor, RouteNetworkMonitor
+    from .recovery import ConnectionRecoveryHandler
+    from .subscriptions import Subscription
 
 
 def __getattr__(name: str) -> Any:
@@ -78,3 +86,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

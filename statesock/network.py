@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 from collections.abc import Callable
 from typing import Protocol
@@ -58,7 +59,8 @@ class _Notifier:
             try:
                 callback(available)
             except Exception as exc:
-                emit("error", "network_callback_failed", error=repr(exc), exc_info=exc)
+                # emit() logs the traceback redacted, never the raw exception.
+                emit("error", "network_callback_failed", error=exc, exc_info=exc)
 
 
 class ManualNetworkMonitor(_Notifier):
@@ -92,6 +94,14 @@ class RouteNetworkMonitor(_Notifier):
     """
 
     def __init__(self, host: str, port: int = 443, *, interval: float = 2.0) -> None:
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a non-empty str, not {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port must be an int in 1..65535, not {port!r}")
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            raise TypeError(f"interval must be a number of seconds, not {interval!r}")
+        if not math.isfinite(interval) or interval <= 0:
+            raise ValueError(f"interval must be a finite number of seconds > 0, not {interval!r}")
         super().__init__(True)
         self.host = host
         self.port = port
