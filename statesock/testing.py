@@ -23,7 +23,8 @@ Knobs are plain attributes that can change at any moment: ``silent`` (no pongs),
 
 :func:`decode_message` is the matching ``event_decoder`` and :func:`auth_hook` the matching
 ``on_connection_established``. :class:`FaultProxy` sits between a client and a server and
-injects network faults (blackhole, reset, delay).
+injects network faults (blackhole, reset, delay). :class:`HTTPConnectProxy` is an HTTP
+``CONNECT`` proxy (loopback targets only) that records the targets it tunnelled to.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ from websockets.typing import Subprotocol
 
 from .events import HealthCheckPongEvent, ServerErrorEvent
 
-__all__ = ["AppEvent", "FaultProxy", "TestServer", "auth_hook", "decode_message"]
+__all__ = [
+    "AppEvent",
+    "FaultProxy",
+    "HTTPConnectProxy",
+    "TestServer",
+    "auth_hook",
+    "decode_message",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,3 +388,117 @@ def _reset(writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     _abort(writer)
+
+
+class HTTPConnectProxy:
+    """An HTTP ``CONNECT`` proxy on 127.0.0.1, for testing clients behind a corporate proxy.
+
+    It tunnels to loopback targets only (anything else gets ``403``, so a test can never reach
+    the network through it) and records what it served: :attr:`targets` lists each
+    ``host:port`` it was asked to ``CONNECT`` to, :attr:`authorizations` the
+    ``Proxy-Authorization`` header of each request (``None`` when absent). Set
+    :attr:`require_auth` to a ``Proxy-Authorization`` value to answer ``407`` to any other.
+    Anything but ``CONNECT`` gets ``405``.
+    """
+
+    __test__ = False
+
+    _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.targets: list[str] = []
+        self.authorizations: list[str | None] = []
+        self.require_auth: str | None = None
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> HTTPConnectProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            _abort(writer)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def __aenter__(self) -> HTTPConnectProxy:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        up_writer: asyncio.StreamWriter | None = None
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, _, rest = lines[0].partition(" ")
+            target = rest.rpartition(" ")[0]
+            headers = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (line.partition(":") for line in lines[1:] if line)
+            }
+            if method != "CONNECT":
+                await self._answer(writer, "405 Method Not Allowed")
+                return
+            self.targets.append(target)
+            self.authorizations.append(headers.get("proxy-authorization"))
+            if self.require_auth is not None and (
+                headers.get("proxy-authorization") != self.require_auth
+            ):
+                await self._answer(writer, "407 Proxy Authentication Required")
+                return
+            host, _, port = target.rpartition(":")
+            if host not in self._LOOPBACK or not port.isdigit():
+                await self._answer(writer, "403 Forbidden")
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            except OSError:
+                await self._answer(writer, "502 Bad Gateway")
+                return
+            self._writers.add(up_writer)
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            async with asyncio.TaskGroup() as group:
+                for source, sink in ((reader, up_writer), (up_reader, writer)):
+                    task = group.create_task(_pipe(source, sink))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        except* (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            for stream in (writer, up_writer):
+                if stream is not None:
+                    self._writers.discard(stream)
+                    _abort(stream)
+
+    @staticmethod
+    async def _answer(writer: asyncio.StreamWriter, status: str) -> None:
+        """Refuse: send the status line, then close (which flushes it, unlike abort)."""
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode("latin-1"))
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    while chunk := await source.read(65536):
+        sink.write(chunk)
+        await sink.drain()
+    _abort(sink)
