@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -345,3 +346,58 @@ def test_secrets_in_sources_never_reach_the_log() -> None:
     assert record is not None
     fields = transition_fields("c", record)
     assert "s3cr3t-tok" not in str(fields)
+
+
+def _readme_recipe(title: str) -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"### Recipe: {title}", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+_DRIVE_A_MACHINE = (
+    "import statesock.machine as m, statesock.sources as s, statesock.transition_log as t\n"
+    "mc = m.ConnectionMachine(lambda: 0.0)\n"
+    "mc.add_listener(t.TransitionLogger('feed-1'))\n"
+    "mc.connect(); mc.opened(); mc.disconnect(s.UserInitiated()); mc.closed()\n"
+)
+
+
+def test_the_readme_stdlib_recipe_shows_transitions_only(tmp_path: Path) -> None:
+    code = _readme_recipe("standard library logging") + _DRIVE_A_MACHINE
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()  # basicConfig writes to stderr
+    assert len(lines) == 4, lines
+    assert all(" statesock transition client='feed-1' " in line for line in lines)
+
+
+def test_the_readme_structlog_recipe_writes_what_statesock_logs_reads(tmp_path: Path) -> None:
+    code = _readme_recipe("structlog JSON lines for `statesock logs`") + _DRIVE_A_MACHINE
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "transitions.jsonl").open()]
+    assert [r["event"] for r in records] == ["transition"] * 4
+    assert {r["run"] for r in records} == {records[0]["run"]}
+    check = subprocess.run(
+        [sys.executable, "-m", "statesock", "logs", "--check", "transitions.jsonl"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
