@@ -19,7 +19,7 @@ SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log a
 	mc = m.ConnectionMachine(lambda: 0.0); mc.add_listener(t.TransitionLogger("smoke")); \
 	mc.connect(); mc.opened(); mc.disconnect(s.UserInitiated()); mc.closed()
 
-.PHONY: test check lint typecheck demo diagrams bench clean lowest wheel-smoke
+.PHONY: test check lint typecheck demo diagrams bench clean lowest wheel-smoke browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statesock needs Python 3.11 or newer")'
@@ -30,8 +30,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Chromium for the HTML report's browser tests (tests/test_report_browser.py), from the
+# system's packages when it is missing and we are root. When it cannot be installed, those
+# tests say why: they fail under CI=true and skip loudly elsewhere.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+		|| echo "make browser: installing chromium failed" >&2; \
+	else echo "make browser: chromium is missing (install it as root: apt-get install chromium)" >&2; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check statesock tests examples

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -120,6 +121,8 @@ class Timeline:
         self.pongs: dict[tuple[str, str], int] = {}
         self.label = LaneLabels()
         self.buffer: list[str] = []
+        self._second = -1
+        self._prefix = ""
 
     def _flush_pongs(self, lane: tuple[str, str]) -> None:
         count = self.pongs.pop(lane, 0)
@@ -135,11 +138,12 @@ class Timeline:
             text = f"    ↻ {self.label(*item.lane)}: reconnect in {item.retry_in:.2f} s{attempt}"
             self.buffer.append(self.style(text, "bold"))
         elif item.trigger == "pong" and item.internal and not self.show_pongs:
-            self.pongs[item.lane] = self.pongs.get(item.lane, 0) + 1
+            lane = (item.client, item.run)
+            self.pongs[lane] = self.pongs.get(lane, 0) + 1
         else:
             self._flush_pongs(item.lane)
             if item.wall is not None:
-                when = format_wall(item.wall)
+                when = self._when(item.wall)
             elif item.at is not None:
                 when = f"{item.at:.3f}"
             else:
@@ -149,6 +153,12 @@ class Timeline:
             )
         if len(self.buffer) >= 2000:
             self.flush()
+
+    def _when(self, epoch: float) -> str:
+        second = math.floor(epoch)
+        if second != self._second:  # one strftime per second of log, not per line
+            self._second, self._prefix = second, format_wall(second)[:-4]
+        return f"{self._prefix}{int((epoch - second) * 1000):03d}Z"
 
     def flush(self, final: bool = False) -> None:
         if final:

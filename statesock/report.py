@@ -80,14 +80,20 @@ class _Lane:
         self.bands: list[list[Any]] = []
         self.outages: list[tuple[float, float]] = []
         self.last_t = 0.0
+        self.anchor: float | None = None
         self.down_at: float | None = None
         self.merges = 0
         self.file_index = file_index
 
     def time_of(self, record: LogRecord) -> float:
-        value = record.wall if self.wall_clock else record.at
-        if value is not None:
-            self.last_t = value
+        """Loop time (``at``: monotonic, what in_state_ms measures), moved onto the wall clock
+        by the lane's first record; wall time alone when a record has no ``at``."""
+        if record.at is not None:
+            if self.anchor is None:
+                self.anchor = record.wall - record.at if record.wall is not None else 0.0
+            self.last_t = record.at + self.anchor
+        elif record.wall is not None and self.wall_clock:
+            self.last_t = record.wall
         return self.last_t
 
     def feed(self, record: LogRecord, file_index: int, limit: int) -> int:
@@ -100,8 +106,8 @@ class _Lane:
             added += 1
         current = self.bands[-1]
         current[END] = max(current[END], t)
-        current[RECORDS] += 1
         if record.internal:
+            current[RECORDS] += 1  # a band's records: the one that opened it, and internals
             if record.trigger == "pong":
                 current[PONGS] += 1
             return added
@@ -122,7 +128,7 @@ class _Lane:
             record.dst == "disconnecting"
             or (record.dst == "disconnected" and record.src != "disconnecting")
         )
-        self.bands.append([t, t, STATE_INDEX[record.dst], info, 0, 0, disconnect, None, None])
+        self.bands.append([t, t, STATE_INDEX[record.dst], info, 1, 0, disconnect, None, None])
         added += 1
         if record.src == "connected":
             self.down_at = t
@@ -154,6 +160,14 @@ class _Lane:
         return len(self.bands) - before
 
 
+def _shrink(lanes: Iterable[_Lane], limit: int) -> int:
+    change = 0
+    for lane in lanes:
+        while len(lane.bands) > limit:
+            change += lane.halve()
+    return change
+
+
 def _mix(band: list[Any]) -> list[float]:
     if band[MIX] is not None:
         return list(band[MIX])
@@ -170,7 +184,7 @@ def _merge(a: list[Any], b: list[Any]) -> list[Any]:
         b[END],
         top,
         None,
-        a[RECORDS] + b[RECORDS] + 1,  # + the record that opened b
+        a[RECORDS] + b[RECORDS],
         a[PONGS] + b[PONGS],
         a[DISCONNECTS] + b[DISCONNECTS],
         None,
@@ -274,6 +288,10 @@ def build_report(
             lane = lanes[item.lane] = _Lane(item, index)
         limit = max(MIN_LANE_BANDS, band_budget // len(lanes))
         total_bands += lane.feed(item, index, limit)
+        if total_bands > 2 * band_budget:
+            # Lanes that grew while they were few hold more than today's share: shrink them.
+            total_bands += _shrink(lanes.values(), limit)
+    total_bands += _shrink(lanes.values(), max(MIN_LANE_BANDS, band_budget // max(1, len(lanes))))
     summaries = summariser.finish()
     fleet = summariser.fleet()
 
@@ -318,12 +336,12 @@ def build_report(
 # -- the state diagram as inline SVG ---------------------------------------------------------
 
 _POS = {
-    "initialized": (90, 70),
-    "connecting": (290, 70),
-    "authenticating": (500, 70),
-    "connected": (710, 70),
-    "disconnected": (290, 300),
-    "disconnecting": (710, 300),
+    "initialized": (80, 80),
+    "connecting": (310, 80),
+    "authenticating": (560, 80),
+    "connected": (810, 80),
+    "disconnected": (310, 340),
+    "disconnecting": (810, 340),
 }
 _NODE_W, _NODE_H = 130, 40
 
@@ -331,7 +349,7 @@ _NODE_W, _NODE_H = 130, 40
 def diagram_svg(counts: Mapping[EdgeKey, int]) -> str:
     """The machine's edges laid out by hand (no Graphviz needed), labelled ``trigger ×n``."""
     parts = [
-        '<svg class="diagram" viewBox="0 0 820 380" xmlns="http://www.w3.org/2000/svg" '
+        '<svg class="diagram" viewBox="0 0 900 420" xmlns="http://www.w3.org/2000/svg" '
         'role="img" aria-label="state diagram with edge counts">',
         "<defs><marker id='arrow' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='7' "
         "markerHeight='7' orient='auto-start-reverse'><path d='M0,0 L10,5 L0,10 z' "
@@ -367,10 +385,11 @@ def diagram_svg(counts: Mapping[EdgeKey, int]) -> str:
             sx, sy = x1 + dx * scale, y1 + dy * scale
             ex, ey = x2 - dx * scale, y2 - dy * scale
             nx, ny = -dy / length, dx / length
-            bend = 22
+            bend = 36 if abs(dx) < 1 else 24  # the two vertical edges need room for labels
             cx, cy = (sx + ex) / 2 + nx * bend, (sy + ey) / 2 + ny * bend
             path = f"M{sx:.1f},{sy:.1f} Q{cx:.1f},{cy:.1f} {ex:.1f},{ey:.1f}"
-            lx, ly = (sx + 2 * cx + ex) / 4, (sy + 2 * cy + ey) / 4
+            lx = (sx + 2 * cx + ex) / 4 + nx * 10
+            ly = (sy + 2 * cy + ey) / 4 + ny * 10 + 4
         parts.append(
             f"<path class='edge' d='{path}' fill='none' stroke='#374151' "
             f"stroke-width='{width:.1f}'{dash} marker-end='url(#arrow)'>"
@@ -448,7 +467,8 @@ def _page(
     files: list[str],
 ) -> str:
     data = json.dumps(payload, allow_nan=False, separators=(",", ":"), default=str)
-    data = data.replace("</", "<\\/")  # the JSON sits inside a <script> element
+    # The JSON sits inside a <script> element: no "<" at all, so no "</script>" or "<!--".
+    data = data.replace("<", "\\u003c")
     edge_rows = [
         [src, dst, trigger + (" (internal)" if internal else ""), str(counter.counts.get(k, 0))]
         for k, internal in edges()
@@ -493,7 +513,7 @@ svg.lanes text{font-size:11px;fill:#111827}
 svg.lanes .band:hover,svg.lanes .marker:hover,svg.lanes .outage:hover{stroke:#111827;
 stroke-width:1}
 svg.lanes .merged{stroke:#111827;stroke-dasharray:2 2;stroke-width:.6}
-svg.diagram{max-width:820px;width:100%;height:auto}
+svg.diagram{max-width:900px;width:100%;height:auto}
 svg.diagram text{font-size:12px}svg.diagram .edge-label{font-size:10px;fill:#1f2937;
 paint-order:stroke;stroke:#fff;stroke-width:3px}
 """
@@ -504,7 +524,7 @@ _JS = r"""
 const D = JSON.parse(document.getElementById("report-data").textContent);
 const NS = "http://www.w3.org/2000/svg";
 const tip = document.getElementById("tip");
-const LABEL_W = 220, LANE_H = 26, BAND_H = 16, AXIS_H = 24;
+const LABEL_W = 220, LANE_H = 36, BAND_H = 16, TOP = 12, AXIS_H = 22;
 let page = 0, zoom = 1, filter = "";
 function el(name, attrs, parent){
   const node = document.createElementNS(NS, name);
@@ -535,17 +555,17 @@ function bandText(lane, b){
     if (r.detail) lines.push("detail: " + r.detail);
     if (r.ts) lines.push("ts: " + r.ts);
     if (r.at != null) lines.push("at: " + r.at);
-    if (r.in_prev_ms != null) lines.push("in " + r.src + " before: " + r.in_prev_ms + " ms");
+    if (r.in_prev_ms != null) lines.push("in " + r.src + " before: " + secs(r.in_prev_ms / 1000));
     lines.push("line: " + r.where);
   }
   if (b.m){
     const total = b.m.reduce((x, y) => x + y, 0) || 1;
-    lines.push("summary band: " + b.n + " records merged");
+    lines.push("summary band of " + b.n + " record" + (b.n === 1 ? "" : "s") + ":");
     b.m.forEach((v, i) => {
       if (v > 0) lines.push("  " + D.states[i] + " " + (100 * v / total).toFixed(1) + "%");
     });
     if (b.d) lines.push("  disconnections: " + b.d);
-  } else if (b.n) lines.push("records while in it: " + b.n);
+  } else if (b.n > 1) lines.push("records in this band: " + b.n);
   if (b.p) lines.push("pongs: " + b.p);
   if (b.w) lines.push(retryText(b.w));
   return lines.join("\n");
@@ -583,11 +603,12 @@ function draw(){
     const t = span * i / 8, gx = x(t);
     el("line", {x1: gx, x2: gx, y1: AXIS_H - 4, y2: AXIS_H + shown.length * LANE_H,
       stroke: "#e5e7eb"}, svg);
-    const label = el("text", {x: gx + 2, y: 12}, svg);
+    const label = el("text", {x: i === 8 ? gx - 2 : gx + 2, y: 12,
+      "text-anchor": i === 8 ? "end" : "start"}, svg);
     label.textContent = D.origin == null ? t.toFixed(1) + " s" : when(t).slice(11, 23);
   }
   shown.forEach((lane, row) => {
-    const y = AXIS_H + row * LANE_H;
+    const y = AXIS_H + row * LANE_H + TOP;
     const g = el("g", {class: "lane", "data-lane": lane.label}, svg);
     const name = el("text", {x: 4, y: y + BAND_H - 3, class: "lane-label"}, g);
     const dis = Object.values(lane.sum.disconnections).reduce((a, b) => a + b, 0);
@@ -601,7 +622,7 @@ function draw(){
       hover(rect, () => bandText(lane, b));
       if (b.w){
         const wx = x(b.w[0]), ww = Math.max(1, Math.min(x(b.w[0] + b.w[1]), x(b.b)) - wx);
-        const hatch = el("rect", {x: wx, y: y + 2, width: ww, height: BAND_H - 4,
+        const hatch = el("rect", {x: wx, y: y + BAND_H / 2, width: ww, height: BAND_H / 2,
           fill: "url(#hatch)", class: "retry"}, g);
         hover(hatch, () => lane.label + ": " + retryText(b.w));
       }
