@@ -177,6 +177,16 @@ class Subscription(AsyncIterator[T], Generic[T]):
         _wake(self._getters)
         _wake(self._putters)
 
+    def put_last(self, item: T) -> None:
+        """Queue ``item`` even if full, just before :meth:`end` (the producer's last item,
+        which it was waiting to hand over when it decided to end)."""
+        if self._ended:
+            self._discarded += 1
+            return
+        self._items.append(item)
+        if self._getters:
+            _wake(self._getters)
+
     def discard_one(self) -> None:
         """Count one item that was meant for this subscription and never reached it (the
         producer gave up waiting for room, say because the client is closing)."""
@@ -332,6 +342,16 @@ class _Inline:
             self.fanout._callback_failed(exc, self.name)
 
 
+class _Delivery:
+    """One dispatch that waits for full subscribers: the event and who has not taken it."""
+
+    __slots__ = ("event", "waiting")
+
+    def __init__(self, waiting: list[Subscription[Any]], event: object) -> None:
+        self.waiting = waiting
+        self.event = event
+
+
 # One registration: (what it matches, the function that takes an event, the subscription to
 # wait on when that function says "full"; None for sync callbacks, which are never full).
 _Entry = tuple[Any, Callable[[Any], bool], "Subscription[Any] | None"]
@@ -365,7 +385,7 @@ class Fanout:
         self._callback_queues: list[Subscription[Any]] = []
         self._unstarted: list[tuple[Subscription[Any], Callable[[Any], Awaitable[object]]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pending_deliveries = 0
+        self._deliveries: list[_Delivery] = []  # dispatches waiting for full subscribers
         self._ended = False
         self._closed = False
         self._cause: object = None
@@ -539,28 +559,31 @@ class Fanout:
             return None
         if blocked is None:
             return None
-        self._pending_deliveries += 1
-        return self._deliver(blocked, event)
+        delivery = _Delivery(blocked, event)
+        self._deliveries.append(delivery)
+        return self._deliver(delivery)
 
-    async def _deliver(self, blocked: list[Subscription[Any]], event: object) -> None:
-        taken = 0
+    async def _deliver(self, delivery: _Delivery) -> None:
+        waiting = delivery.waiting
         try:
-            for sub in blocked:
-                while not sub.offer(event):
-                    await sub.wait_for_room()
-                taken += 1
+            while waiting:
+                if waiting[0].offer(delivery.event):
+                    del waiting[0]
+                else:
+                    await waiting[0].wait_for_room()
         finally:
-            self._pending_deliveries -= 1
+            self._deliveries.remove(delivery)
             # Cancelled (the client is closing): the event never reached these subscribers.
             # Count it, so none of them has a silent gap.
-            for sub in blocked[taken:]:
+            for sub in waiting:
                 sub.discard_one()
+            waiting.clear()
 
     @property
     def blocked(self) -> bool:
         """True while a dispatch is waiting for a full subscriber (the app is slow, so the
         client is not reading)."""
-        return self._pending_deliveries > 0
+        return bool(self._deliveries)
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -572,7 +595,16 @@ class Fanout:
             self._cause = cause
         streams, self._streams = self._streams, set()
         self._entries = tuple(entry for entry in self._entries if entry[2] not in streams)
-        for sub in streams:
+        self._end(streams)
+
+    def _end(self, subs: set[Subscription[Any]]) -> None:
+        # An event a dispatch is still holding for one of them goes in over the limit: the
+        # stream ends after it, so that costs one slot once, and nothing is lost at the end.
+        for delivery in self._deliveries:
+            for sub in [sub for sub in delivery.waiting if sub in subs]:
+                sub.put_last(delivery.event)
+                delivery.waiting.remove(sub)
+        for sub in subs:
             sub.end(self._cause)
 
     def reopen(self) -> None:
@@ -590,8 +622,7 @@ class Fanout:
         self._unstarted.clear()
         queues, self._callback_queues = self._callback_queues, []
         self._entries = ()
-        for queue in queues:
-            queue.end(self._cause)
+        self._end(set(queues))
         try:
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=timeout)

@@ -500,18 +500,24 @@ async def test_end_all_ends_streams_after_what_is_queued_and_later_ones_at_once(
 
 
 @virtual_time
-async def test_end_all_releases_a_blocked_dispatch() -> None:
+async def test_end_all_releases_a_blocked_dispatch_and_keeps_its_event() -> None:
     fanout, _ = make_fanout(queue_size=1)
     sub = fanout.subscribe()
+    closed_early = fanout.subscribe()
     fanout.dispatch(0)
     waiting = fanout.dispatch(1)
     assert waiting is not None
     task = asyncio.ensure_future(waiting)
     await settle()
+    await closed_early.aclose()
+    await settle()
     fanout.end_all("closed")
     await task
     assert not fanout.blocked
-    assert (sub.pending, sub.discarded) == (1, 1)
+    # The event the dispatch held goes in over the limit: the stream ends after it.
+    assert await collect(sub) == [0, 1]
+    assert (sub.dropped, sub.discarded) == (0, 0)
+    assert (closed_early.delivered, closed_early.discarded) == (0, 2)
 
 
 # -- Fanout: callbacks -------------------------------------------------------------------------
