@@ -228,46 +228,208 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert expected in out
     assert "recovery gave up: True" in out
     assert f"statesock logs {log}" in out
+    report = tmp_path / "statesock-demo.html"
+    assert f"The report:       {report}" in out
+    assert '<script type="application/json" id="report-data">' in report.read_text("utf-8")
     assert main(["logs", "--check", str(log)]) == 0
 
 
-def test_connect_prints_messages_and_disconnects_cleanly_on_ctrl_c() -> None:
-    async def scenario() -> tuple[int, str]:
-        async with TestServer() as server:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "statesock",
-                "connect",
+# -- connect: the CLI in a subprocess against real loopback servers in this process ----------
+
+
+class Connect:
+    """``statesock connect`` as a subprocess, its output read line by line as it comes."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.seen = ""
+
+    @classmethod
+    async def start(cls, *args: str) -> Connect:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "statesock",
+            "connect",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        return cls(process)
+
+    async def expect(self, text: str) -> None:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(20):
+            while text not in self.seen:
+                line = await self.process.stdout.readline()
+                if not line:
+                    raise AssertionError(f"{text!r} never came; output:\n{self.seen}")
+                self.seen += line.decode()
+
+    async def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def finish(self) -> tuple[int, str]:
+        if self.process.stdin is not None and not self.process.stdin.is_closing():
+            self.process.stdin.close()
+        rest, _ = await asyncio.wait_for(self.process.communicate(), 20)
+        self.seen += rest.decode()
+        assert "Traceback" not in self.seen, self.seen
+        assert self.process.returncode is not None
+        return self.process.returncode, self.seen
+
+
+def test_connect_sends_typed_lines_with_no_ack_by_default_and_ends_at_end_of_input() -> None:
+    async def scenario() -> None:
+        # An ordinary server: no auth step, no ack. The client must not wait for one.
+        async with TestServer(require_auth=False, ack=False) as server:
+            started = asyncio.get_running_loop().time()
+            cli = await Connect.start(server.url)
+            await cli.expect("authenticating → connected")
+            assert asyncio.get_running_loop().time() - started < 8  # not the 10 s auth timeout
+            await cli.type('{"type": "subscribe", "topic": "a"}')
+            await cli.type("plain text")
+            await cli.expect("→ plain text")
+            await server.broadcast({"type": "event", "seq": 7})
+            await cli.expect('"seq": 7')
+            code, out = await cli.finish()  # end of input
+            assert code == 0, out
+            assert "end of input: disconnected" in out
+            assert server.received[:2] == [{"type": "subscribe", "topic": "a"}, "plain text"]
+
+    asyncio.run(scenario())
+
+
+def test_connect_lines_typed_before_the_connection_wait_for_it() -> None:
+    async def scenario() -> None:
+        async with TestServer(token="t") as server:
+            cli = await Connect.start(
                 server.url,
-                "--ping",
-                "json",
-                "--ack-type",
-                "connection.ok",
-                "--auth-message",
-                '{"type": "auth", "token": "t"}',
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=ROOT,
-            )
-            assert process.stdout is not None
-            seen = ""
-            while "authenticating → connected" not in seen:
-                seen += (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
-            await server.broadcast({"type": "event", "seq": 1})
-            while '"seq": 1' not in seen:
-                seen += (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+                "--ping", "json",
+                "--ack-type", "connection.ok",
+                "--auth-message", '{"type": "auth", "token": "t"}',
+            )  # fmt: skip
+            await cli.type('{"type": "early"}')  # before the ack: held until connected
+            await cli.expect("authenticating → connected")
+            await cli.expect('→ {"type": "early"}')
+            code, _out = await cli.finish()
+            assert code == 0
+            assert server.received[0] == {"type": "auth", "token": "t"}
+            assert {"type": "early"} in server.received[1:]
+
+    asyncio.run(scenario())
+
+
+def test_connect_disconnects_cleanly_on_ctrl_c_with_exit_130() -> None:
+    async def scenario() -> None:
+        async with TestServer(require_auth=False, ack=False) as server:
+            cli = await Connect.start(server.url)
+            await cli.expect("authenticating → connected")
             ws = next(iter(server.connections.values()))
-            process.send_signal(signal.SIGINT)
-            rest, _ = await asyncio.wait_for(process.communicate(), 20)
+            cli.process.send_signal(signal.SIGINT)
+            await cli.expect("interrupted")  # before finish() ends standard input
+            code, out = await cli.finish()
             await ws.wait_closed()
             assert ws.close_code == 1000
-            return process.returncode or 0, seen + rest.decode()
+            assert code == 130, out
+            assert "source=user" in out and "interrupted" in out
 
-    code, out = asyncio.run(scenario())
-    assert code == 0
-    assert "source=user" in out
-    assert "Traceback" not in out
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("close_on_open", "gives up after: server closed with 1008: policy violation"),
+        ("require_header", "gives up after: server rejected the WebSocket handshake with HTTP 401"),
+    ],
+)
+def test_connect_prints_the_real_final_cause_and_exits_1(fault: str, expected: str) -> None:
+    async def scenario() -> None:
+        async with TestServer(require_auth=False, ack=False) as server:
+            if fault == "close_on_open":
+                server.close_on_open = (1008, "policy violation")
+            else:
+                server.require_header = ("Authorization", "Bearer right")
+            cli = await Connect.start(
+                server.url, "--keep-open", "--header", "Authorization: Bearer wrong"
+            )
+            code, out = await cli.finish()
+            assert code == 1, out
+            assert expected in out
+            assert "user disconnect" not in out.splitlines()[-1]
+            assert "Bearer wrong" not in out  # the header never reaches the output
+
+    asyncio.run(scenario())
+
+
+def test_connect_a_normal_close_from_the_server_exits_0() -> None:
+    async def scenario() -> None:
+        async with TestServer(require_auth=False, ack=False) as server:
+            cli = await Connect.start(server.url, "--keep-open")
+            await cli.expect("authenticating → connected")
+            await server.close_all(1000, "bye")
+            code, out = await cli.finish()
+            assert code == 0, out
+            assert "the server ended the session: server closed with 1000: bye" in out
+
+    asyncio.run(scenario())
+
+
+def test_connect_tls_insecure_and_cafile() -> None:
+    import ssl
+
+    from websockets.asyncio.server import ServerConnection, serve
+
+    data = ROOT / "tests" / "data"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(data / "localhost.crt", data / "localhost.key")
+
+    async def hold(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async def scenario() -> None:
+        async with serve(hold, "127.0.0.1", 0, ssl=context) as server:
+            url = f"wss://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+            untrusted = await Connect.start(url)
+            code, out = await untrusted.finish()
+            assert code == 1 and "certificate" in out.lower(), out
+            for flags in (["--insecure"], ["--cafile", str(data / "localhost.crt")]):
+                cli = await Connect.start(url, *flags)
+                await cli.expect("authenticating → connected")
+                code, out = await cli.finish()
+                assert code == 0, out
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ws://127.0.0.1:9/", "--header", "no colon"], "Name: value"),
+        (["ws://127.0.0.1:9/", "--insecure"], "wss:// URLs only"),
+        (["wss://127.0.0.1:9/", "--cafile", "/nonexistent.pem"], "cannot load the CA file"),
+        (["ws://127.0.0.1:9/", "--ping-interval", "-1"], "ping_interval"),
+        (["not a url"], "statesock connect:"),
+    ],
+)
+def test_connect_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "statesock", "connect", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_readme_json_lines_recipe_feeds_statesock_logs(tmp_path: Path) -> None:
@@ -308,4 +470,13 @@ asyncio.run(main())
         check=False,
     )
     assert checked.returncode == 0, checked.stdout
-    assert "ok: 5 records" in checked.stdout
+    assert re.search(r"ok: \d+ records follow the machine's table \(1 client runs", checked.stdout)
+    summary = subprocess.run(
+        [sys.executable, "-m", "statesock", "logs", "--json", str(log)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    [client] = json.loads(summary.stdout)["clients"]
+    assert client["disconnections"] == {"server": 1}
