@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from statesock import WebSocketClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +31,32 @@ def rss_bytes() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+SERVER_CPU_LIMIT = 0.5
+# A URL's ?query, or a keep-alive long enough never to fire inside a throughput run.
+QUIET_PING = 3600.0
+
+
+def make_client(url: str, **options: Any) -> WebSocketClient:
+    """A statesock client through the public constructor, configured like the raw anchor.
+
+    JSON decoding, no ack step, no compression and no proxy look-up (the raw websockets
+    anchor gets ``compression=None, proxy=None``); protocol Ping frames for health checks.
+    """
+    settings: dict[str, Any] = {
+        "ack_required": False,
+        "ping_request_builder": None,
+        "ping_interval": QUIET_PING,
+        "compression": False,
+        "proxy": False,
+    }
+    settings.update(options)
+    return WebSocketClient(url, json.loads, **settings)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 @dataclass
 class Result:
     """One row of the table: a median over repeated runs, with min and max."""
@@ -42,6 +70,18 @@ class Result:
     met: bool | None = None
     higher_is_better: bool = False
     notes: list[str] = field(default_factory=list)
+    # The server's CPU share of one core during each run (both sides); > 50 % is flagged.
+    server_cpu: list[float] = field(default_factory=list)
+
+    @property
+    def server_flagged(self) -> bool:
+        return bool(self.server_cpu) and max(self.server_cpu) > SERVER_CPU_LIMIT
+
+    def check(self, limit: float) -> None:
+        """Set ``met`` from the ratio and a target ``ratio <= limit``."""
+        self.target = f"<= {limit:g}"
+        ratio = self.ratio
+        self.met = ratio is not None and ratio <= limit
 
     @property
     def ratio(self) -> float | None:
@@ -71,51 +111,87 @@ class Result:
             "target": self.target,
             "met": self.met,
             "notes": self.notes,
+            "server_cpu": summary(self.server_cpu),
+            "server_flagged": self.server_flagged,
             "raw": {"statesock": self.ours, "anchor": self.anchor},
         }
 
 
 class ServerProcess:
-    """``python -m tests.bench.server`` in a child process; ``port`` once it listens."""
+    """``python -m tests.bench.server`` in a child process, driven over its stdin/stdout.
 
-    def __init__(self, mode: str = "raw", port: int = 0, count: int = 0) -> None:
-        self.mode = mode
+    ``start()`` returns once it listens (``port``, ``ready_at``: its monotonic time then);
+    with ``defer=True`` it is started but binds only on ``listen()``, so a replacement can be
+    ready before the old server is killed and an outage lasts exactly as long as asked.
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self.requested_port = port
-        self.count = count
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
         self.ready_at = 0.0
 
-    def start(self) -> ServerProcess:
+    def start(self, defer: bool = False) -> ServerProcess:
+        arguments = [str(self.requested_port)] + (["--defer"] if defer else [])
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.bench.server",
-                self.mode,
-                str(self.requested_port),
-                str(self.count),
-            ],
+            [sys.executable, "-m", "tests.bench.server", *arguments],
             cwd=ROOT,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        assert self.process.stdout is not None
+        first = self._line()
+        if first != "deferred":
+            self._listening(first)
+        return self
+
+    def listen(self) -> None:
+        """Bind now (a server started with ``defer=True``)."""
+        self._send("listen")
+        self._listening(self._line())
+
+    def _listening(self, line: str) -> None:
+        data = json.loads(line)
+        self.port = self.requested_port = int(data["port"])
+        self.ready_at = float(data["at"])
+
+    def _send(self, command: str) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def _line(self) -> str:
+        assert self.process is not None and self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError("the benchmark server did not start")
-        self.port = int(line)
-        self.requested_port = self.port
-        self.ready_at = time.monotonic()
-        return self
+            raise RuntimeError("the benchmark server exited")
+        return line.strip()
+
+    def command(self, command: str) -> Any:
+        """One stdin command (``cpu``, ``arrivals``, ``pings``) and its JSON answer."""
+        self._send(command)
+        return json.loads(self._line())
+
+    def cpu(self) -> tuple[float, float]:
+        """(process CPU seconds, monotonic seconds) as the server measures them."""
+        answer = self.command("cpu")
+        return float(answer["cpu"]), float(answer["at"])
 
     def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
+            for pipe in (self.process.stdin, self.process.stdout):
+                if pipe is not None:
+                    pipe.close()
             self.process = None
 
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
+    def url(self, path: str = "hold") -> str:
+        return f"ws://127.0.0.1:{self.port}/{path}"
+
+
+def cpu_share(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """The server's CPU over a span, as a share of one core's wall time."""
+    wall = after[1] - before[1]
+    return (after[0] - before[0]) / wall if wall > 0 else 0.0

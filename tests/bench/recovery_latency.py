@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 
 from websockets.asyncio.client import connect
 
-from statesock.client import WebSocketClient
 from statesock.machine import ConnectionState, StateChange
 from statesock.recovery import ConnectionRecoveryHandler
-from tests.bench.common import Result, ServerProcess
+from tests.bench.common import Result, ServerProcess, make_client
 
 DOWN = 0.5  # seconds the server stays dead
 # Each restart follows a stable period, as in life; without it restarts every two seconds
@@ -26,7 +24,7 @@ STABLE = 1.0
 
 
 async def _restarts_statesock(server: ServerProcess, restarts: int) -> list[float]:
-    client = WebSocketClient(server.url, json.loads, ack_required=False)
+    client = make_client(server.url())
     handler = ConnectionRecoveryHandler(client, stable_after=STABLE)
     connected = asyncio.Event()
 
@@ -46,7 +44,7 @@ async def _restarts_websockets(server: ServerProcess, restarts: int) -> list[flo
     connected = asyncio.Event()
 
     async def reconnect_loop() -> None:
-        async for ws in connect(server.url, proxy=None):
+        async for ws in connect(server.url(), compression=None, proxy=None):
             connected.set()
             with contextlib.suppress(Exception):
                 await ws.wait_closed()
@@ -80,7 +78,7 @@ async def _restart(server: ServerProcess) -> None:
 
 def run(full: bool = False) -> Result:
     rounds, per_round = (4, 5) if full else (2, 5)
-    server = ServerProcess("raw").start()
+    server = ServerProcess().start()
     ours: list[float] = []
     theirs: list[float] = []
     try:
