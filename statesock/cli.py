@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import diagram
-from .console import Style, format_transition
+from .console import Style, clean
 from .log_reader import (
     EdgeCounter,
     LaneLabels,
@@ -120,6 +120,7 @@ class Timeline:
         self.show_pongs = show_pongs
         self.pongs: dict[tuple[str, str], int] = {}
         self.label = LaneLabels()
+        self.labels: dict[tuple[str, str], str] = {}  # cleaned, per lane
         self.buffer: list[str] = []
         self._second = -1
         self._prefix = ""
@@ -127,7 +128,7 @@ class Timeline:
     def _flush_pongs(self, lane: tuple[str, str]) -> None:
         count = self.pongs.pop(lane, 0)
         if count:
-            who = self.label(*lane)
+            who = clean(self.label(*lane))
             text = f"    ♥ {who}: {count} pong{'s' if count != 1 else ''} while connected"
             self.buffer.append(self.style(text, "dim"))
 
@@ -135,7 +136,8 @@ class Timeline:
         if isinstance(item, RetryNote):
             self._flush_pongs(item.lane)
             attempt = f" (attempt {item.attempt})" if item.attempt is not None else ""
-            text = f"    ↻ {self.label(*item.lane)}: reconnect in {item.retry_in:.2f} s{attempt}"
+            who = clean(self.label(*item.lane))
+            text = f"    ↻ {who}: reconnect in {item.retry_in:.2f} s{attempt}"
             self.buffer.append(self.style(text, "bold"))
         elif item.trigger == "pong" and item.internal and not self.show_pongs:
             lane = (item.client, item.run)
@@ -148,11 +150,29 @@ class Timeline:
                 when = f"{item.at:.3f}"
             else:
                 when = "-"
-            self.buffer.append(
-                format_transition(item.data, self.style, when, self.label(item.client, item.run))
-            )
+            self.buffer.append(self._line(item, when))
         if len(self.buffer) >= 2000:
             self.flush()
+
+    def _line(self, record: LogRecord, when: str) -> str:
+        """What format_transition prints, from the validated record (this runs per line)."""
+        style, src = self.style, record.src
+        who = self.labels.get(record.lane)
+        if who is None:
+            who = self.labels[record.lane] = clean(self.label(record.client, record.run))
+        if record.internal:
+            arrow = f"{style(src, src)} (internal)"
+        else:
+            arrow = f"{style(src, src)} → {style(record.dst, record.dst)}"
+        text = f"{style(when, 'dim')}  {who}  {arrow}  {clean(record.trigger)}"
+        if record.source:
+            code = f"({record.code})" if record.code is not None else ""
+            text += f"  source={clean(record.source)}{code}"
+            if record.detail:
+                text += "  " + style(clean(record.detail), "dim")
+        elif record.detail:
+            text += "  " + clean(record.detail)
+        return text
 
     def _when(self, epoch: float) -> str:
         second = math.floor(epoch)
@@ -170,12 +190,12 @@ class Timeline:
 
 
 def _print_lane(lane: LaneSummary, style: Style) -> None:
-    label = lane.label
+    label = clean(lane.label)
     print(style(f"client {label}", "bold") + f"  ({lane.records} records, {lane.pongs} pongs)")
     total = sum(lane.time_in_state.values()) or 1.0
     for state, seconds in sorted(lane.time_in_state.items(), key=lambda kv: -kv[1]):
         print(f"  {state:<15} {seconds:>12.3f} s  {100 * seconds / total:5.1f}%")
-    by_source = ", ".join(f"{k}={v}" for k, v in sorted(lane.disconnections.items()))
+    by_source = ", ".join(f"{clean(k)}={v}" for k, v in sorted(lane.disconnections.items()))
     print(f"  disconnections: {by_source or 'none'}")
     print(f"  reconnects: {lane.reconnects}")
     if lane.outages:
@@ -192,7 +212,7 @@ def _print_fleet(fleet: dict[str, Any], style: Style) -> None:
     total = sum(fleet["time_in_state_s"].values()) or 1.0
     for state, seconds in sorted(fleet["time_in_state_s"].items(), key=lambda kv: -kv[1]):
         print(f"  {state:<15} {seconds:>12.3f} s  {100 * seconds / total:5.1f}%")
-    by_source = ", ".join(f"{k}={v}" for k, v in fleet["disconnections"].items())
+    by_source = ", ".join(f"{clean(k)}={v}" for k, v in fleet["disconnections"].items())
     print(f"  disconnections: {by_source or 'none'}; reconnects: {fleet['reconnects']}")
     if fleet["outages"]:
         print(

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
-__all__ = ["ConsoleSink", "Style", "configure", "format_transition"]
+__all__ = ["ConsoleSink", "Style", "clean", "configure", "format_transition"]
 
 
 class Style:
@@ -45,6 +45,15 @@ class Style:
         return f"\033[{code}m{text}\033[0m"
 
 
+# Log text is printed to a terminal: control characters (an escape sequence in a close
+# reason, a newline in a client label) become U+FFFD instead of acting on the terminal.
+_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
+
+
+def clean(text: object) -> str:
+    return str(text).translate(_CONTROLS)
+
+
 def format_transition(
     data: Mapping[str, Any], style: Style, when: str | None = None, who: str | None = None
 ) -> str:
@@ -58,21 +67,21 @@ def format_transition(
             when = f"{at:.3f}"
         else:
             when = str(stamp or "")
-    src, dst = str(data.get("src")), str(data.get("dst"))
+    src, dst = clean(data.get("src")), clean(data.get("dst"))
     arrow = f"{style(src, src)} → {style(dst, dst)}"
     if data.get("internal") or src == dst:
         arrow = f"{style(src, src)} (internal)"
-    client = who if who is not None else str(data.get("client", ""))
-    parts = [style(when, "dim"), client, arrow, str(data.get("trigger"))]
+    client = clean(who if who is not None else data.get("client", ""))
+    parts = [style(clean(when), "dim"), client, arrow, clean(data.get("trigger"))]
     source = data.get("source")
     if source:
         code = data.get("code")
-        parts.append(f"source={source}" + (f"({code})" if code is not None else ""))
+        parts.append(f"source={clean(source)}" + (f"({clean(code)})" if code is not None else ""))
     detail = data.get("detail")
     if detail and not source:
-        parts.append(str(detail))
+        parts.append(clean(detail))
     elif detail:
-        parts.append(style(str(detail), "dim"))
+        parts.append(style(clean(detail), "dim"))
     return "  ".join(parts)
 
 

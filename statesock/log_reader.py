@@ -23,6 +23,7 @@ from __future__ import annotations
 import glob
 import io
 import json
+import json.scanner
 import math
 import os
 import sys
@@ -65,7 +66,8 @@ STATES = (
     "disconnected",
 )
 _STATE_SET = frozenset(STATES)
-_decode = json.JSONDecoder().decode
+# The C scanner itself: json.loads adds two regex matches and a wrapper per line.
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 MAX_LINE = 1 << 20  # a longer line is skipped: one hostile line must not take the memory
 # Past this, a number is corruption, not a time: 1e12 s is 31,000 years (and floats of
 # huge ints would turn every sum into inf).
@@ -341,14 +343,17 @@ class LogReader:
                 yield item
 
     def _parse(self, name: str, number: int, raw: bytes, complete: bool) -> Item | None:
-        if not raw.strip():
-            return None
         try:
-            data = _decode(raw.decode("utf-8"))
+            text = raw.decode("utf-8").strip()
+            if not text:
+                return None
+            data, end = _scan(text, 0)
+            if end != len(text):
+                raise ValueError("text after the JSON value")
         except RecursionError:
             self.skipped["nested too deeply"] += 1
             return None
-        except ValueError:  # also UnicodeDecodeError and over-long integer literals
+        except (ValueError, StopIteration):  # ValueError: also bad UTF-8, huge int literals
             self.skipped["not JSON" if complete else "truncated last line"] += 1
             return None
         if not isinstance(data, dict):

@@ -480,3 +480,18 @@ asyncio.run(main())
     )
     [client] = json.loads(summary.stdout)["clients"]
     assert client["disconnections"] == {"server": 1}
+
+
+def test_log_text_cannot_drive_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = session_lines("evil\x1b]0;owned\x07")
+    entry = json.loads(lines[4])
+    entry["detail"] = "reset\x1b[2J\x1b[31mred\nsecond line"
+    entry["source"] = "no_pong\x1b[5m"
+    lines[4] = json.dumps(entry)
+    path = write(tmp_path, lines)
+    assert main(["logs", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "reset\ufffd[2J\ufffd[31mred\ufffdsecond line" in out
