@@ -336,12 +336,12 @@ def build_report(
 # -- the state diagram as inline SVG ---------------------------------------------------------
 
 _POS = {
-    "initialized": (80, 80),
-    "connecting": (310, 80),
-    "authenticating": (560, 80),
-    "connected": (810, 80),
-    "disconnected": (310, 340),
-    "disconnecting": (810, 340),
+    "initialized": (80, 100),
+    "connecting": (310, 100),
+    "authenticating": (560, 100),
+    "connected": (810, 100),
+    "disconnected": (310, 360),
+    "disconnecting": (810, 360),
 }
 _NODE_W, _NODE_H = 130, 40
 
@@ -349,7 +349,7 @@ _NODE_W, _NODE_H = 130, 40
 def diagram_svg(counts: Mapping[EdgeKey, int]) -> str:
     """The machine's edges laid out by hand (no Graphviz needed), labelled ``trigger ×n``."""
     parts = [
-        '<svg class="diagram" viewBox="0 0 900 420" xmlns="http://www.w3.org/2000/svg" '
+        '<svg class="diagram" viewBox="0 0 900 440" xmlns="http://www.w3.org/2000/svg" '
         'role="img" aria-label="state diagram with edge counts">',
         "<defs><marker id='arrow' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='7' "
         "markerHeight='7' orient='auto-start-reverse'><path d='M0,0 L10,5 L0,10 z' "
@@ -374,6 +374,7 @@ def diagram_svg(counts: Mapping[EdgeKey, int]) -> str:
                 f"M{x1 - 20},{y0} C{x1 - 40},{y0 + up * 55} {x1 + 40},{y0 + up * 55} {x1 + 20},{y0}"
             )
             lx, ly = float(x1), y0 + up * 52
+            anchor = "middle"
         else:
             # Trim the line to the boxes, then bend it so opposite edges do not overlap.
             dx, dy = x2 - x1, y2 - y1
@@ -388,15 +389,17 @@ def diagram_svg(counts: Mapping[EdgeKey, int]) -> str:
             bend = 36 if abs(dx) < 1 else 24  # the two vertical edges need room for labels
             cx, cy = (sx + ex) / 2 + nx * bend, (sy + ey) / 2 + ny * bend
             path = f"M{sx:.1f},{sy:.1f} Q{cx:.1f},{cy:.1f} {ex:.1f},{ey:.1f}"
-            lx = (sx + 2 * cx + ex) / 4 + nx * 10
+            lx = (sx + 2 * cx + ex) / 4 + nx * 6
             ly = (sy + 2 * cy + ey) / 4 + ny * 10 + 4
+            # Beside a steep edge, the label grows away from it.
+            anchor = "middle" if abs(nx) < 0.7 else ("end" if nx < 0 else "start")
         parts.append(
             f"<path class='edge' d='{path}' fill='none' stroke='#374151' "
             f"stroke-width='{width:.1f}'{dash} marker-end='url(#arrow)'>"
             f"<title>{html.escape(src)} → {html.escape(dst)}: {html.escape(text)}</title></path>"
         )
         labels.append(
-            f"<text class='edge-label' x='{lx:.1f}' y='{ly:.1f}' text-anchor='middle' "
+            f"<text class='edge-label' x='{lx:.1f}' y='{ly:.1f}' text-anchor='{anchor}' "
             f"data-edge='{html.escape(src)}->{html.escape(dst)}'>{html.escape(text)}</text>"
         )
     for state, (x, y) in _POS.items():
@@ -599,12 +602,11 @@ function draw(){
   const x = t => LABEL_W + (Math.max(0, t) / span) * width;
   const svg = el("svg", {class: "lanes", width: LABEL_W + width + 10,
     height: AXIS_H + shown.length * LANE_H + 10}, box);
-  for (let i = 0; i <= 8; i++){
+  for (let i = 0; i < 8; i++){  // no label at the very end: it would not fit
     const t = span * i / 8, gx = x(t);
     el("line", {x1: gx, x2: gx, y1: AXIS_H - 4, y2: AXIS_H + shown.length * LANE_H,
       stroke: "#e5e7eb"}, svg);
-    const label = el("text", {x: i === 8 ? gx - 2 : gx + 2, y: 12,
-      "text-anchor": i === 8 ? "end" : "start"}, svg);
+    const label = el("text", {x: gx + 2, y: 12}, svg);
     label.textContent = D.origin == null ? t.toFixed(1) + " s" : when(t).slice(11, 23);
   }
   shown.forEach((lane, row) => {
@@ -615,11 +617,13 @@ function draw(){
     name.textContent = lane.label.slice(0, 26) + (dis ? "  ✕" + dis : "");
     hover(name, () => lane.label + "\n" + JSON.stringify(lane.sum, null, 1));
     let lastLabel = -1e9;
+    const tiny = [];
     lane.bands.forEach(b => {
-      const x1 = x(b.a), w = Math.max(1, x(b.b) - x1);
+      const x1 = x(b.a), w = Math.max(2, x(b.b) - x1);
       const rect = el("rect", {x: x1, y: y, width: w, height: BAND_H, fill: D.colours[b.s],
         class: "band" + (b.m ? " merged" : ""), "data-state": D.states[b.s]}, g);
       hover(rect, () => bandText(lane, b));
+      if (w < 4) tiny.push([x1 + w / 2, b]);  // gets a wider hit area, above its neighbours
       if (b.w){
         const wx = x(b.w[0]), ww = Math.max(1, Math.min(x(b.w[0] + b.w[1]), x(b.b)) - wx);
         const hatch = el("rect", {x: wx, y: y + BAND_H / 2, width: ww, height: BAND_H / 2,
@@ -638,6 +642,11 @@ function draw(){
           lastLabel = x1;
         }
       }
+    });
+    tiny.forEach(([cx, b]) => {
+      const hit = el("rect", {x: cx - 3, y: y, width: 6, height: BAND_H, fill: "transparent",
+        class: "hit", "data-state": D.states[b.s]}, g);
+      hover(hit, () => bandText(lane, b));
     });
     lane.outages.forEach(o => {
       const ox = x(o[0]), ow = Math.max(1, x(o[1]) - ox);

@@ -155,6 +155,11 @@ def test_lanes_bands_markers_and_tooltips(browser: Any, tmp_path: Path) -> None:
         assert "detail: server closed with 1011: overloaded" in tip
         assert "reconnect in 3.500 s (attempt 1)" in tip
         assert "line: -:10" in tip
+        # A 100 ms band in a 200 s lane is a sliver: it gets a wider hit area.
+        sliver = page.page.locator(lane + "rect.hit[data-state='disconnecting']").first
+        sliver.hover()
+        tip = page.page.locator("#tip").inner_text()
+        assert "alpha: disconnecting for 100.0 ms" in tip and "source: no_pong" in tip
         outage = page.page.locator(lane + "rect.outage").nth(1)
         outage.hover()
         assert "alpha: outage 4.000 s" in page.page.locator("#tip").inner_text()
