@@ -3,6 +3,8 @@
 :func:`build_report` streams a :class:`~statesock.log_reader.LogReader` once and writes a
 page with no network fetches (inline CSS, JavaScript and SVG):
 
+* the fleet over time: how many client runs were in each state (stacked, per slice of time)
+  and how many disconnections began in each slice;
 * a swimlane timeline, one lane per client run, states as coloured bands, disconnections
   marked with their source and close code, reconnect delays hatched, outages as bars under
   the lane; hovering anything shows its record;
@@ -38,6 +40,7 @@ BAND_BUDGET = 40_000  # bands kept across all lanes (memory and page size stay b
 MIN_LANE_BANDS = 16
 MAX_OUTAGES_DRAWN = 64  # per lane: the longest are kept
 LANES_PER_PAGE = 40
+OVERVIEW_COLUMNS = 120
 STATE_INDEX = {name: index for index, name in enumerate(STATES)}
 COLOURS = {
     "initialized": "#9ca3af",
@@ -192,6 +195,39 @@ def _merge(a: list[Any], b: list[Any]) -> list[Any]:
     ]
 
 
+def _overview(lane_data: list[dict[str, Any]], end: float) -> dict[str, Any] | None:
+    """The whole fleet over time: in each of OVERVIEW_COLUMNS slices, how many client runs
+    were in each state (on average over the slice) and how many disconnections began."""
+    if end <= 0:
+        return None
+    width = end / OVERVIEW_COLUMNS
+    states = [[0.0] * len(STATES) for _ in range(OVERVIEW_COLUMNS)]
+    disconnections = [0] * OVERVIEW_COLUMNS
+    last = OVERVIEW_COLUMNS - 1
+    for data in lane_data:
+        for band in data["bands"]:
+            a, b = band["a"], band["b"]
+            if band.get("d"):
+                disconnections[min(last, max(0, int(a / width)))] += band["d"]
+            if b <= a:
+                continue
+            mix = band.get("m")
+            total = sum(mix) if mix else 0.0
+            shares = [(i, v / total) for i, v in enumerate(mix) if v] if total else [(band["s"], 1)]
+            first, final = min(last, max(0, int(a / width))), min(last, max(0, int(b / width)))
+            for column in range(first, final + 1):
+                start = max(a, column * width)
+                stop = min(b, (column + 1) * width)
+                if stop > start:
+                    for state, share in shares:
+                        states[column][state] += (stop - start) * share / width
+    return {
+        "width": _r(width),
+        "states": [[round(v, 2) for v in column] for column in states],
+        "disconnections": disconnections,
+    }
+
+
 def _trouble(summary: LaneSummary) -> tuple[int, float, str]:
     return (
         -sum(summary.disconnections.values()),
@@ -312,6 +348,7 @@ def build_report(
         lane_data.append(_lane_data(lane, by_key[key], shift, files))
     end = max((band["b"] for data in lane_data for band in data["bands"][-1:]), default=0.0)
     payload = {
+        "overview": _overview(lane_data, end),
         "title": title,
         "origin": origin if walls else None,
         "origin_text": _when(origin) if walls else None,
@@ -512,7 +549,7 @@ th{background:#f9fafb}
 #tip{position:fixed;pointer-events:none;background:#111827;color:#f9fafb;padding:6px 8px;
 border-radius:4px;font:12px/1.35 ui-monospace,Menlo,Consolas,monospace;white-space:pre;
 display:none;z-index:10;max-width:60em}
-svg.lanes text{font-size:11px;fill:#111827}
+svg.lanes text,svg.overview text{font-size:11px;fill:#111827}
 svg.lanes .band:hover,svg.lanes .marker:hover,svg.lanes .outage:hover{stroke:#111827;
 stroke-width:1}
 svg.lanes .merged{stroke:#111827;stroke-dasharray:2 2;stroke-width:.6}
@@ -679,6 +716,42 @@ function draw(){
     body.appendChild(tr);
   });
 }
+function overview(){
+  const O = D.overview, box = document.getElementById("overview");
+  if (!O) { box.textContent = "(no time span to show)"; return; }
+  const H = 120, W = Math.max(600, box.clientWidth - 20), cw = W / O.states.length;
+  const most = Math.max(1, ...O.states.map(c => c.reduce((x, y) => x + y, 0)));
+  const most_d = Math.max(1, ...O.disconnections);
+  const svg = el("svg", {class: "overview", width: W, height: H + 40}, box);
+  O.states.forEach((column, i) => {
+    const g = el("g", {class: "col"}, svg);
+    let y = H;
+    column.forEach((v, s) => {
+      if (v <= 0) return;
+      const h = H * v / most;
+      y -= h;
+      el("rect", {x: i * cw, y: y, width: Math.max(1, cw - 0.5), height: h,
+        fill: D.colours[s]}, g);
+    });
+    const d = O.disconnections[i];
+    if (d) el("rect", {x: i * cw, y: H + 4, width: Math.max(1, cw - 0.5),
+      height: 14 * d / most_d + 1, fill: "#111827", class: "disc"}, g);
+    el("rect", {x: i * cw, y: 0, width: cw, height: H + 20, fill: "transparent"}, g);
+    hover(g, () => {
+      const t = i * O.width, lines = [when(t) + " to " + when(t + O.width)];
+      column.forEach((v, s) => {
+        if (v > 0) lines.push("  " + D.states[s] + ": " + v.toFixed(1) + " client runs");
+      });
+      lines.push("  disconnections: " + d);
+      return lines.join("\n");
+    });
+  });
+  const t0 = el("text", {x: 0, y: H + 34}, svg);
+  t0.textContent = D.origin == null ? "0 s" : when(0);
+  const t1 = el("text", {x: W, y: H + 34, "text-anchor": "end"}, svg);
+  t1.textContent = D.origin == null ? D.end.toFixed(1) + " s" : when(D.end);
+}
+overview();
 document.getElementById("prev").addEventListener("click", () => { page--; draw(); });
 document.getElementById("next").addEventListener("click", () => { page++; draw(); });
 document.getElementById("zoom").addEventListener("change", ev => {
@@ -705,6 +778,10 @@ _TEMPLATE = """<!DOCTYPE html>
 nothing from the network.</p>
 <h2>Summary</h2>
 {summary}
+<h2>The fleet over time</h2>
+<p class="how">How many client runs were in each state (stacked, averaged over each slice of
+time), and below it how many disconnections began in that slice. Hover a slice for numbers.</p>
+<div id="overview"></div>
 <h2>Timeline</h2>
 <p class="how">One lane per client run, sorted by trouble (most disconnections, then most
 outage time, first). Bands are states; ▼ marks a disconnection with its source and close code;

@@ -95,6 +95,13 @@ def test_a_thousand_clients_stay_within_the_band_budget() -> None:
     # The summary counts every record, whatever the drawing merged.
     assert data["fleet"]["records"] == 32_000
     assert data["fleet"]["disconnections"] == {"server": 8000}
+    # The overview accounts for every drawn second of every lane, and every disconnection.
+    overview = data["overview"]
+    assert len(overview["states"]) == 120
+    assert sum(overview["disconnections"]) == 8000
+    drawn = sum(band["b"] - band["a"] for lane in data["lanes"] for band in lane["bands"])
+    counted = sum(sum(column) for column in overview["states"]) * overview["width"]
+    assert abs(counted - drawn) / drawn < 0.01
     merged = [band for band in data["lanes"][0]["bands"] if "m" in band]
     assert merged and all(sum(band["m"]) > 0 for band in merged)
     assert sum(band["n"] for band in data["lanes"][0]["bands"]) == 32

@@ -186,6 +186,10 @@ def test_a_thousand_clients_paginate_and_filter(browser: Any, tmp_path: Path) ->
     page = Page(browser, path)
     try:
         assert page.page.locator("g.lane").count() == 40
+        assert page.page.locator("svg.overview g.col").count() == 120
+        page.page.locator("svg.overview g.col").nth(60).hover()
+        tip = page.page.locator("#tip").inner_text()
+        assert "connected:" in tip and "client runs" in tip and "disconnections:" in tip
         assert page.texts("#page-label") == ["lanes 1–40 of 1000 (page 1 of 25)"]
         first = page.attrs("g.lane", "data-lane")[0]
         page.page.click("#next")
