@@ -67,8 +67,10 @@ class DeliverySpec(RuleBasedStateMachine):
     def run(self, coro: Coroutine[Any, Any, R] | asyncio.Future[R]) -> R:
         return self.loop.run_until_complete(coro)
 
-    @initialize()
     def setup(self) -> None:
+        """Called by the first initializer (Hypothesis runs them in no fixed order)."""
+        if hasattr(self, "loop"):
+            return
         self.loop = looptime.new_event_loop(start=0.0, end=10_000_000.0)
         self.errors: list[tuple[Exception, str]] = []
         self.fanout = Fanout(
@@ -142,6 +144,30 @@ class DeliverySpec(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------------
 
+    # Every example starts with two subscribers, so most steps have someone to deliver to.
+    @initialize(
+        target=consumers,
+        overflow=st.sampled_from(list(Overflow)),
+        maxsize=st.integers(1, 6),
+        delay=DELAYS,
+        odd_only=st.booleans(),
+    )
+    def first_subscriber(
+        self, overflow: Overflow, maxsize: int, delay: float, odd_only: bool
+    ) -> Consumer:
+        self.setup()
+        return self.new_subscriber(overflow, maxsize, delay, odd_only)
+
+    @initialize(
+        target=consumers,
+        overflow=st.sampled_from(list(Overflow)),
+        maxsize=st.integers(1, 6),
+        delay=DELAYS,
+    )
+    def second_subscriber(self, overflow: Overflow, maxsize: int, delay: float) -> Consumer:
+        self.setup()
+        return self.new_subscriber(overflow, maxsize, delay, False)
+
     @rule(
         target=consumers,
         overflow=st.sampled_from(list(Overflow)),
@@ -150,6 +176,11 @@ class DeliverySpec(RuleBasedStateMachine):
         odd_only=st.booleans(),
     )
     def subscribe(self, overflow: Overflow, maxsize: int, delay: float, odd_only: bool) -> Consumer:
+        return self.new_subscriber(overflow, maxsize, delay, odd_only)
+
+    def new_subscriber(
+        self, overflow: Overflow, maxsize: int, delay: float, odd_only: bool
+    ) -> Consumer:
         matches: type = Odd if odd_only else int
         sub: Subscription[Any] = self.fanout.subscribe(matches, maxsize=maxsize, overflow=overflow)
         consumer = Consumer(sub, matches, delay)
