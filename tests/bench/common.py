@@ -72,6 +72,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
     # The server's CPU share of one core during each run (both sides); > 50 % is flagged.
     server_cpu: list[float] = field(default_factory=list)
+    # Structured figures beyond one number per run (the storm's percentiles, say).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def server_flagged(self) -> bool:
@@ -113,6 +115,7 @@ class Result:
             "notes": self.notes,
             "server_cpu": summary(self.server_cpu),
             "server_flagged": self.server_flagged,
+            "extra": self.extra,
             "raw": {"statesock": self.ours, "anchor": self.anchor},
         }
 

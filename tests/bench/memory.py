@@ -43,7 +43,7 @@ def _per_client_kib(data: dict[str, Any]) -> float:
 
 def run(full: bool = False) -> list[Result]:
     count, repeats = (10_000, 3) if full else (1_000, 3)
-    freeze_count, freeze_repeats = (10_000, 3) if full else (5_000, 2)
+    freeze_count, freeze_repeats = (10_000, 3) if full else (3_000, 2)
     server = ServerProcess().start()
     ours: list[float] = []
     raw: list[float] = []

@@ -19,7 +19,7 @@ import gc
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import structlog
 
@@ -46,6 +46,16 @@ class StormRun:
     outage: float  # kill to listening, as it happened
     client_peak: float  # peak 100 ms share of the attempts the clients started after listen
     client_cpu: float  # the client process's share of a core from listen to all back
+    stall: float  # the event loop's longest lateness from the kill to all back, seconds
+
+
+async def _watch_loop(lateness: list[float], tick: float = 0.005) -> None:
+    """Record how late a short sleep wakes: the loop was busy or the process descheduled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + tick
+        await asyncio.sleep(tick)
+        lateness.append(loop.time() - due)
 
 
 async def _storm(count: int, strategy: str, down: float) -> StormRun:
@@ -87,6 +97,8 @@ async def _storm(count: int, strategy: str, down: float) -> StormRun:
         gc.freeze()
         replacement = ServerProcess(server.port).start(defer=True)
         everyone.clear()
+        lateness: list[float] = []
+        watcher = asyncio.ensure_future(_watch_loop(lateness))
         server.kill()
         killed = time.monotonic()
         await asyncio.sleep(down)
@@ -94,6 +106,7 @@ async def _storm(count: int, strategy: str, down: float) -> StormRun:
         cpu0, wall0 = time.process_time(), time.monotonic()
         await asyncio.wait_for(everyone.wait(), 120)
         cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        watcher.cancel()
         arrivals = await asyncio.to_thread(replacement.command, "arrivals")
         listening = replacement.ready_at
         return StormRun(
@@ -101,6 +114,7 @@ async def _storm(count: int, strategy: str, down: float) -> StormRun:
             listening - killed,
             peak_window_share([t for t in attempts if t >= listening], count),
             cpu,
+            max(lateness, default=0.0),
         )
     finally:
         gc.unfreeze()
@@ -146,8 +160,19 @@ def run(full: bool = False) -> list[Result]:
             result.notes.append(
                 f"real (outage {run_.outage:.2f} s): {run_.server.describe()}; the clients "
                 f"started {100 * run_.client_peak:.1f}% in their busiest 100 ms and used "
-                f"{100 * run_.client_cpu:.0f}% of a core until all were back"
+                f"{100 * run_.client_cpu:.0f}% of a core until all were back; longest loop "
+                f"stall {1000 * run_.stall:.0f} ms"
             )
+        result.extra = {
+            "down": down,
+            "real": [
+                {**asdict(run_.server), "outage": run_.outage, "client_peak": run_.client_peak}
+                | {"client_cpu": run_.client_cpu, "stall": run_.stall}
+                for run_ in real
+            ],
+            "simulated_100k": asdict(big),
+            "simulated_same_n": asdict(small),
+        }
         result.notes.append(f"simulated 100,000: {big.describe()}")
         result.notes.append(f"simulated {count:,}: {small.describe()}")
         results.append(result)

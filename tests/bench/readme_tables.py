@@ -1,0 +1,98 @@
+"""``python -m tests.bench.readme_tables [bench-results.json ...]``: the README's tables.
+
+Prints the Performance table (one row per result: median [min-max], anchor, ratio, target,
+server CPU) and the reconnect-storm table (real runs and the 100,000-client model) from one
+or more results files, so the README shows exactly what a run wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _number(value: float, unit: str) -> str:
+    if unit == "share":
+        return f"{100 * value:.1f} %"
+    if unit == "s":
+        return f"{value:.3f}"
+    if unit == "ms" and value < 0.1:
+        return f"{value:.3f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _cell(summary: dict[str, Any] | None, unit: str) -> str:
+    if not summary:
+        return ""
+    if summary["runs"] == 1:
+        return _number(summary["median"], unit)
+    return (
+        f"{_number(summary['median'], unit)} "
+        f"[{_number(summary['min'], unit)}–{_number(summary['max'], unit)}]"
+    )
+
+
+def performance_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| work | unit | statesock | anchor | ratio | target | met | server CPU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r["name"].startswith("storm"):
+            continue
+        anchor = _cell(r["anchor"], r["unit"])
+        if anchor:
+            anchor += f" {r['anchor_name']}"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        server = ""
+        cpu = r.get("server_cpu")
+        if cpu:
+            server = f"{100 * cpu['median']:.0f} % (max {100 * cpu['max']:.0f} %)"
+        target = r["target"].replace("<=", "≤").replace(">=", "≥")
+        lines.append(
+            f"| {r['name']} | {r['unit']} | {_cell(r['statesock'], r['unit'])} | {anchor} "
+            f"| {ratio} | {target} | {met} | {server} |"
+        )
+    return "\n".join(lines)
+
+
+def storm_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| strategy, outage | measured | peak share in 100 ms | back p50 | p99 | last |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        extra = r.get("extra") or {}
+        if not r["name"].startswith("storm") or "real" not in extra:
+            continue
+        label = r["name"].split(":")[0].removeprefix("storm, ")
+        rows = [
+            (f"{run['clients']:,} real clients, outage {run['outage']:.2f} s", run)
+            for run in extra["real"]
+        ]
+        rows.append(("model, 100,000 clients", extra["simulated_100k"]))
+        for name, run in rows:
+            lines.append(
+                f"| {label} | {name} | {100 * run['peak_share']:.1f} % | {run['p50']:.2f} s "
+                f"| {run['p99']:.2f} s | {run['last']:.2f} s |"
+            )
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> int:
+    results: list[dict[str, Any]] = []
+    for path in paths or ["bench-results.json"]:
+        results.extend(json.loads(Path(path).read_text(encoding="utf-8"))["results"])
+    print(performance_table(results))
+    print()
+    print(storm_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
