@@ -1,84 +1,63 @@
-"""WebSocketClient: the public object.
+"""WebSocketClient: the public object, a thin asyncio shell around the connection core.
 
-It owns a :class:`~statesock.machine.ConnectionMachine`, a
-:class:`~statesock.engine.WebSocketEngine` and a
-:class:`~statesock.ping.WebSocketPingController`. It turns what the engine reports into
-triggers, decodes messages with the user's ``event_decoder``, dispatches events to
-subscribers, and runs the auth hooks. Side effects (open a socket, start a timer, close) are
-started by the machine's records, never by assigning a state.
+The client decides nothing about the connection. It turns what happens (a user call, a
+socket's report, a timer, a hook finishing) into an input of its
+:class:`~statesock.core.ConnectionCore`, and carries out the effects the core returns:
+opening and closing sockets through the :class:`~statesock.engine.WebSocketEngine`, timers
+with ``loop.call_at``, hooks in tasks it cancels when the core says so, waiters, the send
+buffer's writes. It also decodes messages and hands events to its
+:class:`~statesock.subscriptions.Fanout`.
 
-Delivery policy: each ``events()`` / ``states()`` iterator and each async ``on()`` callback
-has a bounded queue (``event_queue_size``, default 1024). When an event subscriber's queue is
-full, the receive loop waits for it to make room, at most ``slow_subscriber_wait`` seconds
-(default 1 s; TCP backpressure meanwhile slows the server). A subscriber still full after
-that is stuck, not slow: it is marked ``stalled`` and from then on, until it has drained
-half its queue, the loop never waits for it: its *oldest* items are dropped, counted on the
-subscription (``dropped``) and in ``client.stats.events_dropped``, and logged
-(``events_dropped``), so the link's health checks keep flowing. ``slow_subscriber_wait=0``
-never holds the loop at all. ``states()`` queues never hold the loop (records are
-delivered synchronously) and use the same drop-oldest rule. Sync ``on()`` callbacks run
-inline, in order, in the receive loop: keep them fast.
+Delivery: see :mod:`statesock.subscriptions`. By default nothing is lost: a full subscriber
+makes the client stop reading (TCP then slows the server), and while it does, the pong
+deadline does not run, because the silence would be the app's, not the peer's.
+
+``send()`` returns once the message is written to the socket (handed to the OS), not once
+the server has it. In authenticating, messages sent by the auth hook (or with
+``handshake=True``) go straight out; with a send buffer, other messages wait behind the
+buffered ones and are written in order once connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import itertools
-import json
-import ssl as ssl_module
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, overload
+from typing import Any, TypeVar, Unpack
 
-from .engine import EngineConfig, HeadersSource, QuerySource, WebSocketEngine
-from .events import HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
+from . import core as c
+from .engine import EngineConfig, SocketHandle, WebSocketEngine
+from .events import ConnectionAckEvent, HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
 from .exceptions import (
     ClientClosed,
     ConnectFailed,
     ConnectionFailure,
-    InvalidTransition,
     NotConnectedError,
+    SendAbandoned,
+    SendExpired,
     TokenUnavailable,
 )
-from .machine import (
-    ACTIVE_STATES,
-    ConnectionMachine,
-    ConnectionSnapshot,
-    ConnectionState,
-    Listener,
-    Record,
-    StateChange,
-)
-from .ping import PingRequestBuilder, WebSocketPingController, default_ping_request
+from .machine import ConnectionSnapshot, ConnectionState, Listener, Record, StateChange
+from .ping import build_health_check, default_ping_request
 from .redaction import redact_text, redact_url
-from .sources import NoPongReceived, ServerInitiated, Timeout, UserInitiated
-from .transition_log import TransitionLogger, emit
+from .settings import ClientOptions, ClientSettings
+from .sources import DisconnectionSource
+from .subscriptions import Fanout, Overflow, Subscription
+from .transition_log import TransitionLogger, emit, websockets_logger
 
-__all__ = ["ClientStats", "Subscription", "WebSocketClient"]
+__all__ = ["ClientStats", "WebSocketClient"]
 
 T = TypeVar("T")
-S = ConnectionState
-EventDecoder = Callable[[str | bytes], Any]
-Hook = Callable[["WebSocketClient"], Any]
-TokenProvider = Callable[[], Awaitable[str] | str]
-
-
-class SendQueue(Protocol):
-    """Where ``send()`` puts messages it cannot send now (see ``recovery.SendBuffer``)."""
-
-    @property
-    def pending(self) -> int: ...
-
-    async def enqueue(self, data: str | bytes) -> None: ...
-
-    def abandon(self, reason: str) -> None: ...
-
-
+_CONTROL = (HealthCheckPongEvent, ConnectionAckEvent, ServerErrorEvent)
 _labels = itertools.count(1)
+_ids = itertools.count(1)
+# Set in the auth hook's task: its sends are part of the handshake.
+_in_handshake: ContextVar[bool] = ContextVar("statesock_in_handshake", default=False)
 
 
 @dataclass
@@ -90,427 +69,253 @@ class ClientStats:
     ignored_messages: int = 0
     events_dropped: int = 0
     callback_errors: int = 0
-
-
-class Subscription(Generic[T], AsyncIterator[T]):
-    """A bounded queue read with ``async for``; ends when the client closes.
-
-    ``put`` never blocks: when full it drops the oldest item (counted in ``dropped``). The
-    receive loop calls :meth:`wait_for_room` first, so a consumer that is merely behind is
-    waited for and only a stuck one loses items.
-    """
-
-    def __init__(self, maxsize: int, on_drop: Callable[[Subscription[T]], None]) -> None:
-        self._items: deque[T] = deque()
-        self._maxsize = maxsize
-        self._on_drop = on_drop
-        self._waiter: asyncio.Future[None] | None = None
-        self._room: asyncio.Future[None] | None = None
-        self._closed = False
-        self.dropped = 0
-        # Set when the consumer let a wait for room time out: it is stuck, not slow, and is
-        # not waited for again until it has drained half its queue.
-        self.stalled = False
-
-    @property
-    def full(self) -> bool:
-        return not self._closed and len(self._items) >= self._maxsize
-
-    async def wait_for_room(self) -> None:
-        while self.full:
-            self._room = asyncio.get_running_loop().create_future()
-            try:
-                await self._room
-            finally:
-                self._room = None
-
-    def put(self, item: T) -> None:
-        """Append ``item``; when full, drop the oldest first (counted)."""
-        if self._closed:
-            return
-        if len(self._items) >= self._maxsize:
-            self._items.popleft()
-            self.dropped += 1
-            self._on_drop(self)
-        self._items.append(item)
-        self._wake()
-
-    def offer(self, item: T) -> bool:
-        """Append ``item`` if there is room (the receive loop's fast path); False if full."""
-        if self._closed:
-            return True  # an ended subscription takes nothing and never blocks
-        items = self._items
-        if len(items) >= self._maxsize:
-            return False
-        items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return True
-
-    def end(self) -> None:
-        """No more items will come; the iterator stops once the queue is drained."""
-        self._closed = True
-        self._wake()
-        self._make_room()
-
-    def _make_room(self) -> None:
-        if self._room is not None and not self._room.done():
-            self._room.set_result(None)
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def __aiter__(self) -> Subscription[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while not self._items:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._items.popleft()
-        if self._room is not None:
-            self._make_room()
-        if self.stalled and len(self._items) <= self._maxsize // 2:
-            self.stalled = False
-        return item
-
-    def __len__(self) -> int:
-        return len(self._items)
+    sends_expired: int = 0
+    sends_abandoned: int = 0
 
 
 class WebSocketClient:
     """A WebSocket connection whose lifecycle is an explicit state machine.
 
-    ``event_decoder`` maps each message (str or bytes) to an event; map the server's health
-    checks to :class:`HealthCheckPongEvent` and its in-band errors to
-    :class:`ServerErrorEvent`. A decoder that raises is logged and counted and the
-    connection stays up; one that returns None skips the message (counted).
+    ``event_decoder`` maps each message (str or bytes) to an event. Map the server's
+    connection ack to :class:`ConnectionAckEvent`, its health-check answers to
+    :class:`HealthCheckPongEvent` (which also counts as the ack when the server uses the
+    same message for both), and in-band errors to :class:`ServerErrorEvent`. A decoder that
+    raises is logged and counted and the connection stays up; None skips the message.
 
-    ``on_connection_established(client)`` runs on entering authenticating (send the auth
-    message there); the first ``HealthCheckPongEvent`` completes authentication. With
-    ``ack_required=False`` (servers with no ack step) the client goes to connected as soon as
-    that hook has finished. ``on_connected(client)`` runs once connected. Hooks and ``on()``
-    callbacks may be sync or async; one that raises is logged and never kills the client.
+    ``on_connection_established(client)`` runs in authenticating (send the auth message
+    there); the ack completes authentication. With ``ack_required=False`` the client is
+    connected as soon as that hook has finished. ``on_connected(client)`` runs once
+    connected. Hooks and ``on()`` callbacks may be sync or async; one that raises is logged
+    and never kills the client. Every setting is checked here, at construction (see
+    :class:`~statesock.settings.ClientSettings`).
     """
 
     def __init__(
         self,
         url: str,
-        event_decoder: EventDecoder,
-        ping_request_builder: PingRequestBuilder | None = default_ping_request,
-        on_connection_established: Hook | None = None,
-        on_connected: Hook | None = None,
-        *,
-        ack_required: bool = True,
-        subprotocols: Sequence[str] = (),
-        headers: HeadersSource = None,
-        query_params: QuerySource = None,
-        ssl: ssl_module.SSLContext | None = None,
-        max_size: int | None = 2**20,
-        compression: bool = True,
-        connect_timeout: float = 10.0,
-        auth_timeout: float = 10.0,
-        close_timeout: float = 5.0,
-        ping_interval: float = 25.0,
-        pong_timeout: float = 3.0,
-        protocol_keepalive: float | None = None,
-        event_queue_size: int = 1024,
-        slow_subscriber_wait: float = 1.0,
-        message_encoder: Callable[[Any], str | bytes] = json.dumps,
-        token_provider: TokenProvider | None = None,
-        proxy: str | bool | None = True,
-        label: str | None = None,
+        event_decoder: Callable[[str | bytes], Any],
+        ping_request_builder: Callable[[HealthCheckInfo], Any] | None = default_ping_request,
+        on_connection_established: Callable[[WebSocketClient], Any] | None = None,
+        on_connected: Callable[[WebSocketClient], Any] | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        if event_queue_size < 1:
-            raise ValueError("event_queue_size must be at least 1")
-        if inspect.iscoroutinefunction(event_decoder):
-            # Decoding runs in the receive loop for every message; it must not await.
-            raise TypeError("event_decoder must be a plain function, not a coroutine function")
-        for name, value in (
-            ("connect_timeout", connect_timeout),
-            ("auth_timeout", auth_timeout),
-            ("close_timeout", close_timeout),
-        ):
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, not {value!r}")
-        self.label = label or f"ws-{next(_labels)}"
+        settings = ClientSettings.check(
+            url, event_decoder, ping_request_builder, on_connection_established, on_connected,
+            **options,
+        )  # fmt: skip
+        self.settings = settings
+        self.label = settings.label or f"ws-{next(_labels)}"
         self.url = url
         self.event_decoder = event_decoder
+        self.ping_request_builder = ping_request_builder
         self.on_connection_established = on_connection_established
         self.on_connected = on_connected
-        self.ack_required = ack_required
-        self.connect_timeout = connect_timeout
-        self.auth_timeout = auth_timeout
-        self.close_timeout = close_timeout
-        self.event_queue_size = event_queue_size
-        self.slow_subscriber_wait = slow_subscriber_wait
-        self._encoder = message_encoder
-        self.token_provider = token_provider
         self.token: str | None = None
-        self.send_buffer: SendQueue | None = None
+        self.subprotocol: str | None = None
         self.stats = ClientStats()
         self._engine = WebSocketEngine(
             EngineConfig(
                 url=url,
-                subprotocols=tuple(subprotocols),
-                headers=headers,
-                query_params=query_params,
-                ssl=ssl,
-                max_size=max_size,
-                compression=compression,
-                close_timeout=close_timeout,
-                protocol_keepalive=protocol_keepalive,
-                before_attempt=self._fetch_token if token_provider is not None else None,
-                proxy=proxy,
+                subprotocols=settings.subprotocols,
+                headers=settings.headers,
+                query_params=settings.query_params,
+                ssl=settings.ssl,
+                max_size=settings.max_size,
+                compression=settings.compression,
+                close_timeout=settings.close_timeout,
+                protocol_keepalive=settings.protocol_keepalive,
+                before_attempt=self._fetch_token if settings.token_provider else None,
+                proxy=settings.proxy,
+                logger=websockets_logger(self.label),
             ),
-            self,
             self.label,
         )
-        self.ping_controller = WebSocketPingController(
-            self,
-            ping_interval=ping_interval,
-            pong_timeout=pong_timeout,
-            ping_request_builder=ping_request_builder,
-            label=self.label,
+        self._core = c.ConnectionCore(
+            settings.core_config(on_connection_established, on_connected),
+            on_listener_error=self._listener_failed,
         )
-        self._machine = ConnectionMachine(_clock, on_listener_error=self._listener_failed)
-        self._machine.add_listener(TransitionLogger(self.label))
-        self._machine.add_listener(self._on_record)
-        self._state_subscriptions: list[Subscription[StateChange]] = []
-        self._event_subscriptions: list[tuple[type | None, Subscription[Any]]] = []
-        self._callbacks: list[tuple[type | None, Callable[[Any], Any]]] = []
+        self._core.machine.add_listener(TransitionLogger(self.label))
+        self._core.machine.add_listener(self._feed_state_streams)
+        self._fanout = Fanout(
+            queue_size=settings.event_queue_size,
+            on_drop=self._dropped,
+            on_callback_error=self._callback_failed,
+        )
+        self._state_streams: list[Subscription[StateChange]] = []
+        self._sockets: dict[int, SocketHandle] = {}
+        self._timers: dict[c.TimerKind, asyncio.TimerHandle] = {}
+        self._hooks: dict[c.Hook, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._deferred: list[Awaitable[Any]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._connect_waiters: list[tuple[asyncio.Future[ConnectionSnapshot], list[bool]]] = []
-        self._disconnect_waiters: list[asyncio.Future[None]] = []
-        self._generation = 0
-        self._closed = False
-        self.subprotocol: str | None = None
+        self._connect_waiters: dict[int, asyncio.Future[ConnectionSnapshot]] = {}
+        self._disconnect_waiters: dict[int, asyncio.Future[None]] = {}
+        self._done_waiters: list[asyncio.Future[DisconnectionSource | None]] = []
+        self._outgoing: dict[int, tuple[str | bytes, asyncio.Future[None]]] = {}
+        self._last_frame_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._recovery: object | None = None
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------
 
     @property
     def state(self) -> ConnectionSnapshot:
         """An immutable snapshot: state, disconnection source, health-check info."""
-        return self._machine.snapshot()
+        return self._core.machine.snapshot()
 
     @property
     def health(self) -> HealthCheckInfo:
-        return self._machine.health
-
-    @property
-    def machine(self) -> ConnectionMachine:
-        """The state machine (read it, add listeners, fire triggers; never assign)."""
-        return self._machine
-
-    @property
-    def generation(self) -> int:
-        """Increments with each socket; callbacks from older sockets are ignored."""
-        return self._generation
+        return self._core.machine.health
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._core.closed
+
+    @property
+    def done(self) -> bool:
+        """Nothing will reconnect the client (closed, user disconnect, no or failed recovery)."""
+        return self._core.done
+
+    @property
+    def final_source(self) -> DisconnectionSource | None:
+        """Why the client is done (None while it is not)."""
+        return self._core.final_source
+
+    def add_listener(self, listener: Listener) -> None:
+        """Receive every record (changes and internal transitions) synchronously, in order."""
+        self._core.machine.add_listener(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._core.machine.remove_listener(listener)
 
     async def wait_for(self, state: ConnectionState) -> ConnectionSnapshot:
-        """Return as soon as the client is in ``state`` (at once if it is already there).
-
-        Bound the wait with ``asyncio.timeout()`` or ``asyncio.wait_for()``.
-        """
-        if self._machine.state is state:
-            return self._machine.snapshot()
+        """Return as soon as the client is in ``state`` (at once if it is already there)."""
+        if self._core.state is state:
+            return self.state
         reached: asyncio.Future[ConnectionSnapshot] = asyncio.get_running_loop().create_future()
 
         def listen(record: Record) -> None:
             if isinstance(record, StateChange) and record.current is state and not reached.done():
-                reached.set_result(self._machine.snapshot())
+                reached.set_result(self.state)
 
-        self._machine.add_listener(listen)
+        self.add_listener(listen)
         try:
             return await reached
         finally:
-            self._machine.remove_listener(listen)
+            self.remove_listener(listen)
 
-    def add_listener(self, listener: Listener) -> None:
-        """Receive every record (changes and internal transitions) synchronously, in order."""
-        self._machine.add_listener(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        self._machine.remove_listener(listener)
+    async def wait_done(self) -> DisconnectionSource | None:
+        """Wait until the client is done; return the final disconnection source."""
+        if self._core.done:
+            return self._core.final_source
+        waiter: asyncio.Future[DisconnectionSource | None] = self._loop_now().create_future()
+        self._done_waiters.append(waiter)
+        return await waiter
 
     def states(self) -> Subscription[StateChange]:
-        """Every state change from now on, until the client closes."""
-        sub: Subscription[StateChange] = Subscription(self.event_queue_size, self._dropped)
-        if self._closed:
-            sub.end()
-        self._state_subscriptions.append(sub)
-        return sub
+        """Every state change from now on; ends when the client is done.
 
-    @overload
-    def events(self) -> Subscription[Any]: ...
-
-    @overload
-    def events(self, event_type: type[T]) -> Subscription[T]: ...
-
-    def events(self, event_type: type[Any] | None = None) -> Subscription[Any]:
-        """Every decoded event (of ``event_type`` when given) from now on, until close."""
-        sub: Subscription[Any] = Subscription(self.event_queue_size, self._dropped)
-        if self._closed:
-            sub.end()
-        self._event_subscriptions.append((event_type, sub))
-        return sub
-
-    def unsubscribe(self, subscription: Subscription[Any]) -> None:
-        subscription.end()
-        self._event_subscriptions = [
-            (t, s) for t, s in self._event_subscriptions if s is not subscription
-        ]
-        self._state_subscriptions = [s for s in self._state_subscriptions if s is not subscription]
-
-    def on(self, event_type: type[T] | None, callback: Callable[[T], Any]) -> Callable[[], None]:
-        """Call ``callback`` for each event of ``event_type`` (None: all); returns an undo.
-
-        Sync callbacks run inline in order; async ones run one at a time, in order, from a
-        bounded queue of their own.
+        Records arrive synchronously and cannot wait for a reader: a stream that falls
+        ``event_queue_size`` records behind loses its oldest (counted in ``dropped``).
         """
-        entry: tuple[type | None, Callable[[Any], Any]]
-        if inspect.iscoroutinefunction(callback):
-            sub: Subscription[Any] = Subscription(self.event_queue_size, self._dropped)
-            entry = (event_type, sub.put)
-            self._event_subscriptions.append((event_type, sub))
-            drain = self._drain_callback(sub, callback)
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:  # registered before the loop runs: start on connect()
-                self._deferred.append(drain)
-            else:
-                self._spawn(drain, f"on-{callback.__name__}")
+        sub: Subscription[StateChange] = Subscription(
+            self.settings.event_queue_size, Overflow.DROP_OLDEST, on_drop=self._dropped
+        )
+        if self._core.closed:
+            sub.end(self._core.final_source)
+        else:
+            self._state_streams.append(sub)
+        return sub
 
-            def undo() -> None:
-                self.unsubscribe(sub)
+    def events(
+        self,
+        event_type: Any = None,
+        *,
+        maxsize: int | None = None,
+        overflow: Overflow = Overflow.BLOCK,
+    ) -> Subscription[Any]:
+        """Every decoded event (matching ``event_type``: a class, tuple, ``A | B`` or None)
+        from now on; ends when the client is done. Lossless unless ``overflow`` says to drop.
+        Use ``async with client.events(...) as events:`` so that leaving the loop unsubscribes.
+        """
+        return self._fanout.subscribe(event_type, maxsize=maxsize, overflow=overflow)
 
-            return undo
-        entry = (event_type, callback)
-        self._callbacks.append(entry)
+    def on(self, event_type: Any, callback: Callable[[Any], Any]) -> Callable[[], None]:
+        """Call ``callback`` for each event of ``event_type`` (None: all); returns an undo."""
+        return self._fanout.on(event_type, callback)
 
-        def undo_sync() -> None:
-            if entry in self._callbacks:
-                self._callbacks.remove(entry)
-
-        return undo_sync
-
-    # -- commands ------------------------------------------------------------------------
+    # -- commands ---------------------------------------------------------------------------
 
     async def connect(self) -> ConnectionSnapshot:
         """Connect (a no-op while already active) and wait until connected.
 
-        Raises :class:`ConnectFailed` when the attempt ends in disconnected; ``source``
-        says why. Cancelling the caller does not cancel the attempt.
+        Raises :class:`ConnectFailed` when the attempt ends in disconnected (with a
+        recovery handler made with ``retry_first_connect=True``: when recovery gives up).
+        Cancelling the caller does not cancel the attempt.
         """
-        if self._closed:
+        if self._core.closed:
             raise ClientClosed(f"client {self.label} is closed")
-        loop = asyncio.get_running_loop()
-        while self._deferred:
-            self._spawn(self._deferred.pop(0), "on-callback")
-        waiter: asyncio.Future[ConnectionSnapshot] = loop.create_future()
-        armed = [self._machine.state in (S.CONNECTING, S.AUTHENTICATING)]
-        self._connect_waiters.append((waiter, armed))
+        waiter = next(_ids)
+        future: asyncio.Future[ConnectionSnapshot] = self._loop_now().create_future()
+        self._connect_waiters[waiter] = future
+        self._fanout.start()  # async on() callbacks registered before the loop ran
+        self._step(c.UserConnect(waiter))
         try:
-            self._machine.connect()
-            if self._machine.state is S.CONNECTED:
-                return self._machine.snapshot()
-            return await waiter
+            return await future
         finally:
-            self._connect_waiters = [(w, a) for w, a in self._connect_waiters if w is not waiter]
+            self._connect_waiters.pop(waiter, None)
 
     async def disconnect(self) -> ConnectionSnapshot:
-        """Close with code 1000 and wait (bounded by ``close_timeout``) for disconnected.
+        """Close with 1000 and wait for disconnected (bounded by ``close_timeout`` + 1 s).
 
-        A user disconnect sticks: no reconnect happens until the user connects again.
+        A user disconnect sticks: nothing reconnects until the user connects again.
         """
-        if self._machine.state is S.INITIALIZED:
-            return self._machine.snapshot()
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._disconnect_waiters.append(waiter)
-        try:
-            self._machine.disconnect(UserInitiated())
-            if self._machine.state is not S.DISCONNECTED:
-                try:
-                    async with asyncio.timeout(self.close_timeout + 1.0):
-                        await asyncio.shield(waiter)
-                except TimeoutError:
-                    # The close handshake is bounded by close_timeout; past that, force it.
-                    await self._engine.aclose()
-        finally:
-            if waiter in self._disconnect_waiters:
-                self._disconnect_waiters.remove(waiter)
-        return self._machine.snapshot()
-
-    async def send(self, message: Any) -> None:
-        """Send ``message`` (str or bytes as is, anything else through ``message_encoder``).
-
-        Allowed in authenticating (for the auth message) and connected; raises
-        :class:`NotConnectedError` otherwise, unless a send buffer is attached (see
-        ``ConnectionRecoveryHandler(send_buffer_size=...)``): then the message waits for the
-        next connection and the call returns once it is written. Raises ``ConnectionLost``
-        if the socket closes before the message is written.
-        """
-        state = self._machine.state
-        sendable = state in (S.AUTHENTICATING, S.CONNECTED) and self._engine.is_open
-        buffer = self.send_buffer
-        # With a buffer, a message waits for the next connection; while the buffer still
-        # flushes, new messages queue behind it so that order is kept.
-        if buffer is not None and (not sendable or (state is S.CONNECTED and buffer.pending)):
-            if self._closed:
-                raise ClientClosed(f"client {self.label} is closed")
-            data = message if isinstance(message, str | bytes) else self._encoder(message)
-            await buffer.enqueue(data)
-            return
-        if not sendable:
-            raise NotConnectedError(state.value)
-        data = message if isinstance(message, str | bytes) else self._encoder(message)
-        await self._engine.send(data)
-
-    async def send_now(self, data: str | bytes) -> None:
-        """Write ``data`` to the current socket, bypassing any buffer (used to flush it)."""
-        if self._machine.state is not S.CONNECTED or not self._engine.is_open:
-            raise NotConnectedError(self._machine.state.value)
-        await self._engine.send(data)
+        await self._wait_disconnect(c.UserDisconnect)
+        return self.state
 
     async def close(self) -> None:
-        """Disconnect (user), end every subscription, and leave no task running."""
-        if self._closed:
-            return
-        with contextlib.suppress(ConnectionFailure):
-            await self.disconnect()
-        self._closed = True
-        if self.send_buffer is not None:
-            self.send_buffer.abandon("the client was closed")
-        self._cancel_timer()
-        await self.ping_controller.wait_stopped()
+        """Disconnect (user), end every stream, and leave no task running."""
+        if not self._core.closed:
+            await self._wait_disconnect(c.UserClose)
+        for timer in list(self._timers.values()):
+            timer.cancel()
+        self._timers.clear()
+        for hook in list(self._hooks.values()):
+            hook.cancel()
         await self._engine.aclose()
-        for sub in self._state_subscriptions:
-            sub.end()
-        for _, events_sub in self._event_subscriptions:
-            events_sub.end()
+        await self._fanout.aclose(self.settings.close_timeout)
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        # Let async callbacks drain what they already hold, then stop them.
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=self.close_timeout)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def send(self, message: Any, *, handshake: bool = False) -> None:
+        """Send ``message`` (str or bytes as is, anything else through ``message_encoder``).
+
+        Returns once it is written to the socket. Raises :class:`NotConnectedError` outside
+        authenticating and connected unless a send buffer is attached (then it waits for the
+        next connection and raises a :class:`~statesock.exceptions.SendBufferError` subclass
+        if it is never written).
+        """
+        route, refusal = self._core.send_route(handshake or _in_handshake.get())
+        if route is c.SendRoute.REFUSE:
+            assert refusal is not None
+            raise refusal
+        data = message if isinstance(message, str | bytes) else self.settings.encoder(message)
+        if route is c.SendRoute.DIRECT:
+            await self._sockets[self._core.socket or 0].send(data)
+            return
+        number = next(_ids)
+        written: asyncio.Future[None] = self._loop_now().create_future()
+        self._outgoing[number] = (data, written)
+        self._step(c.BufferSend(number))
+        try:
+            await written
+        except asyncio.CancelledError:
+            self._step(c.SendCancelled(number))
+            raise
+        finally:
+            self._outgoing.pop(number, None)
 
     async def __aenter__(self) -> WebSocketClient:
         await self.connect()
@@ -519,21 +324,17 @@ class WebSocketClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _fetch_token(self) -> None:
-        assert self.token_provider is not None
-        try:
-            token = self.token_provider()
-            self.token = await token if inspect.isawaitable(token) else token
-        except Exception as exc:
-            raise TokenUnavailable(f"token provider failed: {type(exc).__name__}") from exc
+    # -- socket reports (SocketListener) ----------------------------------------------------
 
-    # -- engine reports (EngineListener) -------------------------------------------------
+    def socket_opened(self, handle: SocketHandle) -> None:
+        self.subprotocol = handle.subprotocol
+        self._step(c.SocketOpened(handle.id))
 
-    def engine_opened(self, subprotocol: str | None) -> None:
-        self.subprotocol = subprotocol
-        self._fire(self._machine.opened)
-
-    def engine_message(self, data: str | bytes) -> Awaitable[None] | None:
+    def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
+        # The per-message hot path: a number compare, a clock read, the decoder, dispatch.
+        if handle.id != self._core.socket:
+            return None
+        self._last_frame_at = self._loop_time()
         self.stats.messages_received += 1
         try:
             event = self.event_decoder(data)
@@ -551,202 +352,221 @@ class WebSocketClient:
         if event is None:
             self.stats.ignored_messages += 1
             return None
-        if isinstance(event, HealthCheckPongEvent):
-            self._health_check(event)
-        elif isinstance(event, ServerErrorEvent) and self._machine.state in ACTIVE_STATES:
-            self._fire(lambda: self._machine.disconnect(ServerInitiated(error=event)))
-        return self._dispatch(event)
+        if isinstance(event, _CONTROL):
+            self._control(handle.id, event)
+        pending = self._fanout.dispatch(event)
+        return None if pending is None else self._backpressure(handle.id, pending)
 
-    def engine_closed(self, code: int | None, reason: str, error: ConnectionFailure | None) -> None:
-        state = self._machine.state
-        if state in ACTIVE_STATES:
-            source = ServerInitiated(code, reason, error)
-            self._fire(lambda: self._machine.closed(source))
-        elif state is S.DISCONNECTING:
-            self._fire(self._machine.closed)
-        else:
-            emit("debug", "late_close_ignored", client=self.label, state=state.value)
+    def socket_closed(
+        self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
+    ) -> None:
+        self._sockets.pop(handle.id, None)
+        self._step(c.SocketClosed(handle.id, code, reason, error))
 
-    # -- PingClient -------------------------------------------------------------------------
+    def _control(self, socket: int, event: object) -> None:
+        if isinstance(event, ServerErrorEvent):
+            self._step(c.ServerErrorReceived(socket, event))
+        elif isinstance(event, ConnectionAckEvent):
+            self._step(c.HealthAnswered(socket, event.connection_id, ack=True))
+        elif isinstance(event, HealthCheckPongEvent):
+            self._step(c.HealthAnswered(socket, event.connection_id, ack=None))
 
-    async def send_ping_message(self, generation: int, message: Any) -> None:
-        if generation == self._generation:
-            await self.send(message)
-
-    async def send_protocol_ping(self, generation: int) -> float:
-        if generation != self._generation:
-            raise NotConnectedError(self._machine.state.value)
-        return await self._engine.ping()
-
-    def pong_received(self, generation: int, health: HealthCheckInfo) -> None:
-        if generation == self._generation and self._machine.state is S.CONNECTED:
-            self._fire(lambda: self._machine.pong(health))
-
-    def pong_missed(self, generation: int) -> None:
-        if generation == self._generation and self._machine.state is S.CONNECTED:
-            self._fire(lambda: self._machine.disconnect(NoPongReceived()))
-
-    def report_error(self, exc: Exception, where: str) -> None:
-        """A user-supplied function failed in ``where``: logged and counted, never fatal."""
-        self._callback_failed(exc, where)
-
-    # -- reacting to records -----------------------------------------------------------
-
-    def _on_record(self, record: Record) -> None:
-        if not isinstance(record, StateChange):
-            return
-        state = record.current
-        if state is S.CONNECTING:
-            self._cancel_timer()
-            self._generation = self._engine.start()
-            self._start_timer(self.connect_timeout, S.CONNECTING)
-            for _, armed in self._connect_waiters:
-                armed[0] = True
-        elif state is S.AUTHENTICATING:
-            self._start_timer(self.auth_timeout, S.AUTHENTICATING)
-            self._spawn(self._authenticate(self._generation), "auth")
-        elif state is S.CONNECTED:
-            self._cancel_timer()
-            self.ping_controller.start(self._generation)
-            if self.on_connected is not None:
-                self._spawn(self._run_hook(self.on_connected, "on_connected"), "on-connected")
-            for waiter, _ in self._connect_waiters:
-                if not waiter.done():
-                    waiter.set_result(self._machine.snapshot())
-        elif state is S.DISCONNECTING:
-            self._cancel_timer()
-            self.ping_controller.stop()
-            # A dead link will not answer a close handshake: do not wait for one.
-            wait = 0.0 if isinstance(record.source, NoPongReceived) else None
-            reason = record.source.close_reason if record.source else ""
-            self._engine.request_close(1000, reason, wait)
-        elif state is S.DISCONNECTED:
-            self._cancel_timer()
-            self.ping_controller.stop()
-            for waiter, armed in self._connect_waiters:
-                if armed[0] and not waiter.done():
-                    waiter.set_exception(ConnectFailed(record.source))
-            for done in self._disconnect_waiters:
-                if not done.done():
-                    done.set_result(None)
-        for sub in self._state_subscriptions:
-            sub.put(record)
-
-    async def _authenticate(self, generation: int) -> None:
-        if self.on_connection_established is not None:
-            await self._run_hook(self.on_connection_established, "on_connection_established")
-        if (
-            not self.ack_required
-            and generation == self._generation
-            and self._machine.state is S.AUTHENTICATING
-        ):
-            self._fire(self._machine.authenticated)
-
-    def _health_check(self, event: HealthCheckPongEvent) -> None:
-        state = self._machine.state
-        if state is S.AUTHENTICATING and self.ack_required:
-            health = HealthCheckInfo(event.connection_id, None, _clock(), 0)
-            self._fire(lambda: self._machine.health_check(health))
-        elif state is S.CONNECTED:
-            self.ping_controller.on_pong(self._generation, event)
-
-    def _dispatch(self, event: Any) -> Awaitable[None] | None:
-        # The per-message hot path: no allocation unless a subscriber is full.
-        if self._callbacks:
-            for event_type, callback in tuple(self._callbacks):
-                if event_type is None or isinstance(event, event_type):
-                    try:
-                        result = callback(event)
-                        if inspect.isawaitable(result):
-                            self._spawn(self._await_callback(result, callback), "on-callback")
-                    except Exception as exc:
-                        self._callback_failed(exc, getattr(callback, "__name__", "callback"))
-        blocked: list[Subscription[Any]] | None = None
-        for event_type, sub in self._event_subscriptions:
-            if (event_type is None or isinstance(event, event_type)) and not sub.offer(event):
-                if sub.stalled:
-                    sub.put(event)  # drop its oldest now: never hold the loop for it again
-                    continue
-                if blocked is None:
-                    blocked = []
-                blocked.append(sub)
-        return self._deliver_when_room(blocked, event) if blocked else None
-
-    async def _deliver_when_room(self, blocked: list[Subscription[Any]], event: Any) -> None:
-        """Backpressure: hold the receive loop (and so the server, through TCP) while a
-        subscriber is behind, for at most ``slow_subscriber_wait``; then drop its oldest."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.slow_subscriber_wait
-        for sub in blocked:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await sub.wait_for_room()
-            except TimeoutError:
-                sub.stalled = True
-            sub.put(event)
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _fire(self, trigger: Callable[[], object]) -> None:
-        """Fire a trigger from I/O; a refusal means the I/O was late, never a crash."""
+    async def _backpressure(self, socket: int, pending: Awaitable[None]) -> None:
+        self._step(c.ReadingPaused(socket))
         try:
-            trigger()
-        except InvalidTransition as exc:
-            emit("debug", "trigger_refused", client=self.label, error=str(exc))
+            await pending
+        finally:
+            self._step(c.ReadingResumed(socket))
 
-    def _start_timer(self, delay: float, state: ConnectionState) -> None:
-        self._cancel_timer()
-        generation = self._generation
-        self._timer = asyncio.get_running_loop().call_later(
-            delay, self._timer_expired, generation, state
+    # -- the core's effects -----------------------------------------------------------------
+
+    def _step(self, event: c.Input) -> None:
+        for effect in self._core.step(event, self._loop_time()):
+            _EFFECTS[type(effect)](self, effect)
+
+    def _open_socket(self, effect: c.OpenSocket) -> None:
+        self._last_frame_at = None
+        self._sockets[effect.socket] = self._engine.open(self, effect.socket)
+
+    def _close_socket(self, effect: c.CloseSocket) -> None:
+        handle = self._sockets.get(effect.socket)
+        if handle is not None:
+            handle.close(effect.code, effect.reason, effect.timeout)
+
+    def _abort_socket(self, effect: c.AbortSocket) -> None:
+        handle = self._sockets.pop(effect.socket, None)
+        if handle is not None:
+            handle.abort()
+
+    def _start_timer(self, effect: c.StartTimer) -> None:
+        old = self._timers.pop(effect.timer, None)
+        if old is not None:
+            old.cancel()
+        loop = self._loop_now()
+        self._timers[effect.timer] = loop.call_at(effect.at, self._timer_fired, effect.timer)
+
+    def _cancel_timer(self, effect: c.CancelTimer) -> None:
+        timer = self._timers.pop(effect.timer, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _timer_fired(self, timer: c.TimerKind) -> None:
+        self._timers.pop(timer, None)
+        self._step(c.TimerFired(timer, self._last_frame_at))
+
+    def _send_health_check(self, effect: c.SendHealthCheck) -> None:
+        handle = self._sockets.get(effect.socket)
+        if handle is None:
+            return
+        data = build_health_check(
+            self.ping_request_builder, self.settings.encoder, effect.health, self._callback_failed
         )
+        if data is None:  # a protocol Ping; its Pong is the answer
+            pong = handle.ping()
+            pong.add_done_callback(functools.partial(self._protocol_pong, effect.socket))
+        else:
+            self._spawn(self._quietly(handle.send(data)), "health-check")
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _protocol_pong(self, socket: int, pong: asyncio.Future[float]) -> None:
+        if not pong.cancelled() and pong.exception() is None:
+            self._last_frame_at = self._loop_time()
+            self._step(c.HealthAnswered(socket, None, ack=False))
 
-    def _timer_expired(self, generation: int, state: ConnectionState) -> None:
-        self._timer = None
-        if generation == self._generation and self._machine.state is state:
-            self._fire(lambda: self._machine.disconnect(Timeout(state)))
+    def _run_hook(self, effect: c.RunHook) -> None:
+        hook = effect.hook
+        fn = self.on_connection_established
+        if hook is c.Hook.ON_CONNECTED:
+            fn = self.on_connected
+        assert fn is not None
+        self._hooks[hook] = self._spawn(self._hook(effect.socket, hook, fn), hook.value)
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+    async def _hook(self, socket: int, hook: c.Hook, fn: Callable[[WebSocketClient], Any]) -> None:
+        _in_handshake.set(hook is c.Hook.ON_CONNECTION_ESTABLISHED)
+        try:
+            result = fn(self)
+            if inspect.isawaitable(result):
+                await result
+        except (ConnectionFailure, NotConnectedError) as exc:
+            # The socket went away under the hook: not a bug in the hook.
+            emit("info", "hook_interrupted", client=self.label, hook=hook.value, error=str(exc))
+        except Exception as exc:
+            self._callback_failed(exc, hook.value)
+        if self._hooks.get(hook) is asyncio.current_task():
+            del self._hooks[hook]
+        self._step(c.HookFinished(socket, hook))
+
+    def _cancel_hook(self, effect: c.CancelHook) -> None:
+        task = self._hooks.pop(effect.hook, None)
+        if task is not None:
+            task.cancel("statesock: its socket went away")
+
+    def _resolve_connect(self, effect: c.ResolveConnect) -> None:
+        for waiter in effect.waiters:
+            future = self._connect_waiters.pop(waiter, None)
+            if future is None or future.done():
+                continue
+            if effect.closed:
+                future.set_exception(ClientClosed(f"client {self.label} is closed"))
+            elif effect.source is not None:
+                future.set_exception(ConnectFailed(effect.source))
+            else:
+                future.set_result(self.state)
+
+    def _resolve_disconnect(self, effect: c.ResolveDisconnect) -> None:
+        for waiter in effect.waiters:
+            future = self._disconnect_waiters.pop(waiter, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def _write_buffered(self, effect: c.WriteBuffered) -> None:
+        data, _ = self._outgoing[effect.message]
+        handle = self._sockets[effect.socket]
+        self._spawn(self._write(handle, effect.message, data), "flush")
+
+    async def _write(self, handle: SocketHandle, message: int, data: str | bytes) -> None:
+        try:
+            await handle.send(data)
+        except (ConnectionFailure, NotConnectedError):
+            self._step(c.SendWritten(message, ok=False))
+        else:
+            self._step(c.SendWritten(message, ok=True))
+
+    def _resolve_send(self, effect: c.ResolveSend) -> None:
+        _, future = self._outgoing.pop(effect.message, (b"", None))
+        if isinstance(effect.error, SendExpired):
+            self.stats.sends_expired += 1
+        elif isinstance(effect.error, SendAbandoned):
+            self.stats.sends_abandoned += 1
+        if future is None or future.done():
+            return
+        if effect.error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(effect.error)
+
+    def _finished(self, effect: c.Finished) -> None:
+        self._fanout.end_all(effect.source)
+        streams, self._state_streams = self._state_streams, []
+        for sub in streams:
+            sub.end(effect.source)
+        waiters, self._done_waiters = self._done_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(effect.source)
+
+    def _log(self, effect: c.Log) -> None:
+        emit(effect.level, effect.event, client=self.label, **dict(effect.fields))
+
+    def _report_error(self, effect: c.ReportError) -> None:
+        self._callback_failed(effect.error, effect.where)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _wait_disconnect(self, command: type[c.UserDisconnect] | type[c.UserClose]) -> None:
+        waiter = next(_ids)
+        future: asyncio.Future[None] = self._loop_now().create_future()
+        self._disconnect_waiters[waiter] = future
+        self._step(command(waiter))
+        try:
+            await future
+        finally:
+            self._disconnect_waiters.pop(waiter, None)
+
+    def _feed_state_streams(self, record: Record) -> None:
+        if isinstance(record, StateChange):
+            for sub in self._state_streams:
+                sub.offer(record)
+
+    async def _fetch_token(self) -> None:
+        provider = self.settings.token_provider
+        assert provider is not None
+        try:
+            token = provider()
+            self.token = await token if inspect.isawaitable(token) else token
+        except Exception as exc:
+            raise TokenUnavailable(f"token provider failed: {type(exc).__name__}") from exc
+
+    def _loop_now(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        return loop
+
+    def _loop_time(self) -> float:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop_now()
+        return loop.time()
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(f"statesock-{name}-{self.label}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _run_hook(self, hook: Hook, name: str) -> None:
-        try:
-            result = hook(self)
-            if inspect.isawaitable(result):
-                await result
-        except (ConnectionFailure, NotConnectedError) as exc:
-            # The socket went away under the hook (its send failed): not a bug in the hook,
-            # and the engine reports the close itself.
-            emit(
-                "info",
-                "hook_interrupted",
-                client=self.label,
-                hook=name,
-                error=redact_text(str(exc)),
-            )
-        except Exception as exc:
-            self._callback_failed(exc, name)
-
-    async def _drain_callback(self, sub: Subscription[Any], callback: Callable[[Any], Any]) -> None:
-        async for event in sub:
-            try:
-                await callback(event)
-            except Exception as exc:
-                self._callback_failed(exc, getattr(callback, "__name__", "callback"))
-
-    async def _await_callback(self, result: Awaitable[Any], callback: object) -> None:
-        try:
-            await result
-        except Exception as exc:
-            self._callback_failed(exc, getattr(callback, "__name__", "callback"))
+    async def _quietly(self, send: Awaitable[None]) -> None:
+        with contextlib.suppress(ConnectionFailure, NotConnectedError):
+            await send
 
     def _callback_failed(self, exc: Exception, name: str) -> None:
         self.stats.callback_errors += 1
@@ -770,16 +590,28 @@ class WebSocketClient:
                 "events_dropped",
                 client=self.label,
                 dropped=sub.dropped,
-                queue_size=self.event_queue_size,
-                policy="drop-oldest",
+                queue_size=sub.maxsize,
+                policy=sub.overflow.value,
             )
 
     def __repr__(self) -> str:
-        return f"<WebSocketClient {self.label} {redact_url(self.url)} {self._machine.state.value}>"
+        return f"<WebSocketClient {self.label} {redact_url(self.url)} {self._core.state.value}>"
 
 
-def _clock() -> float:
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
+_EFFECTS: dict[type, Callable[[WebSocketClient, Any], None]] = {
+    c.OpenSocket: WebSocketClient._open_socket,
+    c.CloseSocket: WebSocketClient._close_socket,
+    c.AbortSocket: WebSocketClient._abort_socket,
+    c.StartTimer: WebSocketClient._start_timer,
+    c.CancelTimer: WebSocketClient._cancel_timer,
+    c.SendHealthCheck: WebSocketClient._send_health_check,
+    c.RunHook: WebSocketClient._run_hook,
+    c.CancelHook: WebSocketClient._cancel_hook,
+    c.ResolveConnect: WebSocketClient._resolve_connect,
+    c.ResolveDisconnect: WebSocketClient._resolve_disconnect,
+    c.WriteBuffered: WebSocketClient._write_buffered,
+    c.ResolveSend: WebSocketClient._resolve_send,
+    c.Finished: WebSocketClient._finished,
+    c.Log: WebSocketClient._log,
+    c.ReportError: WebSocketClient._report_error,
+}

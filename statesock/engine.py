@@ -1,11 +1,11 @@
-"""WebSocketEngine: one socket at a time over ``websockets.asyncio.client``.
+"""WebSocketEngine: opens sockets over ``websockets.asyncio.client`` and hands out handles.
 
-The engine owns the I/O and nothing else. :meth:`WebSocketEngine.start` opens a socket in a
-task of its own (a new *generation*); the task reports, in this order, ``opened``, each
-``message``, and exactly one ``closed`` (or ``failed`` when the socket never opened) to an
-:class:`EngineListener`, which fires the machine's triggers. Reports from a generation that
-is no longer current are dropped (and logged at debug), so a late event from an old socket
-never touches a new one.
+The engine owns the I/O and nothing else. :meth:`WebSocketEngine.open` starts a socket in a
+task of its own and returns its :class:`SocketHandle`; the task reports, in this order,
+``socket_opened``, each ``socket_message``, and exactly one ``socket_closed`` (also when it
+never opened, and also when it was cancelled before its first step) to a
+:class:`SocketListener`, each report carrying the handle. The handle's number is what the
+connection core checks, so nothing from an old socket can reach a new one.
 
 Every foreign exception (``websockets``, ``OSError``, ``ssl``) is mapped here, at the
 boundary, to the ``ConnectionFailure`` tree of :mod:`statesock.exceptions`, with the
@@ -46,19 +46,20 @@ from .exceptions import (
     ConnectTimeout,
     HandshakeRejected,
     InvalidURL,
+    MessageTooLarge,
     NameResolutionFailed,
     NotConnectedError,
     ProtocolViolation,
     TLSFailure,
 )
 from .redaction import redact_url
-from .transition_log import emit
 
 __all__ = [
     "EngineConfig",
-    "EngineListener",
     "HeadersSource",
     "QuerySource",
+    "SocketHandle",
+    "SocketListener",
     "WebSocketEngine",
     "map_exception",
     "validate_url",
@@ -69,8 +70,6 @@ Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
 # token in a header or the query string is always fresh.
 HeadersSource = Pairs | Callable[[], Pairs | Awaitable[Pairs]] | None
 QuerySource = HeadersSource
-
-MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 
 
 def validate_url(url: str) -> str:
@@ -146,15 +145,17 @@ def map_exception(exc: BaseException) -> ConnectionFailure:
     return mapped
 
 
-class EngineListener(Protocol):
-    """What the engine reports to; the client implements it and fires triggers."""
+class SocketListener(Protocol):
+    """What a socket reports to (the client); every report names its handle."""
 
-    def engine_opened(self, subprotocol: str | None) -> None: ...
+    def socket_opened(self, handle: SocketHandle) -> None: ...
 
-    def engine_message(self, data: str | bytes) -> Awaitable[None] | None:
-        """A message arrived; an awaitable return asks the engine to wait before reading on."""
+    def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
+        """A message arrived; an awaitable return asks the socket to wait before reading on."""
 
-    def engine_closed(self, code: int | None, reason: str, error: ConnectionFailure | None) -> None:
+    def socket_closed(
+        self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
+    ) -> None:
         """The socket closed; ``code`` is None when it never opened (``error`` says why)."""
 
 
@@ -173,6 +174,7 @@ class EngineConfig:
     before_attempt: Callable[[], Awaitable[None]] | None = None
     # websockets' meaning: True = from the environment (HTTPS_PROXY...), a URL, or None = off.
     proxy: str | bool | None = True
+    logger: Any = None
 
 
 async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
@@ -185,70 +187,24 @@ async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in items]
 
 
-class WebSocketEngine:
-    """Opens, reads, writes and closes one WebSocket at a time for one listener."""
+class SocketHandle:
+    """One socket's life: send, ping, close, abort. Made only by :meth:`WebSocketEngine.open`."""
 
-    def __init__(self, config: EngineConfig, listener: EngineListener, label: str) -> None:
-        validate_url(config.url)
-        self.config = config
+    __slots__ = ("_asked", "_engine", "_listener", "_reported", "_task", "_ws", "id", "subprotocol")
+
+    def __init__(self, engine: WebSocketEngine, listener: SocketListener, number: int) -> None:
+        self.id = number
+        self.subprotocol: str | None = None
+        self._engine = engine
         self._listener = listener
-        self._label = label
-        self._generation = 0
-        self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._ws: ClientConnection | None = None
-        self._close_request: tuple[int, str, float] | None = None
-        self._cancel_requested = False
-
-    @property
-    def generation(self) -> int:
-        return self._generation
+        self._asked = False  # we asked for the close: not the server's doing
+        self._reported = False
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def is_open(self) -> bool:
         return self._ws is not None
-
-    def start(self) -> int:
-        """Open a new socket in a task of its own; return its generation.
-
-        The machine guarantees one active socket; the previous task may still be finishing
-        (it starts the next socket from inside its own ``closed`` report).
-        """
-        if self._ws is not None:
-            raise RuntimeError("the previous socket is still open")
-        self._generation += 1
-        self._close_request = None
-        self._cancel_requested = False
-        task = asyncio.get_running_loop().create_task(
-            self._run(self._generation), name=f"statesock-engine-{self._label}-{self._generation}"
-        )
-        self._task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return self._generation
-
-    def request_close(self, code: int, reason: str, timeout: float | None = None) -> None:
-        """Close the current socket: a close frame when open, cancelling when still opening."""
-        if self._task is None or self._task.done():
-            return
-        encoded = reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
-        reason = encoded.decode("utf-8", "ignore")
-        wait = self.config.close_timeout if timeout is None else timeout
-        self._close_request = (code, reason, wait)
-        if self._ws is None:
-            self._cancel_requested = True
-            self._task.cancel("statesock: close requested while connecting")
-        else:
-            self._ws.close_timeout = wait
-            # Wake the reader: ws.close() sends the close frame, waits for the peer's (bounded
-            # by close_timeout), then aborts; the receive loop then ends and reports closed.
-            self._spawn_close(self._ws, code, reason)
-
-    def _spawn_close(self, ws: ClientConnection, code: int, reason: str) -> None:
-        closer = asyncio.get_running_loop().create_task(
-            ws.close(code, reason), name=f"statesock-close-{self._label}"
-        )
-        closer.add_done_callback(_consume)
 
     async def send(self, data: str | bytes) -> None:
         ws = self._ws
@@ -259,31 +215,170 @@ class WebSocketEngine:
         except ConnectionClosed as exc:
             raise ConnectionLost(f"the socket closed before the message was sent: {exc}") from exc
 
-    async def ping(self) -> float:
-        """Send a protocol-level Ping; return the round trip in seconds once the Pong arrives."""
+    def ping(self) -> asyncio.Future[float]:
+        """Send a protocol Ping; the future gives the round trip (or fails with the socket)."""
         ws = self._ws
         if ws is None:
             raise NotConnectedError("no socket")
+        return asyncio.ensure_future(self._ping(ws))
+
+    async def _ping(self, ws: ClientConnection) -> float:
         try:
             waiter = await ws.ping()
             return await waiter
         except ConnectionClosed as exc:
             raise ConnectionLost(f"the socket closed before the pong: {exc}") from exc
 
+    def close(self, code: int, reason: str, timeout: float) -> None:
+        """Close: a close frame when open (bounded by ``timeout``), cancel while opening."""
+        self._asked = True
+        ws, task = self._ws, self._task
+        if ws is not None:
+            ws.close_timeout = timeout
+            closer = asyncio.get_running_loop().create_task(
+                ws.close(code, reason), name=f"statesock-close-{self._engine.label}-{self.id}"
+            )
+            closer.add_done_callback(_consume)
+        elif task is not None and not task.done():
+            task.cancel("statesock: close requested while connecting")
+
+    def abort(self) -> None:
+        """Drop the socket at once (the close handshake took too long)."""
+        self._asked = True
+        ws, task = self._ws, self._task
+        if ws is not None:
+            ws.transport.abort()
+        if task is not None and not task.done():
+            task.cancel("statesock: socket aborted")
+
+    def _report_closed(
+        self, code: int | None, reason: str, error: ConnectionFailure | None
+    ) -> None:
+        if not self._reported:
+            self._reported = True
+            self._listener.socket_closed(self, code, reason, error)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        # Runs even when the task was cancelled before its first step, when the coroutine's
+        # own finally never ran: the socket still reports its one close.
+        if not self._reported:
+            error = None if self._asked else ConnectionLost("the socket task ended unexpectedly")
+            self._report_closed(None, "", error)
+
+    async def _run(self) -> None:
+        ws: ClientConnection | None = None
+        error: ConnectionFailure | None = None
+        code: int | None = None
+        reason = ""
+        try:
+            try:
+                ws = await self._engine._open()
+            except asyncio.CancelledError:
+                if not self._asked:
+                    raise
+                return
+            except Exception as exc:
+                error = map_exception(exc)
+                return
+            self._ws = ws
+            self.subprotocol = ws.subprotocol
+            if self._asked:  # closed while the handshake finished
+                await ws.close(1000, "")
+            else:
+                self._listener.socket_opened(self)
+            on_message = self._listener.socket_message
+            try:
+                async for message in ws:
+                    backpressure = on_message(self, message)
+                    if backpressure is not None:
+                        await backpressure
+            except ConnectionClosed:
+                pass  # the close code and reason are read below
+            except asyncio.CancelledError:
+                if not self._asked:
+                    raise
+            self._ws = None
+            await ws.wait_closed()
+        except GeneratorExit:
+            # The loop is gone and the coroutine is being collected: nobody is left to
+            # report to, and no loop to report on.
+            self._reported = True
+            raise
+        finally:
+            self._ws = None
+            if ws is not None and not self._reported:
+                if not ws.transport.is_closing():
+                    ws.transport.abort()
+                max_size = self._engine.config.max_size
+                code, reason, error = _close_outcome(ws, self._asked, error, max_size)
+            with contextlib.suppress(RuntimeError):  # no loop left to report on
+                self._report_closed(code, reason, error)
+
+
+def _close_outcome(
+    ws: ClientConnection, asked: bool, error: ConnectionFailure | None, max_size: int | None
+) -> tuple[int | None, str, ConnectionFailure | None]:
+    rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
+    if rcvd is not None:
+        return rcvd.code, rcvd.reason, error
+    if sent is not None and not asked:
+        if sent.code == 1009:
+            # Our own max_size refused a message: the server did not close anything.
+            too_large = MessageTooLarge(f"a message exceeded max_size ({max_size} bytes)")
+            return None, "", error or too_large
+        # websockets failed the connection itself (1002 for a bad frame, ...): the code it
+        # sent is the classification.
+        return (
+            sent.code,
+            sent.reason,
+            error or ProtocolViolation(f"closed with {sent.code}: {sent.reason}"),
+        )
+    if error is None and not asked:
+        error = ConnectionLost("the socket closed without a close frame")
+    return 1006, "", error
+
+
+class WebSocketEngine:
+    """Opens one socket per :meth:`open` for one client; knows nothing about states."""
+
+    def __init__(self, config: EngineConfig, label: str) -> None:
+        validate_url(config.url)
+        self.config = config
+        self.label = label
+        self._handles: set[SocketHandle] = set()
+        self._next = 0
+
+    def open(self, listener: SocketListener, number: int | None = None) -> SocketHandle:
+        """Start a socket in a task of its own; its reports go to ``listener``."""
+        if number is None:
+            self._next += 1
+            number = self._next
+        handle = SocketHandle(self, listener, number)
+        task = asyncio.get_running_loop().create_task(
+            handle._run(), name=f"statesock-socket-{self.label}-{number}"
+        )
+        handle._task = task
+        self._handles.add(handle)
+        task.add_done_callback(handle._task_done)
+        task.add_done_callback(lambda _: self._handles.discard(handle))
+        return handle
+
+    @property
+    def sockets(self) -> int:
+        """How many socket tasks are still running."""
+        return len(self._handles)
+
     async def aclose(self) -> None:
         """Stop every socket task whatever it is doing; used when the client closes."""
-        if self._ws is not None:
-            self._ws.close_timeout = 0
-        self._cancel_requested = True
         current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current and not t.done()]
-        for task in tasks:
-            task.cancel("statesock: client closed")
+        tasks = []
+        for handle in list(self._handles):
+            handle.abort()
+            if handle._task is not None and handle._task is not current:
+                tasks.append(handle._task)
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    # -- the socket's task -------------------------------------------------------------
 
     async def _url(self) -> str:
         extra = await _evaluate(self.config.query_params)
@@ -299,9 +394,11 @@ class WebSocketEngine:
             await config.before_attempt()
         url = await self._url()
         headers = await _evaluate(config.headers)
-        tls: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         if config.ssl is not None and url.startswith("wss:"):
-            tls["ssl"] = config.ssl  # otherwise websockets uses create_default_context()
+            extra["ssl"] = config.ssl  # otherwise websockets uses create_default_context()
+        if config.logger is not None:
+            extra["logger"] = config.logger
         return await connect(
             url,
             additional_headers=headers or None,
@@ -313,94 +410,8 @@ class WebSocketEngine:
             close_timeout=config.close_timeout,
             max_size=config.max_size,
             proxy=None if config.proxy is False else config.proxy,
-            **tls,
+            **extra,
         )
-
-    def _current(self, generation: int, what: str) -> bool:
-        if generation == self._generation:
-            return True
-        emit(
-            "debug",
-            "stale_engine_event",
-            client=self._label,
-            what=what,
-            generation=generation,
-            current=self._generation,
-        )
-        return False
-
-    async def _run(self, generation: int) -> None:
-        # Whatever happens (failure, close, cancellation), the finally clause reports exactly
-        # one ``closed`` for this generation, so the machine never stays in a state whose
-        # socket is gone.
-        ws: ClientConnection | None = None
-        error: ConnectionFailure | None = None
-        try:
-            try:
-                ws = await self._open()
-            except asyncio.CancelledError:
-                if not self._cancel_requested:
-                    raise
-                _uncancel()
-                return
-            except Exception as exc:
-                error = map_exception(exc)
-                return
-            self._ws = ws
-            if not self._current(generation, "opened"):
-                return
-            self._listener.engine_opened(ws.subprotocol)
-            if self._close_request is not None:  # a listener asked to close at once
-                self._spawn_close(ws, self._close_request[0], self._close_request[1])
-            on_message = self._listener.engine_message
-            try:
-                async for message in ws:
-                    # The generation cannot change while this loop runs (start() needs the
-                    # socket gone), so the hot path skips the stale check.
-                    backpressure = on_message(message)
-                    if backpressure is not None:
-                        await backpressure
-            except ConnectionClosed:
-                pass  # the close code and reason are read below
-            except asyncio.CancelledError:
-                if not self._cancel_requested:
-                    raise
-                _uncancel()
-            self._ws = None
-            await ws.wait_closed()
-        except GeneratorExit:
-            # The loop is gone and the coroutine is being collected: nobody is left to
-            # report to, and no loop to report on.
-            generation = -1
-            raise
-        finally:
-            self._ws = None
-            code: int | None = None
-            reason = ""
-            if ws is not None:
-                if not ws.transport.is_closing() and generation != -1:
-                    ws.transport.abort()
-                rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
-                asked = self._close_request is not None or self._cancel_requested
-                if rcvd is not None:
-                    code, reason = rcvd.code, rcvd.reason
-                elif sent is not None and not asked:
-                    # websockets failed the connection itself (e.g. 1009 for a message over
-                    # max_size, 1002 for a bad frame): the code it sent is the classification.
-                    code, reason = sent.code, sent.reason
-                    error = error or ProtocolViolation(f"closed with {code}: {reason}")
-                else:
-                    code = 1006
-                    if error is None and not asked:
-                        error = ConnectionLost("the socket closed without a close frame")
-            if self._current(generation, "closed"):
-                self._listener.engine_closed(code, reason, error)
-
-
-def _uncancel() -> None:
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
 
 
 def _consume(task: asyncio.Task[None]) -> None:

@@ -3,8 +3,11 @@
 A user's ``event_decoder`` turns each WebSocket message into any object it likes; two kinds
 mean something to the client:
 
-* :class:`HealthCheckPongEvent`: the server's answer to a health check. The first one in
-  ``authenticating`` is the authentication ack; later ones are pongs for the ping controller.
+* :class:`ConnectionAckEvent`: the server accepted the connection (its auth ack); it
+  completes ``authenticating``.
+* :class:`HealthCheckPongEvent`: the server's answer to a health check. For servers that
+  use one message for both, the first one in ``authenticating`` also counts as the ack;
+  later ones are pongs.
 * :class:`ServerErrorEvent`: the server reported an error; the client disconnects with
   ``ServerInitiated(error=event)`` and the reconnect policy reads ``retryable``.
 
@@ -16,7 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HealthCheckInfo", "HealthCheckPongEvent", "ServerErrorEvent"]
+__all__ = ["ConnectionAckEvent", "HealthCheckInfo", "HealthCheckPongEvent", "ServerErrorEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionAckEvent:
+    """The server's ack of the connection (after auth), optionally naming the connection."""
+
+    connection_id: str | None = None
+    payload: Any = None
 
 
 @dataclass(frozen=True, slots=True)

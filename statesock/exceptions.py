@@ -20,6 +20,7 @@ The tree::
         ├── ConnectionRefused    nothing listens on the port
         ├── ConnectTimeout       the handshake did not finish in time
         ├── ProtocolViolation    the peer spoke something that is not WebSocket
+        ├── MessageTooLarge      a message exceeded the client's own max_size
         ├── TokenUnavailable     the token provider failed before the attempt
         └── ConnectionLost       the socket broke (reset, closed without a close frame)
 
@@ -46,6 +47,7 @@ __all__ = [
     "HandshakeRejected",
     "InvalidTransition",
     "InvalidURL",
+    "MessageTooLarge",
     "NameResolutionFailed",
     "NotConnectedError",
     "ProtocolViolation",
@@ -160,6 +162,15 @@ class ConnectTimeout(ConnectionFailure):
 
 class ProtocolViolation(ConnectionFailure):
     """The peer broke the WebSocket protocol (garbage instead of a handshake or frame)."""
+
+
+class MessageTooLarge(ConnectionFailure):
+    """An incoming message exceeded the client's own ``max_size``; the client closed with 1009.
+
+    The default policy reconnects (with backoff): the limit is the client's, and a later
+    message may fit. Raise ``max_size`` or use a policy that stops if the server always
+    sends more.
+    """
 
 
 class TokenUnavailable(ConnectionFailure):

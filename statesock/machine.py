@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-A client's lifecycle is one of six states. Nothing assigns a state directly: the engine, the
-ping controller, the recovery handler and the public API *fire triggers* at a
+A client's lifecycle is one of six states. Nothing assigns a state directly: the connection
+core (:mod:`statesock.core`, the only owner of a client's machine) *fires triggers* at a
 :class:`ConnectionMachine`, which looks the trigger up in :data:`RULES` and either applies the
 first rule whose guard accepts it or raises :class:`InvalidTransition` with the state left
-unchanged.
+unchanged. Users read the state and add listeners; they cannot fire triggers.
 
 ::
 
@@ -36,6 +36,12 @@ Records get a gap-free ``seq`` and are delivered to listeners strictly in order:
 may fire triggers; they take effect at once, and their records queue behind the one being
 delivered. The machine is pure and synchronous: it imports no asyncio and never reads the
 clock itself (the owner passes a ``clock`` callable).
+
+What lives outside the table, in the core, is everything that is not a state rule: which
+socket is current (so a late event from an old socket is dropped before it could become a
+trigger), which trigger an input means in the current state (a health-check answer is the
+ack in authenticating and a pong in connected), the deadlines and the ping cadence that fire
+``disconnect``, and recovery's decision to fire ``connect(reconnect=True)``.
 """
 
 from __future__ import annotations
@@ -90,9 +96,9 @@ class Trigger(enum.StrEnum):
 
 
 _S = ConnectionState
-ACTIVE_STATES = frozenset({_S.CONNECTING, _S.AUTHENTICATING, _S.CONNECTED})
-_DOWN = (_S.DISCONNECTING, _S.DISCONNECTED)
 _ACTIVE = (_S.CONNECTING, _S.AUTHENTICATING, _S.CONNECTED)
+_DOWN = (_S.DISCONNECTING, _S.DISCONNECTED)
+ACTIVE_STATES = frozenset(_ACTIVE)
 
 
 class Outcome(enum.Enum):
@@ -110,7 +116,6 @@ class Rule:
     dest: ConnectionState | None
     outcome: Outcome
     guard: str | None
-    note: str
 
 
 # The whole behaviour. For each (trigger, state) the first row whose guard passes applies;
@@ -119,31 +124,31 @@ _C, _I, _N = Outcome.CHANGE, Outcome.INTERNAL, Outcome.NOOP
 # fmt: off
 T = Trigger
 RULES: tuple[Rule, ...] = (
-    #    trigger          from                                to                 kind guard
-    Rule(T.CONNECT,       (_S.INITIALIZED, _S.DISCONNECTED),  _S.CONNECTING,     _C, "_can_connect",
-         "user connect(), or a reconnect unless the user disconnected"),
-    Rule(T.CONNECT,       _ACTIVE,                            None,              _N, None,
-         "already active: one socket at a time"),
-    Rule(T.CONNECT,       (_S.DISCONNECTING,),                None,              _N, "_can_connect",
-         "remembered: connect once the close completes"),
-    Rule(T.OPENED,        (_S.CONNECTING,),                   _S.AUTHENTICATING, _C, None,
-         "WebSocket handshake done"),
-    Rule(T.AUTHENTICATED, (_S.AUTHENTICATING,),               _S.CONNECTED,      _C, None,
-         "server ack, or at once without an ack step"),
-    Rule(T.PONG,          (_S.CONNECTED,),                    None,              _I, None,
-         "health info updated"),
-    Rule(T.DISCONNECT,    _ACTIVE,                            _S.DISCONNECTING,  _C, None,
-         "user, ping controller, recovery, timeouts"),
-    Rule(T.DISCONNECT,    _DOWN,                              None,              _I, "_user_wins",
-         "a user disconnect replaces the stored source"),
-    Rule(T.DISCONNECT,    _DOWN,                              None,              _N, None,
-         "already going down: a user source stays, otherwise the first source stays"),
-    Rule(T.DISCONNECT,    (_S.INITIALIZED,),                  None,              _N, "_is_user",
-         "a user disconnect before any connect does nothing"),
-    Rule(T.CLOSED,        _ACTIVE,                            _S.DISCONNECTED,   _C, "_has_source",
-         "socket closed or connect failed"),
-    Rule(T.CLOSED,        (_S.DISCONNECTING,),                _S.DISCONNECTED,   _C, None,
-         "close completed; keeps the stored source"),
+    #    trigger          from                               to                 kindguard
+    # user connect(), or a reconnect unless the user disconnected
+    Rule(T.CONNECT,       (_S.INITIALIZED, _S.DISCONNECTED), _S.CONNECTING,     _C, "_can_connect"),
+    # already active: one socket at a time
+    Rule(T.CONNECT,       _ACTIVE,                           None,              _N, None),
+    # remembered: connect once the close completes
+    Rule(T.CONNECT,       (_S.DISCONNECTING,),               None,              _N, "_can_connect"),
+    # WebSocket handshake done
+    Rule(T.OPENED,        (_S.CONNECTING,),                  _S.AUTHENTICATING, _C, None),
+    # server ack, or at once without an ack step
+    Rule(T.AUTHENTICATED, (_S.AUTHENTICATING,),              _S.CONNECTED,      _C, None),
+    # health info updated
+    Rule(T.PONG,          (_S.CONNECTED,),                   None,              _I, None),
+    # user, ping controller, recovery, timeouts
+    Rule(T.DISCONNECT,    _ACTIVE,                           _S.DISCONNECTING,  _C, None),
+    # a user disconnect replaces the stored source
+    Rule(T.DISCONNECT,    _DOWN,                             None,              _I, "_user_wins"),
+    # already going down: a user source stays, otherwise the first source stays
+    Rule(T.DISCONNECT,    _DOWN,                             None,              _N, None),
+    # a user disconnect before any connect does nothing
+    Rule(T.DISCONNECT,    (_S.INITIALIZED,),                 None,              _N, "_is_user"),
+    # socket closed or connect failed
+    Rule(T.CLOSED,        _ACTIVE,                           _S.DISCONNECTED,   _C, "_has_source"),
+    # close completed; keeps the stored source
+    Rule(T.CLOSED,        (_S.DISCONNECTING,),               _S.DISCONNECTED,   _C, None),
 )
 del T
 # fmt: on
@@ -165,7 +170,8 @@ class StateChange:
     """The state moved from ``previous`` to ``current``.
 
     ``source`` is the disconnection source of ``current`` (None unless it is disconnecting or
-    disconnected); ``in_state`` is how long the client was in ``previous``, in seconds.
+    disconnected); ``in_state`` is how long the client was in ``previous``, in seconds;
+    ``reconnect`` is True for a connect that recovery fired (False for the user's).
     """
 
     previous: ConnectionState
@@ -176,6 +182,7 @@ class StateChange:
     at: float
     in_state: float
     detail: str = ""
+    reconnect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,19 +374,6 @@ class ConnectionMachine:
     def pong(self, health: HealthCheckInfo) -> Record | None:
         return self.fire(Trigger.PONG, health=health)
 
-    def health_check(self, health: HealthCheckInfo, *, ack_expected: bool = True) -> Record | None:
-        """A health-check answer arrived; what it means depends on the state.
-
-        In authenticating it is the server's ack (when the client expects one); in connected
-        it is a pong; anywhere else it is a late answer from a closing socket and means
-        nothing.
-        """
-        if self.state is ConnectionState.AUTHENTICATING and ack_expected:
-            return self.authenticated(health)
-        if self.state is ConnectionState.CONNECTED:
-            return self.pong(health)
-        return None
-
     def disconnect(self, source: DisconnectionSource) -> Record | None:
         return self.fire(Trigger.DISCONNECT, source=source)
 
@@ -472,7 +466,15 @@ class ConnectionMachine:
         previous = rule.sources[0] if len(rule.sources) == 1 else _previous(event)
         self._entered_at = now
         return StateChange(
-            previous, self.state, rule.trigger, self._source, self._seq, now, in_state, detail
+            previous,
+            self.state,
+            rule.trigger,
+            self._source,
+            self._seq,
+            now,
+            in_state,
+            detail,
+            rule.trigger is Trigger.CONNECT and bool(event.kwargs.get("reconnect")),
         )
 
     def _deliver(self) -> None:

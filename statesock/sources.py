@@ -4,7 +4,7 @@ Every ``disconnecting`` / ``disconnected`` state carries exactly one source (see
 ``machine.py``). A source is a small frozen dataclass with a readable ``close_reason`` (it
 becomes the reason of the close frame the client sends) and a ``kind`` used in logs.
 
-:func:`default_reconnect_policy` encodes DESIGN.md's table; any ``(source) -> bool``
+:func:`default_reconnect_policy` encodes the reconnect table of the README; any ``(source) -> bool``
 callable can replace it. Pure module: standard library only.
 """
 
@@ -29,6 +29,7 @@ __all__ = [
     "Timeout",
     "UserInitiated",
     "default_reconnect_policy",
+    "is_auth_rejection",
     "is_fatal_close_code",
 ]
 
@@ -143,7 +144,7 @@ def is_fatal_close_code(code: int) -> bool:
 
 
 def default_reconnect_policy(source: DisconnectionSource) -> bool:
-    """DESIGN.md's table: whether to reconnect after ``source``.
+    """The README's reconnect table: whether to reconnect after ``source``.
 
     ``SystemInitiated`` answers True: the recovery handler still waits for the network to come
     back (or the app to resume) before it acts on that answer.
@@ -164,3 +165,17 @@ def default_reconnect_policy(source: DisconnectionSource) -> bool:
     if source.close_code is not None:
         return not is_fatal_close_code(source.close_code)
     return True
+
+
+_AUTH_CLOSE_CODES = frozenset({4401, 4403})
+_AUTH_STATUSES = frozenset({401, 403})
+
+
+def is_auth_rejection(source: DisconnectionSource | None) -> bool:
+    """The server refused our credentials (HTTP 401/403 or close 4401/4403): a fresh token
+    may help where retrying the same one cannot."""
+    if not isinstance(source, ServerInitiated):
+        return False
+    if isinstance(source.error, HandshakeRejected):
+        return source.error.status in _AUTH_STATUSES
+    return source.close_code in _AUTH_CLOSE_CODES

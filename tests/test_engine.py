@@ -24,6 +24,7 @@ from statesock.exceptions import (
     ConnectTimeout,
     HandshakeRejected,
     InvalidURL,
+    MessageTooLarge,
     NameResolutionFailed,
     ProtocolViolation,
     TLSFailure,
@@ -167,7 +168,7 @@ async def test_subprotocol_is_negotiated() -> None:
 
 
 @virtual_time
-async def test_a_message_over_max_size_closes_with_1009_and_the_policy_stops() -> None:
+async def test_a_message_over_our_max_size_is_labelled_as_such_not_as_a_server_close() -> None:
     async with TestServer() as server:
         client = WebSocketClient(
             server.url, decode_message, on_connection_established=auth_hook("t"), max_size=1000
@@ -177,8 +178,11 @@ async def test_a_message_over_max_size_closes_with_1009_and_the_policy_stops() -
         await asyncio.sleep(1)
         source = client.state.source
         assert isinstance(source, ServerInitiated)
-        assert source.close_code == 1009
-        assert not default_reconnect_policy(source)
+        assert source.close_code is None  # the server closed nothing: our limit did
+        assert isinstance(source.error, MessageTooLarge)
+        assert "max_size (1000 bytes)" in source.close_reason
+        # Documented default: reconnect with backoff (a later message may fit).
+        assert default_reconnect_policy(source)
         await client.close()
 
 

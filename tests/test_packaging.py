@@ -67,11 +67,6 @@ def test_the_license_is_mit() -> None:
     assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="statesock/sources.py (the lead's file) still cites DESIGN.md, which is not in the "
-    "repository; remove this mark once it no longer does",
-)
 def test_package_modules_cite_no_document_missing_from_the_repository() -> None:
     cited: dict[str, set[str]] = {}
     for path in sorted((ROOT / "statesock").glob("*.py")):

@@ -1,4 +1,4 @@
-"""The ping controller against a real server, in virtual time."""
+"""Health checks (the ping cadence, the pong deadline) against a real server, in virtual time."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from statesock import core
+from statesock.client import WebSocketClient
 from statesock.events import HealthCheckInfo
 from statesock.machine import ConnectionState
-from statesock.ping import WebSocketPingController, default_ping_request
+from statesock.ping import default_ping_request
 from statesock.sources import NoPongReceived
 from statesock.testing import TestServer
 from tests.conftest import make_client, transitions_of, virtual_time
@@ -29,9 +31,27 @@ def test_default_ping_request_shape() -> None:
     }
 
 
-def test_intervals_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        WebSocketPingController(None, ping_interval=0)  # type: ignore[arg-type]
+def pinging(client: WebSocketClient) -> bool:
+    """The health-check timer is armed (the client checks the link)."""
+    return core.TimerKind.PING in client._timers
+
+
+@virtual_time
+async def test_the_cadence_is_fixed_whatever_the_round_trips() -> None:
+    sent_at: list[float] = []
+
+    def builder(health: HealthCheckInfo) -> str:
+        sent_at.append(asyncio.get_running_loop().time())
+        return default_ping_request(health)
+
+    async with TestServer() as server:
+        server.pong_delay = 2.9
+        client = make_client(server.url, ping_request_builder=builder)
+        await client.connect()
+        start = asyncio.get_running_loop().time()
+        await asyncio.sleep(101)
+        assert [round(t - start, 6) for t in sent_at] == [25.0, 50.0, 75.0, 100.0]
+        await client.close()
 
 
 @virtual_time
@@ -73,7 +93,7 @@ async def test_no_pong_within_timeout_disconnects_with_no_pong_received() -> Non
             ("connected", "disconnecting", "no_pong"),
             ("disconnecting", "disconnected", "no_pong"),
         ]
-        assert not client.ping_controller.running
+        assert not pinging(client)
         await client.close()
 
 
@@ -139,22 +159,22 @@ async def test_builder_returning_none_uses_protocol_ping_frames() -> None:
 
 
 @virtual_time
-async def test_controller_runs_only_while_connected() -> None:
+async def test_health_checks_run_only_while_connected() -> None:
     async with TestServer() as server:
         server.ack = False
         client = make_client(server.url, auth_timeout=5)
         attempt = asyncio.ensure_future(client.connect())
         await asyncio.sleep(1)
         assert client.state.state is S.AUTHENTICATING
-        assert not client.ping_controller.running
+        assert not pinging(client)
         server.ack = True
         with pytest.raises(Exception, match="timed out in authenticating"):
             await attempt
-        assert not client.ping_controller.running
+        assert not pinging(client)
         await client.connect()
-        assert client.ping_controller.running
+        assert pinging(client)
         await client.disconnect()
-        assert not client.ping_controller.running
+        assert not pinging(client)
         await client.close()
 
 
@@ -170,7 +190,7 @@ async def test_a_broken_ping_request_builder_falls_back_to_ping_frames() -> None
         assert client.state.state is S.CONNECTED
         assert client.state.health.pongs == 3  # Ping frames answered by the server
         assert client.stats.callback_errors == 3
-        assert client.ping_controller.running
+        assert pinging(client)
         await client.close()
 
 
@@ -182,5 +202,5 @@ async def test_an_unencodable_ping_message_is_reported_and_pinging_goes_on() -> 
         await asyncio.sleep(51)
         assert client.state.state is S.CONNECTED
         assert client.stats.callback_errors == 2
-        assert client.ping_controller.running
+        assert pinging(client)
         await client.close()

@@ -24,14 +24,15 @@ from statesock.exceptions import (
 )
 from statesock.machine import ConnectionState, StateChange
 from statesock.network import ManualNetworkMonitor
-from statesock.recovery import ConnectionRecoveryHandler, is_auth_rejection
-from statesock.retry import DelayList
+from statesock.recovery import ConnectionRecoveryHandler
+from statesock.retry import DelayList, ExponentialBackoff, RetryStrategy
 from statesock.sources import (
     NoPongReceived,
     ServerInitiated,
     SystemInitiated,
     Timeout,
     UserInitiated,
+    is_auth_rejection,
 )
 from statesock.testing import FaultProxy, TestServer, auth_hook
 from tests.conftest import (
@@ -154,7 +155,9 @@ async def test_blackhole_during_auth_is_an_auth_timeout() -> None:
         await client.close()
 
 
-def _attempts_in_ten_seconds(code: int, *, after_auth: bool) -> tuple[int, bool]:
+def _attempts_in_ten_seconds(
+    code: int, *, after_auth: bool, strategy: RetryStrategy | None = None
+) -> tuple[int, bool]:
     async def scenario() -> tuple[int, bool]:
         async with TestServer() as server:
             if after_auth:
@@ -162,7 +165,8 @@ def _attempts_in_ten_seconds(code: int, *, after_auth: bool) -> tuple[int, bool]
             else:
                 server.close_on_open = (code, "bye")
             client = make_client(server.url)
-            handler = ConnectionRecoveryHandler(client)
+            # Exponential backoff, so that the count shows whether the backoff was reset.
+            handler = ConnectionRecoveryHandler(client, strategy=strategy or ExponentialBackoff())
             times = connect_times(client)
             with contextlib.suppress(ConnectFailed):
                 await client.connect()
@@ -185,6 +189,15 @@ def test_accept_then_close_1011_backs_off() -> None:
 def test_flapping_after_auth_does_not_reset_the_backoff() -> None:
     attempts, gave_up = _attempts_in_ten_seconds(1011, after_auth=True)
     assert 3 <= attempts <= 6, attempts
+    assert not gave_up
+
+
+def test_the_default_strategy_never_loops_tightly_on_an_accept_then_close_server() -> None:
+    # The default paces retries 1-2 s apart while a fleet may be coming back.
+    from statesock.retry import as_strategy
+
+    attempts, gave_up = _attempts_in_ten_seconds(1011, after_auth=True, strategy=as_strategy(None))
+    assert 5 <= attempts <= 11, attempts
     assert not gave_up
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from statesock.client import WebSocketClient
 from statesock.machine import ConnectionState, Record, StateChange
 from statesock.network import ManualNetworkMonitor
@@ -75,6 +77,7 @@ async def soak(seed: int) -> tuple[int, list[Record]]:
     return faults, records
 
 
+@pytest.mark.timeout(180)
 def test_a_day_of_random_faults() -> None:
     faults, records = run_virtual(soak(seed=2026), end=DAY * 2)
     changes = [r for r in records if isinstance(r, StateChange)]

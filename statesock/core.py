@@ -1,0 +1,1239 @@
+"""ConnectionCore: every decision about one connection, and nothing else.
+
+Theory of operation
+-------------------
+The core is sans-I/O, in the style of websockets' ``protocol.py``: the asyncio shell
+(:mod:`statesock.client`) feeds it typed *inputs* with :meth:`ConnectionCore.step` (a user
+command, something a socket did, a timer that fired, the network or the app changing) and
+carries out the frozen *effects* it returns, in order (open or close a socket, start or
+cancel a timer, send a health check, run or cancel a hook, resolve waiters, write or settle a
+buffered message, finish). The core imports no asyncio and no websockets and has no clock:
+every input comes with ``now``.
+
+The state itself lives in :class:`~statesock.machine.ConnectionMachine`, and the core changes
+it only by firing the machine's triggers. What lives here is what the table cannot say:
+
+* which socket is current. Sockets are numbered; an input tagged with another number is from
+  a socket that is already gone, and is dropped (logged at debug). This is the only place
+  that knows it.
+* timers. Each state owns its deadlines (connecting: ``connect_timeout``; authenticating:
+  ``auth_timeout``; connected: the ping cadence, the pong deadline and the idle deadline;
+  disconnecting: ``close_timeout``). Leaving the state cancels them, so no timer outlives its
+  socket. Health checks keep a fixed cadence from the moment of connecting, whatever the
+  round trips were.
+* liveness. Any inbound frame proves the peer is alive (the shell passes the time of the last
+  one with each timer); a pong deadline or an idle deadline does not run while the shell
+  has stopped reading because the app is slow.
+* hooks. The auth hook runs in authenticating, ``on_connected`` in connected; both are
+  cancelled when their socket goes away or the auth deadline passes.
+* recovery, when a :class:`RecoveryConfig` is attached: the policy, the retry strategy,
+  the flapping guard (``stable_after``), the network and pause state, the one retry with a
+  fresh token after an auth rejection, and the send buffer (order, time to live, exactly one
+  outcome per message).
+* the end. The client is *done* when it is closed, or disconnected with nothing left to
+  reconnect it (no recovery, recovery gave up, or a user disconnect); the core then says so
+  once with :class:`Finished` and the final source.
+
+Re-entrancy: an input given while the core is stepping (a listener reacting to a record)
+is queued and handled after the current one; its effects are returned by the outer call.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import HealthCheckInfo, ServerErrorEvent
+from .exceptions import (
+    ClientClosed,
+    ConnectionFailure,
+    NotConnectedError,
+    SendAbandoned,
+    SendBufferError,
+    SendBufferFull,
+    SendExpired,
+    StatesockError,
+)
+from .machine import (
+    ConnectionMachine,
+    ConnectionState,
+    ListenerErrorHandler,
+    Record,
+    StateChange,
+)
+from .retry import RetryStrategy
+from .sources import (
+    DisconnectionSource,
+    NoPongReceived,
+    ReconnectPolicy,
+    ServerInitiated,
+    SystemInitiated,
+    Timeout,
+    UserInitiated,
+    is_auth_rejection,
+)
+
+__all__ = [
+    "AbortSocket",
+    "AppPaused",
+    "AppResumed",
+    "AttachRecovery",
+    "BufferSend",
+    "CancelHook",
+    "CancelTimer",
+    "CloseSocket",
+    "ConnectionCore",
+    "CoreConfig",
+    "DetachRecovery",
+    "Effect",
+    "Finished",
+    "HealthAnswered",
+    "Hook",
+    "HookFinished",
+    "Input",
+    "Log",
+    "NetworkChanged",
+    "OpenSocket",
+    "ReadingPaused",
+    "ReadingResumed",
+    "RecoveryConfig",
+    "RecoveryState",
+    "ReportError",
+    "ResolveConnect",
+    "ResolveDisconnect",
+    "ResolveSend",
+    "RunHook",
+    "SendCancelled",
+    "SendHealthCheck",
+    "SendRoute",
+    "SendWritten",
+    "ServerErrorReceived",
+    "SocketClosed",
+    "SocketOpened",
+    "StartTimer",
+    "TimerFired",
+    "TimerKind",
+    "UserClose",
+    "UserConnect",
+    "UserDisconnect",
+    "WriteBuffered",
+    "truncate_close_reason",
+]
+
+S = ConnectionState
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
+# How long past close_timeout the core waits for the engine's report before it gives the
+# socket up itself, so that no client can stay in disconnecting.
+CLOSE_GRACE = 1.0
+
+
+class TimerKind(enum.Enum):
+    CONNECT_DEADLINE = "connect_deadline"
+    AUTH_DEADLINE = "auth_deadline"
+    PING = "ping"
+    PONG_DEADLINE = "pong_deadline"
+    IDLE_DEADLINE = "idle_deadline"
+    CLOSE_DEADLINE = "close_deadline"
+    RECONNECT = "reconnect"
+    SEND_EXPIRY = "send_expiry"
+
+
+# Timers that belong to a socket: none may be armed once the socket is gone.
+SOCKET_TIMERS = frozenset(
+    {
+        TimerKind.CONNECT_DEADLINE,
+        TimerKind.AUTH_DEADLINE,
+        TimerKind.PING,
+        TimerKind.PONG_DEADLINE,
+        TimerKind.IDLE_DEADLINE,
+        TimerKind.CLOSE_DEADLINE,
+    }
+)
+
+
+class Hook(enum.Enum):
+    ON_CONNECTION_ESTABLISHED = "on_connection_established"
+    ON_CONNECTED = "on_connected"
+
+
+class SendRoute(enum.Enum):
+    """Where ``send()`` must put a message now (see :meth:`ConnectionCore.send_route`)."""
+
+    DIRECT = "direct"
+    BUFFER = "buffer"
+    REFUSE = "refuse"
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    connect_timeout: float = 10.0
+    auth_timeout: float = 10.0
+    close_timeout: float = 5.0
+    ping_interval: float | None = 25.0
+    pong_timeout: float = 3.0
+    idle_timeout: float | None = None
+    ack_required: bool = True
+    has_auth_hook: bool = False
+    has_connected_hook: bool = False
+    has_token_provider: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryConfig:
+    policy: ReconnectPolicy
+    strategy: RetryStrategy
+    stable_after: float = 10.0
+    buffer_size: int = 0
+    buffer_ttl: float = 30.0
+    # connect() keeps waiting through failed attempts while recovery retries.
+    retry_first_connect: bool = False
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserConnect:
+    waiter: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserDisconnect:
+    waiter: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserClose:
+    waiter: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOpened:
+    socket: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthAnswered:
+    """A health-check answer. ``ack``: True for a connection ack, False for a pong that is
+    never an ack (a protocol Pong), None for the legacy event that is both."""
+
+    socket: int
+    connection_id: str | None = None
+    ack: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerErrorReceived:
+    socket: int
+    error: ServerErrorEvent
+
+
+@dataclass(frozen=True, slots=True)
+class SocketClosed:
+    """The socket closed (``code`` None: it never opened; ``error`` says why)."""
+
+    socket: int
+    code: int | None = None
+    reason: str = ""
+    error: ConnectionFailure | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HookFinished:
+    socket: int
+    hook: Hook
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """``last_frame_at``: when the current socket last received anything (None: never)."""
+
+    timer: TimerKind
+    last_frame_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingPaused:
+    socket: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingResumed:
+    socket: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChanged:
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppPaused:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AppResumed:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AttachRecovery:
+    config: RecoveryConfig
+    network_available: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DetachRecovery:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BufferSend:
+    message: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendWritten:
+    """A buffered message's write finished (``ok``) or failed because the socket went."""
+
+    message: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SendCancelled:
+    message: int
+
+
+Input = (
+    UserConnect
+    | UserDisconnect
+    | UserClose
+    | SocketOpened
+    | HealthAnswered
+    | ServerErrorReceived
+    | SocketClosed
+    | HookFinished
+    | TimerFired
+    | ReadingPaused
+    | ReadingResumed
+    | NetworkChanged
+    | AppPaused
+    | AppResumed
+    | AttachRecovery
+    | DetachRecovery
+    | BufferSend
+    | SendWritten
+    | SendCancelled
+)
+
+# -- effects ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSocket:
+    socket: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSocket:
+    socket: int
+    code: int
+    reason: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class AbortSocket:
+    socket: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    timer: TimerKind
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer: TimerKind
+
+
+@dataclass(frozen=True, slots=True)
+class SendHealthCheck:
+    socket: int
+    health: HealthCheckInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RunHook:
+    socket: int
+    hook: Hook
+
+
+@dataclass(frozen=True, slots=True)
+class CancelHook:
+    hook: Hook
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveConnect:
+    """Resolve these ``connect()`` waiters: connected (``source`` None) or failed."""
+
+    waiters: tuple[int, ...]
+    source: DisconnectionSource | None = None
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveDisconnect:
+    waiters: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBuffered:
+    socket: int
+    message: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveSend:
+    """A buffered message's one outcome: written (``error`` None) or the error."""
+
+    message: int
+    error: SendBufferError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The client is done: nothing will reconnect it. ``source`` is the final source."""
+
+    source: DisconnectionSource | None
+    gave_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: str
+    event: str
+    fields: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportError:
+    """A user-supplied function (policy, strategy) raised: log and count it."""
+
+    error: Exception
+    where: str
+
+
+Effect = (
+    OpenSocket
+    | CloseSocket
+    | AbortSocket
+    | StartTimer
+    | CancelTimer
+    | SendHealthCheck
+    | RunHook
+    | CancelHook
+    | ResolveConnect
+    | ResolveDisconnect
+    | WriteBuffered
+    | ResolveSend
+    | Finished
+    | Log
+    | ReportError
+)
+
+
+def truncate_close_reason(reason: str) -> str:
+    """``reason`` cut to the 123 UTF-8 bytes a close frame can carry, on a character edge."""
+    return reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+@dataclass(slots=True)
+class _Buffered:
+    message: int
+    expires_at: float
+    writing: bool = False
+
+
+@dataclass(slots=True)
+class RecoveryState:
+    config: RecoveryConfig
+    network_available: bool = True
+    paused: bool = False
+    attempt: int = 0
+    reconnects: int = 0
+    gave_up: bool = False
+    # Waiting to reconnect: for the timer, the network or a resume.
+    waiting: bool = False
+    retry_in: float | None = None
+    token_retry_used: bool = False
+    buffer: deque[_Buffered] = field(default_factory=deque)
+
+
+class ConnectionCore:
+    """One connection's decisions (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        *,
+        now: float = 0.0,
+        on_listener_error: ListenerErrorHandler | None = None,
+    ) -> None:
+        self.config = config
+        self._now = now
+        self.machine = ConnectionMachine(self._clock, on_listener_error=on_listener_error)
+        self._records: list[Record] = []
+        self.machine.add_listener(self._records.append)
+        self._effects: list[Effect] = []
+        self._inputs: deque[Input] = deque()
+        self._stepping = False
+        self._reacting = False
+        self._socket: int | None = None
+        self._next_socket = 0
+        self._timers: set[TimerKind] = set()
+        self._hooks: set[Hook] = set()
+        self._connect_waiters: dict[int, bool] = {}  # waiter -> armed (an attempt started)
+        self._disconnect_waiters: list[int] = []
+        self._connected_at: float | None = None
+        self._ping_sent_at: float | None = None
+        self._reading_paused = False
+        self._recovery: RecoveryState | None = None
+        self._closing = False
+        self.closed = False
+        self.done = False
+        self.final_source: DisconnectionSource | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _clock(self) -> float:
+        return self._now
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.machine.state
+
+    @property
+    def socket(self) -> int | None:
+        """The number of the current socket (None when there is none)."""
+        return self._socket
+
+    @property
+    def timers(self) -> frozenset[TimerKind]:
+        return frozenset(self._timers)
+
+    @property
+    def hooks(self) -> frozenset[Hook]:
+        return frozenset(self._hooks)
+
+    @property
+    def recovery(self) -> RecoveryState | None:
+        return self._recovery
+
+    @property
+    def pending_sends(self) -> int:
+        return len(self._recovery.buffer) if self._recovery is not None else 0
+
+    def send_route(self, handshake: bool = False) -> tuple[SendRoute, StatesockError | None]:
+        """Where a ``send()`` goes now: written at once, buffered, or refused (with why).
+
+        A message waits behind buffered ones so that order is kept; the auth hook's messages
+        (``handshake``) go straight out in authenticating.
+        """
+        state = self.machine.state
+        recovery = self._recovery
+        buffering = recovery is not None and recovery.config.buffer_size > 0
+        if self.closed or self._closing:
+            return SendRoute.REFUSE, ClientClosed("the client is closed")
+        if state is S.CONNECTED and not (buffering and recovery and recovery.buffer):
+            return SendRoute.DIRECT, None
+        if state is S.AUTHENTICATING and (handshake or not buffering):
+            return SendRoute.DIRECT, None
+        if buffering and recovery is not None:
+            if self.done or recovery.gave_up:
+                why = self.final_source.close_reason if self.final_source else "client done"
+                return SendRoute.REFUSE, SendAbandoned(f"message not sent: {why}")
+            return SendRoute.BUFFER, None
+        return SendRoute.REFUSE, NotConnectedError(state.value)
+
+    # -- the one entry point ---------------------------------------------------------------
+
+    def step(self, event: Input, now: float) -> list[Effect]:
+        """Handle ``event`` at time ``now``; return the effects to carry out, in order."""
+        if math.isfinite(now) and now > self._now:
+            self._now = now
+        self._inputs.append(event)
+        if self._stepping:
+            return []
+        self._stepping = True
+        try:
+            while self._inputs:
+                self._handle(self._inputs.popleft())
+        finally:
+            self._stepping = False
+        effects, self._effects = self._effects, []
+        return effects
+
+    def _handle(self, event: Input) -> None:
+        handler = _HANDLERS[type(event)]
+        handler(self, event)
+
+    # -- firing triggers -------------------------------------------------------------------
+
+    def _fire(self, trigger: Callable[[], object]) -> None:
+        """Fire a trigger and react to every record it produced, in order.
+
+        A reaction may fire the next trigger (authenticating without an ack step goes
+        straight on to connected); its records are reacted to after the current one's.
+        """
+        trigger()
+        if self._reacting:
+            return
+        self._reacting = True
+        try:
+            while self._records:
+                record = self._records.pop(0)
+                if isinstance(record, StateChange):
+                    self._entered(record)
+        finally:
+            self._reacting = False
+
+    def _entered(self, record: StateChange) -> None:
+        state = record.current
+        if state is S.CONNECTING:
+            self._cancel_timer(TimerKind.RECONNECT)
+            recovery = self._recovery
+            if recovery is not None:
+                recovery.waiting = False
+                recovery.retry_in = None
+                if record.reconnect:
+                    recovery.reconnects += 1
+                else:  # the user connected: start afresh
+                    recovery.gave_up = False
+                    recovery.attempt = 0
+                    recovery.token_retry_used = False
+            self.done = False
+            self.final_source = None
+            self._next_socket += 1
+            self._socket = self._next_socket
+            self._reading_paused = False
+            for waiter in self._connect_waiters:
+                self._connect_waiters[waiter] = True
+            self._emit(OpenSocket(self._socket))
+            self._start_timer(TimerKind.CONNECT_DEADLINE, self.config.connect_timeout)
+        elif state is S.AUTHENTICATING:
+            self._cancel_timer(TimerKind.CONNECT_DEADLINE)
+            self._start_timer(TimerKind.AUTH_DEADLINE, self.config.auth_timeout)
+            assert self._socket is not None
+            if self.config.has_auth_hook:
+                self._run_hook(Hook.ON_CONNECTION_ESTABLISHED)
+            elif not self.config.ack_required:
+                self._fire(self.machine.authenticated)
+        elif state is S.CONNECTED:
+            self._entered_connected()
+        elif state is S.DISCONNECTING:
+            self._socket_going()
+            assert record.source is not None and self._socket is not None
+            # A dead link will not answer a close handshake: do not wait for one.
+            wait = 0.0 if isinstance(record.source, NoPongReceived) else self.config.close_timeout
+            reason = truncate_close_reason(record.source.close_reason)
+            self._emit(CloseSocket(self._socket, 1000, reason, wait))
+            self._start_timer(TimerKind.CLOSE_DEADLINE, wait + CLOSE_GRACE)
+        elif state is S.DISCONNECTED:
+            self._socket_going()
+            self._cancel_timer(TimerKind.CLOSE_DEADLINE)
+            self._socket = None
+            self._disconnected(record)
+
+    def _entered_connected(self) -> None:
+        self._cancel_timer(TimerKind.AUTH_DEADLINE)
+        self._connected_at = self._now
+        config = self.config
+        if config.ping_interval is not None:
+            self._start_timer(TimerKind.PING, config.ping_interval)
+        if config.idle_timeout is not None:
+            self._start_timer(TimerKind.IDLE_DEADLINE, config.idle_timeout)
+        if config.has_connected_hook:
+            self._run_hook(Hook.ON_CONNECTED)
+        waiters = tuple(self._connect_waiters)
+        self._connect_waiters.clear()
+        if waiters:
+            self._emit(ResolveConnect(waiters))
+        self._flush_buffer()
+
+    def _socket_going(self) -> None:
+        """The socket is closing or gone: its timers and hooks go with it."""
+        for timer in sorted(self._timers & SOCKET_TIMERS, key=lambda t: t.value):
+            if timer is not TimerKind.CLOSE_DEADLINE:
+                self._cancel_timer(timer)
+        for hook in sorted(self._hooks, key=lambda h: h.value):
+            self._hooks.discard(hook)
+            self._emit(CancelHook(hook))
+        self._ping_sent_at = None
+        self._reading_paused = False
+        if self._recovery is not None:
+            for item in self._recovery.buffer:
+                item.writing = False
+
+    # -- after a disconnection: recovery -----------------------------------------------------
+
+    def _disconnected(self, record: StateChange) -> None:
+        source = record.source
+        assert source is not None
+        recovery = self._recovery
+        connected_at, self._connected_at = self._connected_at, None
+        waiters = tuple(self._disconnect_waiters)
+        self._disconnect_waiters.clear()
+        if waiters:
+            self._emit(ResolveDisconnect(waiters))
+        if self.machine.state is not S.DISCONNECTED:
+            return  # a connect remembered while disconnecting already followed
+        if self._closing:
+            self._finish(source)
+            return
+        if recovery is None or isinstance(source, UserInitiated):
+            self._finish(source)
+            return
+        if connected_at is not None and record.at - connected_at >= recovery.config.stable_after:
+            # It had been up long enough to count as a success: back off from the start.
+            recovery.attempt = 0
+            recovery.token_retry_used = False
+        allowed = self._policy_allows(source)
+        if allowed is None:
+            return  # the policy raised: already gave up
+        if not allowed and self._fresh_token_may_help(source):
+            recovery.token_retry_used = True
+            allowed = True
+        if not allowed:
+            self._give_up(source, "the policy does not reconnect after this source")
+            return
+        recovery.waiting = True
+        if isinstance(source, SystemInitiated) and self._system_cause_gone():
+            self._log("info", "reconnect_now", source, reason="the system cause is already gone")
+            self._reconnect()
+            return
+        if not self._system_cause_gone():
+            self._log("info", "recovery_waiting", source, reason="network unavailable or paused")
+            self._fail_connect_waiters(source, keep_if_retrying=True)
+            return
+        recovery.attempt += 1
+        try:
+            delay = recovery.config.strategy.next_delay(recovery.attempt, source)
+        except Exception as exc:
+            self._emit(ReportError(exc, "retry strategy"))
+            self._give_up(source, "the retry strategy raised")
+            return
+        if delay is None or not isinstance(delay, int | float) or math.isnan(delay):
+            why = f"the retry strategy gave up after {recovery.attempt - 1} retries"
+            self._give_up(source, why)
+            return
+        delay = max(0.0, float(delay))
+        recovery.retry_in = delay
+        self._start_timer(TimerKind.RECONNECT, delay)
+        self._log("info", "reconnect_scheduled", source, retry_in=round(delay, 6))
+        self._fail_connect_waiters(source, keep_if_retrying=True)
+
+    def _policy_allows(self, source: DisconnectionSource) -> bool | None:
+        assert self._recovery is not None
+        try:
+            return bool(self._recovery.config.policy(source))
+        except Exception as exc:
+            self._emit(ReportError(exc, "reconnect policy"))
+            self._give_up(source, "the reconnect policy raised")
+            return None
+
+    def _fresh_token_may_help(self, source: DisconnectionSource) -> bool:
+        assert self._recovery is not None
+        return (
+            is_auth_rejection(source)
+            and self.config.has_token_provider
+            and not self._recovery.token_retry_used
+        )
+
+    def _system_cause_gone(self) -> bool:
+        recovery = self._recovery
+        return recovery is not None and recovery.network_available and not recovery.paused
+
+    def _give_up(self, source: DisconnectionSource, why: str) -> None:
+        recovery = self._recovery
+        assert recovery is not None
+        recovery.gave_up = True
+        recovery.waiting = False
+        recovery.retry_in = None
+        self._cancel_timer(TimerKind.RECONNECT)
+        self._log("info", "recovery_stopped", source, reason=why)
+        self._finish(source, gave_up=True)
+
+    def _finish(self, source: DisconnectionSource | None, gave_up: bool = False) -> None:
+        """Nothing will reconnect the client: settle everything that waits on it."""
+        if self._recovery is not None:
+            self._recovery.waiting = False
+            self._recovery.retry_in = None
+        self._cancel_timer(TimerKind.RECONNECT)
+        self._fail_connect_waiters(source, keep_if_retrying=False)
+        if self._closing:
+            why = "the client was closed"
+        elif isinstance(source, UserInitiated):
+            why = "the user disconnected"
+        elif gave_up and source is not None:
+            why = f"recovery stopped: {source.close_reason}"
+        else:
+            why = source.close_reason if source is not None else "the client is done"
+        self._abandon_buffer(why)
+        if self._closing:
+            self.closed = True
+        if not self.done:
+            self.done = True
+            self.final_source = source
+            self._emit(Finished(source, gave_up))
+
+    def _fail_connect_waiters(
+        self, source: DisconnectionSource | None, *, keep_if_retrying: bool
+    ) -> None:
+        recovery = self._recovery
+        keep = (
+            keep_if_retrying
+            and recovery is not None
+            and recovery.config.retry_first_connect
+            and recovery.waiting
+        )
+        if keep:
+            return
+        failed = tuple(
+            w for w, armed in self._connect_waiters.items() if armed or not keep_if_retrying
+        )
+        for waiter in failed:
+            del self._connect_waiters[waiter]
+        if failed:
+            self._emit(ResolveConnect(failed, source, closed=self._closing))
+
+    def _reconnect(self) -> None:
+        """Fire the reconnect recovery asked for (the machine refuses it after a user
+        disconnect, which recovery never asks for)."""
+        if self.machine.state is not S.DISCONNECTED or self.closed or self._closing:
+            return
+        self._fire(lambda: self.machine.connect(reconnect=True))
+
+    def _reconnect_now(self, why: str) -> None:
+        """Skip the backoff: what recovery was waiting for is back."""
+        recovery = self._recovery
+        if recovery is None or not recovery.waiting or not self._system_cause_gone():
+            return
+        if self.machine.state is not S.DISCONNECTED:
+            return
+        self._cancel_timer(TimerKind.RECONNECT)
+        self._log("info", "reconnect_now", self.machine.source, reason=why)
+        self._reconnect()
+
+    def _system_disconnect(self, reason: str) -> None:
+        self._cancel_timer(TimerKind.RECONNECT)
+        if self.machine.state in (S.CONNECTING, S.AUTHENTICATING, S.CONNECTED):
+            self._fire(lambda: self.machine.disconnect(SystemInitiated(reason)))
+
+    # -- the send buffer --------------------------------------------------------------------
+
+    def _flush_buffer(self) -> None:
+        recovery = self._recovery
+        if recovery is None or not recovery.buffer or self._socket is None:
+            return
+        if self.machine.state is not S.CONNECTED:
+            return
+        head = recovery.buffer[0]
+        if not head.writing:
+            head.writing = True  # from now on it cannot expire: it may be on the wire
+            self._emit(WriteBuffered(self._socket, head.message))
+
+    def _abandon_buffer(self, why: str) -> None:
+        recovery = self._recovery
+        if recovery is None:
+            return
+        kept: deque[_Buffered] = deque()
+        while recovery.buffer:
+            item = recovery.buffer.popleft()
+            if item.writing:
+                kept.append(item)  # its write decides its outcome
+            else:
+                self._emit(ResolveSend(item.message, SendAbandoned(f"message not sent: {why}")))
+        recovery.buffer = kept
+        self._arm_expiry()
+
+    def _arm_expiry(self) -> None:
+        recovery = self._recovery
+        waiting = [i.expires_at for i in recovery.buffer if not i.writing] if recovery else []
+        if waiting:
+            self._start_timer_at(TimerKind.SEND_EXPIRY, min(waiting))
+        else:
+            self._cancel_timer(TimerKind.SEND_EXPIRY)
+
+    def _expire_sends(self) -> None:
+        recovery = self._recovery
+        if recovery is None:
+            return
+        kept: deque[_Buffered] = deque()
+        for item in recovery.buffer:
+            if not item.writing and item.expires_at <= self._now:
+                ttl = recovery.config.buffer_ttl
+                error = SendExpired(f"message waited {ttl:g} s for a connection and expired")
+                self._emit(ResolveSend(item.message, error))
+            else:
+                kept.append(item)
+        recovery.buffer = kept
+        self._arm_expiry()
+
+    # -- timers, hooks, logs ----------------------------------------------------------------
+
+    def _start_timer(self, timer: TimerKind, delay: float) -> None:
+        self._start_timer_at(timer, self._now + delay)
+
+    def _start_timer_at(self, timer: TimerKind, at: float) -> None:
+        self._timers.add(timer)
+        self._emit(StartTimer(timer, at))
+
+    def _cancel_timer(self, timer: TimerKind) -> None:
+        if timer in self._timers:
+            self._timers.discard(timer)
+            self._emit(CancelTimer(timer))
+
+    def _run_hook(self, hook: Hook) -> None:
+        assert self._socket is not None
+        self._hooks.add(hook)
+        self._emit(RunHook(self._socket, hook))
+
+    def _emit(self, effect: Effect) -> None:
+        self._effects.append(effect)
+
+    def _log(
+        self, level: str, event: str, source: DisconnectionSource | None, **fields: Any
+    ) -> None:
+        recovery = self._recovery
+        base: dict[str, Any] = {
+            "attempt": recovery.attempt if recovery is not None else 0,
+            "source": source.kind if source is not None else None,
+            "code": source.code if source is not None else None,
+        }
+        base.update(fields)
+        self._emit(Log(level, event, tuple(base.items())))
+
+    def _stale(self, what: str, socket: int) -> bool:
+        if socket == self._socket and socket is not None:
+            return False
+        self._emit(
+            Log(
+                "debug",
+                "stale_socket_event",
+                (("what", what), ("socket", socket), ("current", self._socket)),
+            )
+        )
+        return True
+
+    # -- handlers, one per input -------------------------------------------------------------
+
+    def _on_user_connect(self, event: UserConnect) -> None:
+        if self.closed or self._closing:
+            self._emit(ResolveConnect((event.waiter,), self.final_source, closed=True))
+            return
+        state = self.machine.state
+        if state is S.CONNECTED:
+            self._emit(ResolveConnect((event.waiter,)))
+            return
+        self._connect_waiters[event.waiter] = state in (S.CONNECTING, S.AUTHENTICATING)
+        self._fire(self.machine.connect)
+
+    def _on_user_disconnect(self, event: UserDisconnect) -> None:
+        state = self.machine.state
+        if state is S.INITIALIZED:
+            if event.waiter is not None:
+                self._emit(ResolveDisconnect((event.waiter,)))
+            return
+        if event.waiter is not None:
+            self._disconnect_waiters.append(event.waiter)
+        self._fire(lambda: self.machine.disconnect(UserInitiated()))
+        if self.machine.state is S.DISCONNECTED:
+            # Already down: the user's source replaced the stored one; recovery stops.
+            waiters = tuple(self._disconnect_waiters)
+            self._disconnect_waiters.clear()
+            if waiters:
+                self._emit(ResolveDisconnect(waiters))
+            self._finish(self.machine.source)
+        else:
+            self._abandon_buffer("the user disconnected")  # at once, not at the close
+
+    def _on_user_close(self, event: UserClose) -> None:
+        if self.closed:
+            if event.waiter is not None:
+                self._emit(ResolveDisconnect((event.waiter,)))
+            return
+        self._closing = True
+        state = self.machine.state
+        if state in (S.INITIALIZED, S.DISCONNECTED):
+            if event.waiter is not None:
+                self._emit(ResolveDisconnect((event.waiter,)))
+            self._finish(self.machine.source)
+            self.closed = True
+            return
+        if event.waiter is not None:
+            self._disconnect_waiters.append(event.waiter)
+        self._fire(lambda: self.machine.disconnect(UserInitiated()))
+
+    def _on_socket_opened(self, event: SocketOpened) -> None:
+        if self._stale("opened", event.socket):
+            return
+        if self.machine.state is S.CONNECTING:
+            self._fire(self.machine.opened)
+
+    def _on_health_answered(self, event: HealthAnswered) -> None:
+        if self._stale("health answer", event.socket):
+            return
+        state = self.machine.state
+        if state is S.AUTHENTICATING:
+            if event.ack is False or (event.ack is None and not self.config.ack_required):
+                return  # a pong before auth completed means nothing
+            health = HealthCheckInfo(event.connection_id, None, self._now, 0)
+            self._fire(lambda: self.machine.authenticated(health))
+        elif state is S.CONNECTED:
+            if event.ack is True:
+                return  # a second ack: nothing to do
+            previous = self.machine.health
+            sent_at, self._ping_sent_at = self._ping_sent_at, None
+            round_trip = self._now - sent_at if sent_at is not None else previous.round_trip
+            if sent_at is not None:
+                self._cancel_timer(TimerKind.PONG_DEADLINE)
+            health = HealthCheckInfo(
+                event.connection_id or previous.connection_id,
+                round_trip,
+                self._now,
+                previous.pongs + 1,
+            )
+            self._fire(lambda: self.machine.pong(health))
+
+    def _on_server_error(self, event: ServerErrorReceived) -> None:
+        if self._stale("server error", event.socket):
+            return
+        if self.machine.state in (S.CONNECTING, S.AUTHENTICATING, S.CONNECTED):
+            self._fire(lambda: self.machine.disconnect(ServerInitiated(error=event.error)))
+
+    def _on_socket_closed(self, event: SocketClosed) -> None:
+        if self._stale("closed", event.socket):
+            return
+        if self.machine.state is S.DISCONNECTING:
+            self._fire(self.machine.closed)
+        else:
+            source = ServerInitiated(event.code, event.reason, event.error)
+            self._fire(lambda: self.machine.closed(source))
+
+    def _on_hook_finished(self, event: HookFinished) -> None:
+        if self._stale("hook finished", event.socket):
+            return
+        self._hooks.discard(event.hook)
+        if (
+            event.hook is Hook.ON_CONNECTION_ESTABLISHED
+            and not self.config.ack_required
+            and self.machine.state is S.AUTHENTICATING
+        ):
+            self._fire(self.machine.authenticated)
+
+    def _on_timer(self, event: TimerFired) -> None:
+        timer = event.timer
+        if timer not in self._timers:
+            return  # cancelled in the same tick it fired
+        self._timers.discard(timer)
+        state = self.machine.state
+        if timer is TimerKind.CONNECT_DEADLINE and state is S.CONNECTING:
+            self._fire(lambda: self.machine.disconnect(Timeout(S.CONNECTING)))
+        elif timer is TimerKind.AUTH_DEADLINE and state is S.AUTHENTICATING:
+            self._fire(lambda: self.machine.disconnect(Timeout(S.AUTHENTICATING)))
+        elif timer is TimerKind.PING and state is S.CONNECTED:
+            self._ping(event.last_frame_at)
+        elif timer is TimerKind.PONG_DEADLINE and state is S.CONNECTED:
+            sent_at = self._ping_sent_at
+            if (
+                sent_at is not None
+                and event.last_frame_at is not None
+                and event.last_frame_at > sent_at
+            ):
+                self._ping_sent_at = None  # the peer spoke since the ping: alive
+                return
+            self._fire(lambda: self.machine.disconnect(NoPongReceived()))
+        elif timer is TimerKind.IDLE_DEADLINE and state is S.CONNECTED:
+            self._idle_check(event.last_frame_at)
+        elif timer is TimerKind.CLOSE_DEADLINE and state is S.DISCONNECTING:
+            # The engine did not report the close in time: give the socket up ourselves.
+            assert self._socket is not None
+            self._emit(AbortSocket(self._socket))
+            self._fire(self.machine.closed)
+        elif timer is TimerKind.RECONNECT:
+            recovery = self._recovery
+            if recovery is not None:
+                recovery.retry_in = None
+            if self._system_cause_gone():
+                self._reconnect()
+        elif timer is TimerKind.SEND_EXPIRY:
+            self._expire_sends()
+
+    def _ping(self, last_frame_at: float | None) -> None:
+        interval = self.config.ping_interval
+        assert interval is not None and self._socket is not None
+        # Fixed cadence: the next check is due one interval after this one was due.
+        connected_at = self._connected_at if self._connected_at is not None else self._now
+        periods = math.floor((self._now - connected_at) / interval) + 1
+        self._start_timer_at(TimerKind.PING, connected_at + periods * interval)
+        if self._ping_sent_at is not None:
+            return  # the previous check is still waiting for its deadline
+        self._ping_sent_at = self._now
+        self._emit(SendHealthCheck(self._socket, self.machine.health))
+        if not self._reading_paused:
+            self._start_timer(TimerKind.PONG_DEADLINE, self.config.pong_timeout)
+
+    def _idle_check(self, last_frame_at: float | None) -> None:
+        idle = self.config.idle_timeout
+        assert idle is not None
+        since = max(last_frame_at or 0.0, self._connected_at or 0.0)
+        if self._reading_paused or self._now - since < idle:
+            base = self._now if self._reading_paused else since
+            self._start_timer_at(TimerKind.IDLE_DEADLINE, base + idle)
+            return
+        self._fire(lambda: self.machine.disconnect(NoPongReceived()))
+
+    def _on_reading_paused(self, event: ReadingPaused) -> None:
+        if self._stale("reading paused", event.socket):
+            return
+        self._reading_paused = True
+        # Our own reader is stalled by the app: the peer's silence proves nothing now.
+        self._cancel_timer(TimerKind.PONG_DEADLINE)
+
+    def _on_reading_resumed(self, event: ReadingResumed) -> None:
+        if self._stale("reading resumed", event.socket):
+            return
+        self._reading_paused = False
+        if self.machine.state is not S.CONNECTED:
+            return
+        if self._ping_sent_at is not None:
+            self._ping_sent_at = self._now
+            self._start_timer(TimerKind.PONG_DEADLINE, self.config.pong_timeout)
+        if self.config.idle_timeout is not None:
+            self._start_timer(TimerKind.IDLE_DEADLINE, self.config.idle_timeout)
+
+    def _on_network(self, event: NetworkChanged) -> None:
+        recovery = self._recovery
+        if recovery is None or recovery.network_available == event.available:
+            return
+        recovery.network_available = event.available
+        if event.available:
+            self._reconnect_now("network available")
+        else:
+            self._system_disconnect("network unavailable")
+
+    def _on_app_paused(self, event: AppPaused) -> None:
+        recovery = self._recovery
+        if recovery is None or recovery.paused:
+            return
+        recovery.paused = True
+        self._system_disconnect("app paused")
+
+    def _on_app_resumed(self, event: AppResumed) -> None:
+        recovery = self._recovery
+        if recovery is None or not recovery.paused:
+            return
+        recovery.paused = False
+        self._reconnect_now("resumed")
+
+    def _on_attach(self, event: AttachRecovery) -> None:
+        if self._recovery is not None:
+            self._emit(Log("warning", "recovery_already_attached"))
+            return
+        self._recovery = RecoveryState(event.config, network_available=event.network_available)
+
+    def _on_detach(self, event: DetachRecovery) -> None:
+        recovery = self._recovery
+        if recovery is None:
+            return
+        self._cancel_timer(TimerKind.RECONNECT)
+        self._cancel_timer(TimerKind.SEND_EXPIRY)
+        for item in recovery.buffer:
+            if not item.writing:
+                error = SendAbandoned("message not sent: the recovery handler was closed")
+                self._emit(ResolveSend(item.message, error))
+        self._recovery = None
+        if self.machine.state is S.DISCONNECTED and not self.done:
+            self._finish(self.machine.source)
+
+    def _on_buffer_send(self, event: BufferSend) -> None:
+        recovery = self._recovery
+        route, error = self.send_route()
+        if route is SendRoute.DIRECT and recovery is not None and not recovery.buffer:
+            route = SendRoute.BUFFER  # raced with the connection: the buffer still keeps order
+        if recovery is None or route is SendRoute.REFUSE:
+            refusal = error if isinstance(error, SendBufferError) else SendAbandoned(str(error))
+            self._emit(ResolveSend(event.message, refusal))
+            return
+        if len(recovery.buffer) >= recovery.config.buffer_size:
+            size = recovery.config.buffer_size
+            self._emit(
+                ResolveSend(event.message, SendBufferFull(f"send buffer full ({size} waiting)"))
+            )
+            return
+        recovery.buffer.append(_Buffered(event.message, self._now + recovery.config.buffer_ttl))
+        self._arm_expiry()
+        self._flush_buffer()
+
+    def _on_send_written(self, event: SendWritten) -> None:
+        recovery = self._recovery
+        if recovery is None:
+            return
+        for item in recovery.buffer:
+            if item.message == event.message:
+                break
+        else:
+            return
+        if event.ok:
+            recovery.buffer.remove(item)
+            self._emit(ResolveSend(item.message))
+        else:
+            item.writing = False  # the socket went: it waits for the next one
+            if item.expires_at <= self._now:
+                self._expire_sends()
+            self._arm_expiry()
+        self._flush_buffer()
+
+    def _on_send_cancelled(self, event: SendCancelled) -> None:
+        recovery = self._recovery
+        if recovery is None:
+            return
+        for item in list(recovery.buffer):
+            if item.message == event.message and not item.writing:
+                recovery.buffer.remove(item)
+                self._arm_expiry()
+
+
+_HANDLERS: dict[type, Callable[[ConnectionCore, Any], None]] = {
+    UserConnect: ConnectionCore._on_user_connect,
+    UserDisconnect: ConnectionCore._on_user_disconnect,
+    UserClose: ConnectionCore._on_user_close,
+    SocketOpened: ConnectionCore._on_socket_opened,
+    HealthAnswered: ConnectionCore._on_health_answered,
+    ServerErrorReceived: ConnectionCore._on_server_error,
+    SocketClosed: ConnectionCore._on_socket_closed,
+    HookFinished: ConnectionCore._on_hook_finished,
+    TimerFired: ConnectionCore._on_timer,
+    ReadingPaused: ConnectionCore._on_reading_paused,
+    ReadingResumed: ConnectionCore._on_reading_resumed,
+    NetworkChanged: ConnectionCore._on_network,
+    AppPaused: ConnectionCore._on_app_paused,
+    AppResumed: ConnectionCore._on_app_resumed,
+    AttachRecovery: ConnectionCore._on_attach,
+    DetachRecovery: ConnectionCore._on_detach,
+    BufferSend: ConnectionCore._on_buffer_send,
+    SendWritten: ConnectionCore._on_send_written,
+    SendCancelled: ConnectionCore._on_send_cancelled,
+}
