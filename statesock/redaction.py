@@ -44,7 +44,7 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "
 # A secret-looking name inside free text. The machine's own state names contain "auth" and
 # are not secrets, so they are excluded to keep transition details readable.
 _NAME = (
-    r"(?!authenticat(?:ing|ed)\b)"
+    r"(?<![A-Za-z0-9_.\-])(?!authenticat(?:ing|ed)\b)"
     rf"(?:[A-Za-z0-9_.\-]*(?:{_WORDS})[A-Za-z0-9_.\-]*|(?<![A-Za-z0-9])sig(?![A-Za-z0-9]))"
 )
 _ALREADY = r"(?![\"']?\[REDACTED\])"
@@ -70,6 +70,9 @@ _HEADER_LINE = re.compile(
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
+# Text without any of these cannot hold a secret the rules above would mask: checked first,
+# it keeps redaction of ordinary text (state names, labels, counts) to one quick scan.
+_MAYBE_SECRET = re.compile(rf"{_WORDS}|sig|basic|://", re.IGNORECASE)
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/@'\"]+)@")
 
 
@@ -134,11 +137,12 @@ def redact_text(text: str | bytes, limit: int | None = 200) -> str:
     if isinstance(text, bytes):
         cut = text if limit is None else text[: limit * 4]
         text = cut.decode("utf-8", errors="replace")
-    text = _USERINFO.sub(_mask_userinfo, text)
-    text = _HEADER_LINE.sub(_mask, text)
-    text = _PAIR_SECRET.sub(_mask_pair, text)
-    text = _INLINE_SECRET.sub(_mask, text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if _MAYBE_SECRET.search(text):
+        text = _USERINFO.sub(_mask_userinfo, text)
+        text = _HEADER_LINE.sub(_mask, text)
+        text = _PAIR_SECRET.sub(_mask_pair, text)
+        text = _INLINE_SECRET.sub(_mask, text)
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     if limit is not None and len(text) > limit:
         text = f"{text[:limit]}… ({len(text)} chars)"
     return text

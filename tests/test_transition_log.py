@@ -211,21 +211,28 @@ def test_log_enabled_follows_the_structlog_filtering_level() -> None:
     assert log_enabled("warning")
 
 
-@pytest.fixture
-def explode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make building or redacting any field fail loudly, and record that it was tried."""
-    calls: list[str] = []
+class Explode:
+    """Once armed, building or redacting any field fails loudly and is recorded."""
 
-    def fail(name: str) -> Any:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.calls: list[str] = []
+
+    def arm(self) -> None:
+        for name in ("transition_fields", "redact_text", "redact_exception", "_clean"):
+            self.monkeypatch.setattr(transition_log, name, self._fail(name))
+
+    def _fail(self, name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
-            calls.append(name)
+            self.calls.append(name)
             raise AssertionError(f"{name} ran for a disabled level")
 
         return call
 
-    for name in ("transition_fields", "redact_text", "redact_exception", "_clean"):
-        monkeypatch.setattr(transition_log, name, fail(name))
-    return calls
+
+@pytest.fixture
+def explode(monkeypatch: pytest.MonkeyPatch) -> Explode:
+    return Explode(monkeypatch)
 
 
 class _Loud:
@@ -235,34 +242,43 @@ class _Loud:
     __repr__ = __str__
 
 
-def _log_everything_below_warning() -> None:
-    _machine().connect()
+def _log_everything_below_warning(explode: Explode) -> None:
+    machine = _machine()  # the label is redacted once, here
+    explode.arm()
+    machine.connect()
+    machine.opened()
     emit("info", "network_status", available=True, obj=_Loud())
     emit("debug", "stale_engine_event", what=_Loud(), exc_info=ValueError("x"))
 
 
-def test_nothing_is_built_for_a_disabled_stdlib_level(explode: list[str]) -> None:
+def test_the_check_notices_fields_built_for_an_enabled_level(explode: Explode) -> None:
+    logging.getLogger(LOGGER_NAME).setLevel(logging.INFO)
+    _log_everything_below_warning(explode)
+    assert "transition_fields" in explode.calls
+
+
+def test_nothing_is_built_for_a_disabled_stdlib_level(explode: Explode) -> None:
     logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
-    _log_everything_below_warning()
-    assert explode == []
+    _log_everything_below_warning(explode)
+    assert explode.calls == []
 
 
-def test_nothing_is_built_for_a_disabled_structlog_level(explode: list[str]) -> None:
+def test_nothing_is_built_for_a_disabled_structlog_level(explode: Explode) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    _log_everything_below_warning()
-    assert explode == []
+    _log_everything_below_warning(explode)
+    assert explode.calls == []
 
 
 def test_nothing_is_built_for_a_disabled_level_of_stdlib_backed_structlog(
-    explode: list[str],
+    explode: Explode,
 ) -> None:
     structlog.configure(
         wrapper_class=structlog.stdlib.BoundLogger,
         logger_factory=structlog.stdlib.LoggerFactory(),
     )
     logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
-    _log_everything_below_warning()
-    assert explode == []
+    _log_everything_below_warning(explode)
+    assert explode.calls == []
 
 
 def test_structlog_receives_the_records_once_configured() -> None:
