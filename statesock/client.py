@@ -36,6 +36,7 @@ from .events import ConnectionAckEvent, HealthCheckInfo, HealthCheckPongEvent, S
 from .exceptions import (
     ClientClosed,
     ConnectFailed,
+    ConnectionEnded,
     ConnectionFailure,
     NotConnectedError,
     SendAbandoned,
@@ -46,7 +47,7 @@ from .machine import ConnectionSnapshot, ConnectionState, Listener, Record, Stat
 from .ping import build_health_check, default_ping_request
 from .redaction import redact_text, redact_url
 from .settings import ClientOptions, ClientSettings
-from .sources import DisconnectionSource
+from .sources import DisconnectionSource, UserInitiated
 from .subscriptions import Fanout, Overflow, Subscription
 from .transition_log import TransitionLogger, emit, websockets_logger
 
@@ -209,6 +210,20 @@ class WebSocketClient:
         waiter: asyncio.Future[DisconnectionSource | None] = self._loop_now().create_future()
         self._done_waiters.append(waiter)
         return await waiter
+
+    async def run(self) -> None:
+        """Connect and stay until the client is done; the whole life of an app's connection.
+
+        Returns when the user ended it (``disconnect()`` or ``close()`` from another task);
+        raises :class:`ConnectionEnded` with the final source when nothing will reconnect it
+        (no recovery handler, or recovery gave up). A failed first attempt that recovery
+        retries does not end it.
+        """
+        with contextlib.suppress(ConnectFailed):
+            await self.connect()
+        source = await self.wait_done()
+        if source is not None and not isinstance(source, UserInitiated) and not self.closed:
+            raise ConnectionEnded(source)
 
     def states(self) -> Subscription[StateChange]:
         """Every state change from now on; ends when the client is done.

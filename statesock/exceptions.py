@@ -6,6 +6,7 @@ The tree::
     ├── InvalidTransition        a trigger the machine refuses in its current state
     ├── NotConnectedError        send() while no connection can carry the message
     ├── ConnectFailed            connect() ended in disconnected; ``source`` says why
+    ├── ConnectionEnded          run(): the connection ended for good, not by the user
     ├── ClientClosed             the client was closed and cannot be used again
     ├── SendBufferError          a buffered message could not be delivered
     │   ├── SendBufferFull       the reconnect buffer had no room
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectFailed",
     "ConnectTimeout",
+    "ConnectionEnded",
     "ConnectionFailure",
     "ConnectionLost",
     "ConnectionRefused",
@@ -93,6 +95,16 @@ class ConnectFailed(StatesockError):
         self.source = source
         reason = source.close_reason if source is not None else "unknown reason"
         super().__init__(f"connection attempt failed: {reason}")
+
+
+class ConnectionEnded(StatesockError):
+    """``client.run()`` ended because nothing will reconnect the client (no recovery, or
+    recovery gave up); ``source`` is the final disconnection source."""
+
+    def __init__(self, source: DisconnectionSource | None) -> None:
+        self.source = source
+        reason = source.close_reason if source is not None else "unknown reason"
+        super().__init__(f"connection ended: {reason}")
 
 
 class ClientClosed(StatesockError):
