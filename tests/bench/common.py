@@ -181,6 +181,11 @@ class ServerProcess:
         answer = self.command("cpu")
         return float(answer["cpu"]), float(answer["at"])
 
+    def crash(self) -> None:
+        """SIGKILL without waiting for the exit (``kill()`` later reaps it)."""
+        if self.process is not None:
+            self.process.kill()
+
     def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
