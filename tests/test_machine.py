@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from statesock.events import HealthCheckInfo
-from statesock.exceptions import InvalidTransition
+from statesock.events import HealthCheckInfo, ServerErrorEvent
+from statesock.exceptions import HandshakeRejected, InvalidTransition
 from statesock.machine import (
     ConnectionMachine,
     ConnectionState,
@@ -16,7 +16,14 @@ from statesock.machine import (
     StateChange,
     Trigger,
 )
-from statesock.sources import NoPongReceived, ServerInitiated, Timeout, UserInitiated
+from statesock.sources import (
+    DisconnectionSource,
+    NoPongReceived,
+    ServerInitiated,
+    SystemInitiated,
+    Timeout,
+    UserInitiated,
+)
 
 S = ConnectionState
 
@@ -371,3 +378,208 @@ def test_machines_in_threads_do_not_interfere() -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+# -- the exhaustive refusal matrix ---------------------------------------------------------
+#
+# Every reachable situation (a state, and for the two down states the source stored in it)
+# x every trigger with every argument it can carry. The expected outcome is written here from
+# DESIGN.md's table and edge rules, independently of RULES, so a change to the table that the
+# design does not allow fails here.
+
+MATRIX_SOURCES: dict[str, DisconnectionSource] = {
+    "user": UserInitiated(),
+    "server_close": ServerInitiated(1006, "gone"),
+    "server_error": ServerInitiated(error=ServerErrorEvent("maintenance")),
+    "server_handshake": ServerInitiated(error=HandshakeRejected(401)),
+    "system_network": SystemInitiated(),
+    "system_paused": SystemInitiated("app paused"),
+    "no_pong": NoPongReceived(),
+    "timeout": Timeout(S.CONNECTING),
+}
+
+# (state, stored source name or None): how to get there with legal triggers only.
+SITUATIONS: list[tuple[ConnectionState, str | None]] = [
+    (S.INITIALIZED, None),
+    (S.CONNECTING, None),
+    (S.AUTHENTICATING, None),
+    (S.CONNECTED, None),
+    *[(S.DISCONNECTING, name) for name in MATRIX_SOURCES],
+    *[(S.DISCONNECTED, name) for name in MATRIX_SOURCES],
+]
+
+# A trigger call: (trigger, keyword arguments, label).
+CALLS: list[tuple[Trigger, dict[str, object], str]] = [
+    (Trigger.CONNECT, {"reconnect": False}, "connect(user)"),
+    (Trigger.CONNECT, {"reconnect": True}, "connect(reconnect)"),
+    (Trigger.OPENED, {}, "opened"),
+    (Trigger.AUTHENTICATED, {}, "authenticated"),
+    (Trigger.PONG, {"health": HealthCheckInfo("c-2", 0.01, 1.0, 1)}, "pong"),
+    *[
+        (Trigger.DISCONNECT, {"source": source}, f"disconnect({name})")
+        for name, source in MATRIX_SOURCES.items()
+    ],
+    (Trigger.CLOSED, {}, "closed(None)"),
+    *[
+        (Trigger.CLOSED, {"source": source}, f"closed({name})")
+        for name, source in MATRIX_SOURCES.items()
+    ],
+]
+
+ACTIVE = (S.CONNECTING, S.AUTHENTICATING, S.CONNECTED)
+DOWN = (S.DISCONNECTING, S.DISCONNECTED)
+
+
+def reach(machine: ConnectionMachine, state: ConnectionState, stored: str | None) -> None:
+    """Drive a fresh machine to ``state`` (storing ``stored``'s source) with legal triggers."""
+    if state is not S.INITIALIZED:
+        machine.connect()
+    if state in (S.AUTHENTICATING, S.CONNECTED, S.DISCONNECTING):
+        machine.opened()
+    if state in (S.CONNECTED, S.DISCONNECTING):
+        machine.authenticated(HealthCheckInfo("c-1"))
+    if state is S.DISCONNECTING:
+        assert stored is not None
+        machine.disconnect(MATRIX_SOURCES[stored])
+    if state is S.DISCONNECTED:
+        assert stored is not None
+        machine.closed(MATRIX_SOURCES[stored])
+    assert machine.state is state
+    assert machine.source == (MATRIX_SOURCES[stored] if stored else None)
+
+
+def expected_outcome(
+    state: ConnectionState,
+    stored: DisconnectionSource | None,
+    trigger: Trigger,
+    kw: dict[str, object],
+) -> tuple[str, ConnectionState, DisconnectionSource | None]:
+    """(kind, state after, source after) by DESIGN.md; kind: change/internal/noop/refused."""
+    given = kw.get("source")
+    user_stored = isinstance(stored, UserInitiated)
+    if trigger is Trigger.CONNECT:
+        if kw["reconnect"] and user_stored:
+            return "refused", state, stored
+        if state in (S.INITIALIZED, S.DISCONNECTED):
+            return "change", S.CONNECTING, None
+        return "noop", state, stored  # active, or disconnecting (remembered)
+    if trigger is Trigger.OPENED:
+        return (
+            ("change", S.AUTHENTICATING, None)
+            if state is S.CONNECTING
+            else ("refused", state, stored)
+        )
+    if trigger is Trigger.AUTHENTICATED:
+        return (
+            ("change", S.CONNECTED, None)
+            if state is S.AUTHENTICATING
+            else ("refused", state, stored)
+        )
+    if trigger is Trigger.PONG:
+        return ("internal", state, None) if state is S.CONNECTED else ("refused", state, stored)
+    if trigger is Trigger.DISCONNECT:
+        assert isinstance(given, DisconnectionSource)
+        if state in ACTIVE:
+            return "change", S.DISCONNECTING, given
+        if state in DOWN:
+            if isinstance(given, UserInitiated) and not user_stored:
+                return "internal", state, given
+            return "noop", state, stored
+        return (
+            ("noop", state, None) if isinstance(given, UserInitiated) else ("refused", state, None)
+        )
+    assert trigger is Trigger.CLOSED
+    if state in ACTIVE:
+        return ("change", S.DISCONNECTED, given) if given is not None else ("refused", state, None)
+    if state is S.DISCONNECTING:
+        return "change", S.DISCONNECTED, stored  # the close completes: the stored source stays
+    return "refused", state, stored
+
+
+MATRIX = [
+    pytest.param(state, stored, trigger, kw, id=f"{state.value}[{stored or '-'}]-{label}")
+    for state, stored in SITUATIONS
+    for trigger, kw, label in CALLS
+]
+
+
+def test_refusal_matrix_is_exhaustive() -> None:
+    # 4 active/initial states + 2 down states x 8 stored sources; 22 trigger calls.
+    assert len(SITUATIONS) == 4 + 2 * len(MATRIX_SOURCES) == 20
+    assert {t for t, _, _ in CALLS} == set(Trigger)
+    assert len(CALLS) == 22
+    assert len(MATRIX) == 440
+
+
+@pytest.mark.parametrize(("state", "stored", "trigger", "kw"), MATRIX)
+def test_refusal_matrix(
+    state: ConnectionState, stored: str | None, trigger: Trigger, kw: dict[str, object]
+) -> None:
+    machine, records, clock = make()
+    reach(machine, state, stored)
+    stored_source = machine.source
+    before, count, pending = machine.snapshot(), len(records), machine.connect_pending
+    last_seq = records[-1].seq if records else 0
+    clock.now += 1.5
+    kind, state_after, source_after = expected_outcome(state, stored_source, trigger, kw)
+
+    if kind == "refused":
+        with pytest.raises(InvalidTransition) as info:
+            machine.fire(trigger, **kw)
+        assert (info.value.trigger, info.value.state) == (trigger.value, state.value)
+        assert machine.snapshot() == before
+        assert machine.connect_pending == pending
+        assert len(records) == count
+    else:
+        result = machine.fire(trigger, **kw)
+        assert machine.state is state_after
+        assert machine.source == source_after
+        if kind == "noop":
+            assert result is None
+            assert len(records) == count
+            assert machine.snapshot() == before
+            remembered = trigger is Trigger.CONNECT and state is S.DISCONNECTING
+            assert machine.connect_pending == (remembered or pending)
+        elif kind == "internal":
+            assert isinstance(result, InternalTransition)
+            assert records[count:] == [result]
+            assert (result.state, result.trigger, result.seq) == (state, trigger, last_seq + 1)
+            assert (result.previous_source, result.source) == (stored_source, source_after)
+            assert result.in_state == 1.5
+            if trigger is Trigger.PONG:
+                assert machine.health == kw["health"]
+        else:
+            assert isinstance(result, StateChange)
+            assert records[count:] == [result]
+            assert (result.previous, result.current) == (state, state_after)
+            assert (result.trigger, result.seq, result.source) == (
+                trigger,
+                last_seq + 1,
+                source_after,
+            )
+            assert result.at == clock.now
+            assert result.reconnect is (trigger is Trigger.CONNECT and kw["reconnect"] is True)
+            assert machine.connect_pending is False
+
+    # The sequence stays gap-free after whatever happened: the next record is numbered on.
+    seq_now = records[-1].seq if records else 0
+    machine.disconnect(UserInitiated())
+    if records and records[-1].seq != seq_now:
+        assert records[-1].seq == seq_now + 1
+
+
+def test_listeners_hear_each_record_in_registration_order() -> None:
+    machine = ConnectionMachine(lambda: 0.0)
+    heard: list[tuple[str, int]] = []
+    for name in ("first", "second", "third"):
+        machine.add_listener(lambda record, name=name: heard.append((name, record.seq)))
+    machine.connect()
+    machine.opened()
+    assert heard == [
+        ("first", 1),
+        ("second", 1),
+        ("third", 1),
+        ("first", 2),
+        ("second", 2),
+        ("third", 2),
+    ]
