@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 
@@ -416,12 +417,12 @@ CALLS: list[tuple[Trigger, dict[str, object], str]] = [
     (Trigger.AUTHENTICATED, {}, "authenticated"),
     (Trigger.PONG, {"health": HealthCheckInfo("c-2", 0.01, 1.0, 1)}, "pong"),
     *[
-        (Trigger.DISCONNECT, {"source": source}, f"disconnect({name})")
+        (Trigger.DISCONNECT, {"source": cast(object, source)}, f"disconnect({name})")
         for name, source in MATRIX_SOURCES.items()
     ],
     (Trigger.CLOSED, {}, "closed(None)"),
     *[
-        (Trigger.CLOSED, {"source": source}, f"closed({name})")
+        (Trigger.CLOSED, {"source": cast(object, source)}, f"closed({name})")
         for name, source in MATRIX_SOURCES.items()
     ],
 ]
@@ -456,6 +457,7 @@ def expected_outcome(
 ) -> tuple[str, ConnectionState, DisconnectionSource | None]:
     """(kind, state after, source after) by DESIGN.md; kind: change/internal/noop/refused."""
     given = kw.get("source")
+    assert given is None or isinstance(given, DisconnectionSource)
     user_stored = isinstance(stored, UserInitiated)
     if trigger is Trigger.CONNECT:
         if kw["reconnect"] and user_stored:
@@ -571,8 +573,12 @@ def test_refusal_matrix(
 def test_listeners_hear_each_record_in_registration_order() -> None:
     machine = ConnectionMachine(lambda: 0.0)
     heard: list[tuple[str, int]] = []
+
+    def listener(name: str) -> Callable[[Record], None]:
+        return lambda record: heard.append((name, record.seq))
+
     for name in ("first", "second", "third"):
-        machine.add_listener(lambda record, name=name: heard.append((name, record.seq)))
+        machine.add_listener(listener(name))
     machine.connect()
     machine.opened()
     assert heard == [
