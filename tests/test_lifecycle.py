@@ -1,0 +1,427 @@
+"""Lifecycle a user can trust (issue 10): streams that end, an awaitable end, a first connect
+that keeps trying, liveness that measures the peer, and labels that say what happened.
+
+Each test is one fault from the issue, against a real loopback server in virtual time, and
+fails on the behaviour the issue reported (noted per test as "Before:").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from statesock import HealthCheckPongEvent, ServerErrorEvent, WebSocketClient
+from statesock.events import ConnectionAckEvent
+from statesock.exceptions import ConnectFailed, ConnectionEnded, MessageTooLarge
+from statesock.machine import ConnectionState, StateChange
+from statesock.recovery import ConnectionRecoveryHandler
+from statesock.retry import DelayList
+from statesock.sources import (
+    NoPongReceived,
+    ServerInitiated,
+    UserInitiated,
+    default_reconnect_policy,
+)
+from statesock.testing import AppEvent, TestServer
+from tests.conftest import make_client, transitions_of, virtual_time
+
+S = ConnectionState
+# Every wait below is bounded: a stream that never ends fails the test instead of hanging it.
+BOUND = 600.0
+
+
+# -- the README's Quick start, literally ----------------------------------------------------
+
+
+def readme_decode(data: str | bytes) -> Any:
+    msg = json.loads(data)
+    if msg["type"] in ("connection.ok", "health.check"):
+        return HealthCheckPongEvent(msg.get("connection_id"))  # ack and pongs
+    if msg["type"] == "error":
+        return ServerErrorEvent(msg["message"], msg.get("code"), msg.get("retryable", True))
+    return msg
+
+
+async def readme_authenticate(client: WebSocketClient) -> None:
+    await client.send({"type": "auth", "token": "..."})
+
+
+def readme_client(url: str, **options: Any) -> WebSocketClient:
+    return WebSocketClient(
+        url, readme_decode, on_connection_established=readme_authenticate, **options
+    )
+
+
+async def quick_start_main(client: WebSocketClient) -> list[int]:
+    """The Quick start's main(), collecting what it prints."""
+    got: list[int] = []
+    async with client:
+        async for event in client.events(dict):
+            got.append(event["seq"])
+    return got
+
+
+@virtual_time
+async def test_quick_start_ends_after_a_1011_close_without_recovery() -> None:
+    # Before: the `async for` hung forever after any disconnect.
+    async with TestServer() as server:
+        client = readme_client(server.url)
+
+        async def server_side() -> None:
+            await server.wait_for_connections()
+            await asyncio.sleep(1)
+            await server.send_burst(3)
+            await asyncio.sleep(1)
+            await server.close_all(1011, "internal error")
+
+        feeding = asyncio.create_task(server_side())
+        async with asyncio.timeout(BOUND):
+            got = await quick_start_main(client)
+        await feeding
+        assert got == [0, 1, 2]
+        assert client.done and client.closed
+        assert client.final_source == ServerInitiated(1011, "internal error")
+        assert await client.wait_done() == ServerInitiated(1011, "internal error")
+
+
+@virtual_time
+async def test_quick_start_ends_when_recovery_gives_up_after_1008() -> None:
+    # Before: with a recovery handler the loop still hung once recovery had given up, and
+    # there was nothing to await for "gave up" (the CLI polled recovery.gave_up).
+    async with TestServer() as server:
+        client = readme_client(server.url)
+        recovery = ConnectionRecoveryHandler(client, strategy=DelayList([2.0]))
+
+        async def server_side() -> None:
+            await server.wait_for_connections()
+            await asyncio.sleep(1)
+            await server.send_burst(2)
+            await asyncio.sleep(1)
+            await server.close_all(1011)  # recoverable: the stream must go on
+            await asyncio.sleep(1)
+            await server.wait_for_connections()
+            await asyncio.sleep(1)
+            await server.send_burst(2, start=2)
+            await asyncio.sleep(1)
+            await server.close_all(1008, "policy violation")  # the policy stops here
+
+        feeding = asyncio.create_task(server_side())
+        async with asyncio.timeout(BOUND):
+            got = await quick_start_main(client)
+        await feeding
+        assert got == [0, 1, 2, 3]
+        assert recovery.reconnects == 1 and recovery.gave_up
+        assert client.final_source == ServerInitiated(1008, "policy violation")
+        recovery.close()
+
+
+@virtual_time
+async def test_wait_done_returns_the_final_source_and_states_end_too() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        ConnectionRecoveryHandler(client, strategy=DelayList([1.0], repeat=False))
+        await client.connect()
+        changes: list[StateChange] = []
+
+        async def follow() -> None:
+            async for change in client.states():
+                changes.append(change)
+
+        following = asyncio.create_task(follow())
+        done = asyncio.create_task(client.wait_done())
+        await server.kill()  # 1006, recoverable: one retry (refused), then the strategy stops
+        async with asyncio.timeout(BOUND):
+            source = await done
+            await following  # states() ended as well
+        assert isinstance(source, ServerInitiated) and source.error is not None
+        assert source == client.final_source
+        assert [c.current for c in changes] == [
+            S.DISCONNECTED,
+            S.CONNECTING,
+            S.DISCONNECTED,
+        ]
+        await client.close()
+
+
+@virtual_time
+async def test_run_raises_connection_ended_with_the_cause_or_returns_after_the_user() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        running = asyncio.create_task(client.run())
+        await client.wait_for(S.CONNECTED)
+        await server.close_all(1011, "boom")
+        with pytest.raises(ConnectionEnded) as ended:
+            async with asyncio.timeout(BOUND):
+                await running
+        assert ended.value.source == ServerInitiated(1011, "boom")
+        await client.close()
+
+        client = make_client(server.url)
+        running = asyncio.create_task(client.run())
+        await client.wait_for(S.CONNECTED)
+        await asyncio.sleep(5)
+        assert not running.done()  # connected: run() stays
+        await client.disconnect()
+        async with asyncio.timeout(BOUND):
+            assert await running is None  # the user ended it: no exception
+        assert client.final_source == UserInitiated()
+        await client.close()
+
+
+@virtual_time
+async def test_leaving_a_subscription_unsubscribes_and_frees_the_receive_loop() -> None:
+    # Before: a subscription left behind after `break` kept holding the receive loop.
+    async with TestServer() as server:
+        client = make_client(server.url, event_queue_size=4)
+        await client.connect()
+        before = client._fanout.subscribers
+        seen: list[int] = []
+        client.on(AppEvent, lambda e: seen.append(e.payload["seq"]))
+        await server.send_burst(3)
+        async with client.events(AppEvent) as events:
+            async for event in events:
+                if event.payload["seq"] == 1:
+                    break
+        assert events.closed
+        assert client._fanout.subscribers == before + 1  # only the on() callback is left
+        await server.send_burst(100, start=3)  # far more than the left queue could hold
+        await asyncio.sleep(1)
+        assert seen == list(range(103))
+        assert not client._fanout.blocked
+        await client.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: client.py never calls Fanout.reopen(), so after the client was done once, "
+    "every later events() subscription comes back already ended, even once connected again",
+)
+@virtual_time
+async def test_a_subscription_made_after_reconnecting_a_done_client_is_live() -> None:
+    # The user connects again after the client was done (no recovery, server closed 1011).
+    # Subscriptions made then must receive events.
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        await server.close_all(1011)
+        assert await client.wait_done() == ServerInitiated(1011, "")
+        await client.connect()
+        events = client.events(AppEvent)
+        assert not events.ended, "a new subscription on a connected client came back ended"
+        await server.send_burst(3)
+        got = [(await events.__anext__()).payload["seq"] for _ in range(3)]
+        assert got == [0, 1, 2]
+        await client.close()
+
+
+# -- the first connect with recovery ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@virtual_time
+async def test_retry_first_connect_waits_until_the_server_comes_up() -> None:
+    # Before: connect() raised ConnectFailed on the first refusal and the app died.
+    port = free_port()
+    client = make_client(f"ws://127.0.0.1:{port}/")
+    recovery = ConnectionRecoveryHandler(client, retry_first_connect=True)
+    seen = transitions_of(client)
+    connecting = asyncio.create_task(client.connect())
+    await asyncio.sleep(20)
+    assert not connecting.done()
+    assert recovery.attempt >= 3  # it kept trying, with backoff
+    async with TestServer(port=port):
+        async with asyncio.timeout(60):  # the default backoff: at most 25 s away
+            snapshot = await connecting
+        assert snapshot.state is S.CONNECTED
+        assert seen.count(("connecting", "disconnected", "server")) >= 3
+        await client.close()
+    recovery.close()
+
+
+@virtual_time
+async def test_without_retry_first_connect_the_first_failure_still_raises() -> None:
+    port = free_port()
+    client = make_client(f"ws://127.0.0.1:{port}/")
+    recovery = ConnectionRecoveryHandler(client)
+    with pytest.raises(ConnectFailed):
+        await client.connect()
+    recovery.close()
+    await client.close()
+
+
+@virtual_time
+async def test_retry_first_connect_raises_once_the_policy_stops() -> None:
+    async with TestServer() as server:
+        server.reject_status = 403
+        client = make_client(server.url)
+        recovery = ConnectionRecoveryHandler(client, retry_first_connect=True)
+        with pytest.raises(ConnectFailed) as failed:
+            async with asyncio.timeout(BOUND):
+                await client.connect()
+        assert failed.value.source is not None and recovery.gave_up
+        assert server.handshakes == 1
+        recovery.close()
+        await client.close()
+
+
+# -- liveness ---------------------------------------------------------------------------------
+
+
+def split_decode(data: str | bytes) -> Any:
+    """A decoder that tells the ack and the pongs apart."""
+    msg = json.loads(data)
+    if msg["type"] == "connection.ok":
+        return ConnectionAckEvent(msg.get("connection_id"), msg)
+    if msg["type"] == "health.check":
+        return HealthCheckPongEvent(msg.get("connection_id"), msg)
+    return AppEvent(msg["type"], msg)
+
+
+@virtual_time
+async def test_the_ack_and_the_pongs_are_different_types() -> None:
+    # Before: the ack was a HealthCheckPongEvent, indistinguishable from a pong.
+    async with TestServer() as server:
+        client = make_client(server.url, decoder=split_decode, ping_interval=5, pong_timeout=1)
+        acks = client.events(ConnectionAckEvent)
+        pongs = client.events(HealthCheckPongEvent)
+        await client.connect()
+        assert client.health.pongs == 0
+        assert client.health.connection_id == "c-1"
+        await asyncio.sleep(12)  # two health checks
+        assert client.health.pongs == 2
+        await server.broadcast({"type": "connection.ok", "connection_id": "c-1"})  # a stray ack
+        await asyncio.sleep(1)
+        assert client.health.pongs == 2  # an ack is never a pong
+        await client.close()
+        assert [type(a) for a in [a async for a in acks]] == [ConnectionAckEvent] * 2
+        assert len([p async for p in pongs]) == 2
+
+
+@virtual_time
+async def test_the_legacy_pong_as_ack_still_authenticates() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=5, pong_timeout=1)  # pongs are the ack
+        await client.connect()
+        assert client.state.state is S.CONNECTED and client.health.pongs == 0
+        await asyncio.sleep(6)
+        assert client.health.pongs == 1
+        await client.close()
+
+
+@virtual_time
+async def test_idle_timeout_disconnects_a_silent_server_driven_heartbeat_link() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=None, idle_timeout=10)
+        await client.connect()
+        connected_at = asyncio.get_running_loop().time()
+        await server.broadcast({"type": "ping"})
+        await asyncio.sleep(6)
+        await server.broadcast({"type": "ping"})  # a frame at t=6 moves the deadline to 16
+        snapshot = await client.wait_for(S.DISCONNECTED)
+        silent_for = asyncio.get_running_loop().time() - connected_at
+        assert snapshot.source == NoPongReceived()
+        assert 16 <= silent_for < 16.5
+        assert server.health_checks == 0  # the client never pinged: the server drives it
+        await client.close()
+
+
+@virtual_time
+async def test_idle_timeout_keeps_a_link_whose_server_heartbeats() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=None, idle_timeout=10)
+        answered: list[object] = []
+
+        async def answer(event: AppEvent) -> None:  # Centrifugo style: the client answers
+            answered.append(event)
+            await client.send({"type": "pong"})
+
+        client.on(AppEvent, answer)
+        await client.connect()
+        for _ in range(15):  # a minute of heartbeats every 4 s
+            await server.broadcast({"type": "ping"})
+            await asyncio.sleep(4)
+        assert client.state.state is S.CONNECTED
+        assert len(answered) == 15
+        assert [m for m in server.received if m.get("type") == "pong"] == [{"type": "pong"}] * 15
+        await client.close()
+
+
+@virtual_time
+async def test_idle_deadline_does_not_run_while_the_app_stops_reading() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=None, idle_timeout=10, event_queue_size=5)
+        seen = transitions_of(client)
+        stuck = client.events(AppEvent)
+        await client.connect()
+        await server.send_burst(50)
+        await asyncio.sleep(30)  # the app reads nothing for 30 s, three idle periods
+        assert client.state.state is S.CONNECTED
+        got = [(await stuck.__anext__()).payload["seq"] for _ in range(50)]
+        assert got == list(range(50))
+        await client.wait_for(S.DISCONNECTED)  # then real silence is noticed
+        assert seen[-2:] == [
+            ("connected", "disconnecting", "no_pong"),
+            ("disconnecting", "disconnected", "no_pong"),
+        ]
+        await client.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: only data messages (and answers to our own Ping) set _last_frame_at; a "
+    "server heartbeating with Ping frames is disconnected by idle_timeout as NoPongReceived",
+)
+@virtual_time
+async def test_protocol_pings_from_the_server_count_as_frames_for_idle_timeout() -> None:
+    # A server that heartbeats with WebSocket Ping frames (websockets' own keepalive, many
+    # proxies): every frame proves the peer is alive, so the idle deadline must not fire.
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()  # auth
+        await ws.send(json.dumps({"type": "connection.ok", "connection_id": "p-1"}))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, ping_interval=3, ping_timeout=2) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = make_client(f"ws://127.0.0.1:{port}/", ping_interval=None, idle_timeout=10)
+        seen = transitions_of(client)
+        await client.connect()
+        await asyncio.sleep(60)
+        assert client.state.state is S.CONNECTED, seen
+        await client.close()
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+
+@virtual_time
+async def test_an_oversized_message_is_message_too_large_and_recovered() -> None:
+    # Before: ServerInitiated(1009), as if the server had closed, and recovery stopped.
+    async with TestServer() as server:
+        client = make_client(server.url, max_size=1000)
+        recovery = ConnectionRecoveryHandler(client, strategy=DelayList([1.0]))
+        seen = transitions_of(client)
+        await client.connect()
+        await server.broadcast({"type": "event", "pad": "x" * 5000})
+        down = await client.wait_for(S.DISCONNECTED)
+        source = down.source
+        assert isinstance(source, ServerInitiated)
+        assert isinstance(source.error, MessageTooLarge)
+        assert source.close_code != 1009  # the server closed nothing
+        assert "max_size" in str(source.error)
+        assert default_reconnect_policy(source)  # documented: the default reconnects
+        await client.wait_for(S.CONNECTED)
+        assert recovery.reconnects == 1 and not recovery.gave_up
+        assert ("connecting", "authenticating", "") in seen
+        recovery.close()
+        await client.close()
