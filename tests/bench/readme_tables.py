@@ -63,8 +63,9 @@ def performance_table(results: list[dict[str, Any]]) -> str:
 
 def storm_table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| strategy, outage | measured | peak share in 100 ms | back p50 | p99 | last |",
-        "|---|---|---|---|---|---|",
+        "| strategy, outage | measured | peak share in 100 ms | back p50 | p99 | last "
+        "| clients' longest loop stall |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         extra = r.get("extra") or {}
@@ -79,7 +80,8 @@ def storm_table(results: list[dict[str, Any]]) -> str:
         for name, run in rows:
             lines.append(
                 f"| {label} | {name} | {100 * run['peak_share']:.1f} % | {run['p50']:.2f} s "
-                f"| {run['p99']:.2f} s | {run['last']:.2f} s |"
+                f"| {run['p99']:.2f} s | {run['last']:.2f} s "
+                + (f"| {1000 * run['stall']:.0f} ms |" if "stall" in run else "| (model) |")
             )
     return "\n".join(lines)
 
