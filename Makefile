@@ -60,6 +60,8 @@ diagrams: $(STAMP)
 	$(BIN)/statesock diagram --format dot -o diagrams/connection.dot
 	$(BIN)/statesock diagram --format svg -o diagrams/connection.svg
 
+# Quick benchmarks (~5 min on 2 cores; not part of `make test`): writes bench-results.json and
+# bench-results.md. ARGS=--full for the large sizes, ARGS="--only storm" for one suite.
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(ARGS)
 
