@@ -202,8 +202,8 @@ class DeliverySpec(RuleBasedStateMachine):
 
         undo = self.fanout.on(int, record)
         # The callback's queue is the Fanout's own; find it as the newest registration.
-        queue = self.fanout._entries[-1][2]
-        assert queue is not None
+        queue = self.fanout._entries[-1][1]
+        assert isinstance(queue, Subscription)
         consumer = Consumer(queue, int, delay, callback=True, undo=undo)
         self.live.append(consumer)
         self.all.append(consumer)
