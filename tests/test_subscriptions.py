@@ -279,7 +279,20 @@ def test_subscribe_overloads_type_the_stream() -> None:
     assert_type(fanout.subscribe((A, B)), Subscription[A | B])
     assert_type(fanout.subscribe(A | B), Subscription[A | B])
     assert_type(fanout.subscribe(A, maxsize=3, overflow=Overflow.DROP_OLDEST), Subscription[A])
-    assert fanout.subscribers == 5
+
+    def handle_a(event: A) -> None:
+        pass
+
+    async def handle_a_or_b(event: A | B) -> None:
+        pass
+
+    fanout.on(A, handle_a)
+    fanout.on(SubA, handle_a)
+    fanout.on(A | B, handle_a_or_b)
+    fanout.on((A, B), handle_a_or_b)
+    # A handler for A cannot take every B (mypy must refuse, or the ignore is unused).
+    fanout.on(B, handle_a)  # type: ignore[arg-type]
+    assert fanout.subscribers == 10
 
 
 @virtual_time
@@ -543,6 +556,24 @@ async def test_a_sync_callback_that_raises_is_reported_and_delivery_goes_on() ->
         ("bad 2", broken.__qualname__),
     ]
     assert fanout.callback_errors == 3
+
+
+@virtual_time
+async def test_a_reporter_that_raises_does_not_stop_delivery() -> None:
+    def report(exc: Exception, name: str) -> None:
+        raise RuntimeError("reporter broken too")
+
+    fanout = Fanout(on_callback_error=report)
+    calls: list[int] = []
+
+    def broken(event: int) -> None:
+        raise ValueError(event)
+
+    fanout.on(int, broken)
+    fanout.on(int, calls.append)
+    fanout.dispatch(1)
+    fanout.dispatch(2)
+    assert calls == [1, 2] and fanout.callback_errors == 2
 
 
 @virtual_time
