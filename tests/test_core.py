@@ -1,0 +1,1264 @@
+"""ConnectionCore's decisions, example by example: inputs in, effects out, a fake clock.
+
+No asyncio and no sockets: :class:`Sim` is a fake shell that keeps the timers the core armed
+and fires them in time order when the clock is advanced. Each test states one decision of
+the core as the effects it must return at once (not as what a shell would do later).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from statesock.core import (
+    AbortSocket,
+    AppPaused,
+    AppResumed,
+    AttachRecovery,
+    BufferSend,
+    CancelHook,
+    CancelTimer,
+    CloseSocket,
+    ConnectionCore,
+    CoreConfig,
+    DetachRecovery,
+    Effect,
+    Finished,
+    HealthAnswered,
+    Hook,
+    HookFinished,
+    Input,
+    Log,
+    NetworkChanged,
+    OpenSocket,
+    ReadingPaused,
+    ReadingResumed,
+    RecoveryConfig,
+    ReportError,
+    ResolveConnect,
+    ResolveDisconnect,
+    ResolveSend,
+    RunHook,
+    SendCancelled,
+    SendHealthCheck,
+    SendRoute,
+    SendWritten,
+    ServerErrorReceived,
+    SocketClosed,
+    SocketOpened,
+    StartTimer,
+    TimerFired,
+    TimerKind,
+    UserClose,
+    UserConnect,
+    UserDisconnect,
+    WriteBuffered,
+    truncate_close_reason,
+)
+from statesock.events import HealthCheckInfo, ServerErrorEvent
+from statesock.exceptions import (
+    ClientClosed,
+    ConnectionRefused,
+    HandshakeRejected,
+    NotConnectedError,
+    SendAbandoned,
+    SendBufferFull,
+    SendExpired,
+)
+from statesock.machine import ConnectionState, InternalTransition, Record, StateChange
+from statesock.sources import (
+    DisconnectionSource,
+    NoPongReceived,
+    ServerInitiated,
+    SystemInitiated,
+    Timeout,
+    UserInitiated,
+    default_reconnect_policy,
+)
+
+S = ConnectionState
+T = TimerKind
+DROP = ServerInitiated(1006)
+
+
+@dataclass
+class Strategy:
+    """A retry strategy that records what it was asked and answers ``delay``."""
+
+    delay: float | None = 1.0
+    calls: list[tuple[int, DisconnectionSource]] = field(default_factory=list)
+
+    def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
+        self.calls.append((attempt, source))
+        return self.delay
+
+    @property
+    def attempts(self) -> list[int]:
+        return [attempt for attempt, _ in self.calls]
+
+
+def recovery_config(
+    strategy: Strategy | None = None,
+    policy: Callable[[DisconnectionSource], bool] = default_reconnect_policy,
+    **kwargs: float | bool,
+) -> RecoveryConfig:
+    return RecoveryConfig(policy, strategy or Strategy(), **kwargs)  # type: ignore[arg-type]
+
+
+class Sim:
+    """A fake shell: a clock, the timers the core armed, and every effect it returned."""
+
+    def __init__(
+        self,
+        config: CoreConfig | None = None,
+        recovery: RecoveryConfig | None = None,
+        *,
+        network: bool = True,
+        now: float = 0.0,
+    ) -> None:
+        self.now = now
+        self.core = ConnectionCore(config or CoreConfig(), now=now)
+        self.timers: dict[TimerKind, float] = {}
+        self.effects: list[Effect] = []
+        self.records: list[Record] = []
+        self.core.machine.add_listener(self.records.append)
+        self.last_frame_at: float | None = None
+        self._waiter = 0
+        if recovery is not None:
+            assert self.step(AttachRecovery(recovery, network)) == []
+
+    def state(self) -> ConnectionState:
+        return self.core.state
+
+    @property
+    def socket(self) -> int:
+        assert self.core.socket is not None
+        return self.core.socket
+
+    def step(self, event: Input) -> list[Effect]:
+        out = self.core.step(event, self.now)
+        for effect in out:
+            if isinstance(effect, StartTimer):
+                self.timers[effect.timer] = effect.at
+            elif isinstance(effect, CancelTimer):
+                assert effect.timer in self.timers, f"{effect.timer} cancelled but not armed"
+                del self.timers[effect.timer]
+        assert set(self.timers) == self.core.timers
+        self.effects += out
+        return out
+
+    def advance(self, seconds: float) -> list[Effect]:
+        """Move the clock on, firing every timer that falls due, in time order."""
+        end = self.now + seconds
+        out: list[Effect] = []
+        while True:
+            due = sorted((at, t.value, t) for t, at in self.timers.items() if at <= end)
+            if not due:
+                break
+            at, _, timer = due[0]
+            self.now = max(self.now, at)
+            del self.timers[timer]
+            out += self.step(TimerFired(timer, self.last_frame_at))
+        self.now = end
+        return out
+
+    def fire(self, timer: TimerKind) -> list[Effect]:
+        """Fire ``timer`` now (the shell's timer ran late or early: the core decides)."""
+        self.timers.pop(timer, None)
+        return self.step(TimerFired(timer, self.last_frame_at))
+
+    def connect(self) -> list[Effect]:
+        self._waiter += 1
+        return self.step(UserConnect(self._waiter))
+
+    def open_and_ack(self) -> list[Effect]:
+        socket = self.socket
+        out = self.step(SocketOpened(socket))
+        out += self.step(HealthAnswered(socket, "c-1", ack=True))
+        assert self.state() is S.CONNECTED
+        return out
+
+    def up(self) -> list[Effect]:
+        """A user connect that succeeds."""
+        return self.connect() + self.open_and_ack()
+
+    def drop(self, code: int = 1006, error: HandshakeRejected | None = None) -> list[Effect]:
+        return self.step(SocketClosed(self.socket, code if error is None else None, "", error))
+
+    def reconnect_up(self) -> list[Effect]:
+        """Let the reconnect timer fire and the new socket come up."""
+        out = self.advance(self.timers[T.RECONNECT] - self.now)
+        assert any(isinstance(e, OpenSocket) for e in out)
+        return out + self.open_and_ack()
+
+    def of(self, kind: type, effects: list[Effect] | None = None) -> list[Effect]:
+        return [e for e in (self.effects if effects is None else effects) if isinstance(e, kind)]
+
+    def changes(self) -> list[tuple[ConnectionState, ConnectionState]]:
+        return [(r.previous, r.current) for r in self.records if isinstance(r, StateChange)]
+
+
+def no_ping(**kwargs: float | bool | None) -> CoreConfig:
+    return CoreConfig(ping_interval=None, **kwargs)  # type: ignore[arg-type]
+
+
+# -- connecting, authenticating, connected ----------------------------------------------------
+
+
+def test_a_user_connect_opens_one_socket_and_arms_the_connect_deadline() -> None:
+    sim = Sim(now=5.0)
+    out = sim.connect()
+    assert out == [OpenSocket(1), StartTimer(T.CONNECT_DEADLINE, 15.0)]
+    assert sim.state() is S.CONNECTING
+    assert sim.step(UserConnect(2)) == []  # a second connect() waits on the same socket
+    sim.now = 6.0
+    out = sim.step(SocketOpened(1))
+    assert out == [CancelTimer(T.CONNECT_DEADLINE), StartTimer(T.AUTH_DEADLINE, 16.0)]
+    sim.now = 7.0
+    out = sim.step(HealthAnswered(1, "c-7", ack=True))
+    assert out == [
+        CancelTimer(T.AUTH_DEADLINE),
+        StartTimer(T.PING, 32.0),
+        ResolveConnect((1, 2)),
+    ]
+    assert sim.core.machine.health == HealthCheckInfo("c-7", None, 7.0, 0)
+    assert sim.changes() == [
+        (S.INITIALIZED, S.CONNECTING),
+        (S.CONNECTING, S.AUTHENTICATING),
+        (S.AUTHENTICATING, S.CONNECTED),
+    ]
+
+
+def test_connect_while_connected_resolves_at_once() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    assert sim.step(UserConnect(9)) == [ResolveConnect((9,))]
+
+
+def test_without_an_ack_step_authenticated_follows_opened_at_once() -> None:
+    sim = Sim(no_ping(ack_required=False))
+    sim.connect()
+    out = sim.step(SocketOpened(1))
+    assert sim.state() is S.CONNECTED
+    assert ResolveConnect((1,)) in out
+    assert sim.timers == {}
+
+
+def test_the_auth_hook_runs_in_authenticating_and_its_end_authenticates_without_ack() -> None:
+    sim = Sim(no_ping(ack_required=False, has_auth_hook=True, has_connected_hook=True))
+    sim.connect()
+    out = sim.step(SocketOpened(1))
+    assert RunHook(1, Hook.ON_CONNECTION_ESTABLISHED) in out
+    assert sim.state() is S.AUTHENTICATING
+    assert sim.core.hooks == {Hook.ON_CONNECTION_ESTABLISHED}
+    # A pong before auth completed means nothing.
+    assert sim.step(HealthAnswered(1, None, ack=None)) == []
+    assert sim.state() is S.AUTHENTICATING
+    out = sim.step(HookFinished(1, Hook.ON_CONNECTION_ESTABLISHED))
+    assert sim.state() is S.CONNECTED
+    assert RunHook(1, Hook.ON_CONNECTED) in out
+    assert sim.core.hooks == {Hook.ON_CONNECTED}
+
+
+def test_with_an_ack_step_the_auth_hook_finishing_does_not_authenticate() -> None:
+    sim = Sim(no_ping(has_auth_hook=True))
+    sim.connect()
+    sim.step(SocketOpened(1))
+    assert sim.step(HookFinished(1, Hook.ON_CONNECTION_ESTABLISHED)) == []
+    assert sim.state() is S.AUTHENTICATING
+    assert sim.core.hooks == frozenset()
+    assert sim.step(HealthAnswered(1, None, ack=False)) == []  # a protocol pong is no ack
+    assert sim.state() is S.AUTHENTICATING
+    sim.step(HealthAnswered(1, None, ack=None))  # the legacy answer that is both
+    assert sim.state() is S.CONNECTED
+
+
+@pytest.mark.parametrize(
+    ("timer", "state", "after"),
+    [
+        (T.CONNECT_DEADLINE, S.CONNECTING, 10.0),
+        (T.AUTH_DEADLINE, S.AUTHENTICATING, 10.0),
+    ],
+)
+def test_a_deadline_disconnects_with_a_timeout_of_its_state(
+    timer: TimerKind, state: ConnectionState, after: float
+) -> None:
+    sim = Sim(no_ping(has_auth_hook=True))
+    sim.connect()
+    if state is S.AUTHENTICATING:
+        sim.step(SocketOpened(1))
+    assert sim.advance(after - 0.001) == []
+    out = sim.advance(0.001)
+    assert sim.state() is S.DISCONNECTING
+    assert sim.core.machine.source == Timeout(state)
+    reason = f"timed out in {state.value}"
+    assert CloseSocket(1, 1000, reason, 5.0) in out
+    if state is S.AUTHENTICATING:
+        assert CancelHook(Hook.ON_CONNECTION_ESTABLISHED) in out  # a hung hook goes too
+    assert sim.core.hooks == frozenset()
+    assert set(sim.timers) == {T.CLOSE_DEADLINE}
+
+
+def test_the_close_deadline_gives_the_socket_up_when_the_engine_never_reports() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    out = sim.step(UserDisconnect(4))
+    assert CloseSocket(1, 1000, "user disconnect", 5.0) in out
+    assert sim.timers == {T.CLOSE_DEADLINE: 6.0}
+    assert sim.advance(5.999) == []
+    assert sim.state() is S.DISCONNECTING
+    out = sim.advance(0.001)
+    assert out[0] == AbortSocket(1)
+    assert ResolveDisconnect((4,)) in out
+    assert Finished(UserInitiated()) in out
+    assert sim.state() is S.DISCONNECTED
+    assert sim.core.socket is None
+    assert sim.timers == {}
+
+
+def test_a_dead_link_is_not_given_time_for_a_close_handshake() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(12.0)
+    assert sim.state() is S.DISCONNECTING
+    assert sim.of(CloseSocket)[-1] == CloseSocket(1, 1000, "no pong received", 0.0)
+    assert sim.timers == {T.CLOSE_DEADLINE: 13.0}
+
+
+def test_the_close_deadline_is_cancelled_when_the_engine_reports_in_time() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    sim.step(UserDisconnect())
+    out = sim.step(SocketClosed(1, 1000, "bye"))
+    assert CancelTimer(T.CLOSE_DEADLINE) in out
+    assert sim.core.machine.source == UserInitiated()  # the close keeps the stored source
+    assert sim.timers == {}
+    assert sim.core.done
+
+
+def test_a_user_disconnect_before_any_connect_only_resolves_its_waiter() -> None:
+    sim = Sim()
+    assert sim.step(UserDisconnect(3)) == [ResolveDisconnect((3,))]
+    assert sim.step(UserDisconnect()) == []
+    assert sim.state() is S.INITIALIZED
+
+
+def test_connect_while_disconnecting_opens_the_next_socket_once_the_close_completes() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    sim.step(UserDisconnect())
+    assert sim.step(UserConnect(8)) == []
+    out = sim.step(SocketClosed(1, 1000))
+    assert OpenSocket(2) in out
+    assert not any(isinstance(e, Finished) for e in out)
+    assert sim.state() is S.CONNECTING
+    sim.open_and_ack()
+    assert sim.of(ResolveConnect)[-1] == ResolveConnect((8,))
+
+
+# -- health checks: fixed cadence, pongs of the current socket only --------------------------
+
+
+def test_ping_cadence_is_fixed_whatever_the_round_trips_and_late_timers() -> None:
+    sim = Sim(CoreConfig(ping_interval=25.0, pong_timeout=3.0), now=3.0)
+    sim.up()  # connected at 3.0
+    assert sim.timers[T.PING] == 28.0
+    due = [28.0]
+    for late, round_trip in [(0.4, 0.2), (0.0, 1.7), (2.5, 0.3)]:
+        sim.now = sim.timers[T.PING] + late
+        out = sim.fire(T.PING)
+        assert out == [
+            StartTimer(T.PING, due[-1] + 25.0),
+            SendHealthCheck(1, sim.core.machine.health),
+            StartTimer(T.PONG_DEADLINE, sim.now + 3.0),
+        ]
+        due.append(due[-1] + 25.0)
+        sim.now += round_trip
+        out = sim.step(HealthAnswered(1, None, ack=None))
+        assert out == [CancelTimer(T.PONG_DEADLINE)]  # the pong does not move the cadence
+        assert sim.core.machine.health.round_trip == pytest.approx(round_trip)
+        assert sim.timers[T.PING] == due[-1]
+    assert due == [28.0, 53.0, 78.0, 103.0]
+
+
+def test_a_ping_timer_that_fired_very_late_skips_to_the_next_slot_of_the_cadence() -> None:
+    sim = Sim(CoreConfig(ping_interval=25.0), now=3.0)
+    sim.up()
+    sim.now = 80.0  # slots at 28, 53, 78: the next is 103
+    out = sim.fire(T.PING)
+    assert out[0] == StartTimer(T.PING, 103.0)
+
+
+def test_a_pong_updates_health_with_round_trip_and_count() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.now = 10.25
+    sim.step(HealthAnswered(1, None, ack=None))
+    sim.advance(9.75)
+    sim.now = 20.5
+    sim.step(HealthAnswered(1, "c-2", ack=False))
+    assert sim.core.machine.health == HealthCheckInfo("c-2", 0.5, 20.5, 2)
+    pongs = [r for r in sim.records if isinstance(r, InternalTransition)]
+    assert [r.seq for r in pongs] == [4, 5]
+    # An unsolicited pong keeps the last round trip and cancels nothing.
+    sim.now = 21.0
+    assert sim.step(HealthAnswered(1, None, ack=None)) == []
+    assert sim.core.machine.health == HealthCheckInfo("c-2", 0.5, 21.0, 3)
+    # A second ack is nothing.
+    assert sim.step(HealthAnswered(1, "c-9", ack=True)) == []
+    assert sim.core.machine.health.pongs == 3
+
+
+def test_a_ping_still_unanswered_at_the_next_slot_sends_no_second_check() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=30.0))
+    sim.up()
+    sim.advance(10.0)
+    out = sim.advance(10.0)
+    assert out == [StartTimer(T.PING, 30.0)]
+
+
+def test_no_pong_within_the_deadline_disconnects() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(11.999)
+    assert sim.state() is S.CONNECTED
+    sim.advance(0.001)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+def test_any_frame_after_the_ping_counts_as_alive() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.last_frame_at = 10.5
+    assert sim.advance(2.0) == []
+    assert sim.state() is S.CONNECTED
+    sim.last_frame_at = 10.0  # a frame at the very moment of the ping is no answer to it
+    sim.advance(8.0)
+    sim.advance(2.0)
+    assert sim.state() is S.DISCONNECTING
+
+
+def test_a_stalled_reader_stops_the_pong_deadline_and_resuming_restarts_it() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    assert sim.step(ReadingPaused(1)) == [CancelTimer(T.PONG_DEADLINE)]
+    sim.advance(60.0)
+    assert sim.state() is S.CONNECTED
+    assert sim.of(SendHealthCheck) == [SendHealthCheck(1, HealthCheckInfo("c-1", None, 0.0, 0))]
+    assert T.PONG_DEADLINE not in sim.timers
+    out = sim.step(ReadingResumed(1))
+    assert out == [StartTimer(T.PONG_DEADLINE, 72.0)]
+    sim.advance(2.0)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+def test_a_ping_while_the_reader_is_stalled_arms_no_pong_deadline() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.step(ReadingPaused(1))
+    out = sim.advance(10.0)
+    assert out == [StartTimer(T.PING, 20.0), SendHealthCheck(1, sim.core.machine.health)]
+
+
+def test_the_idle_deadline_counts_from_the_last_frame() -> None:
+    sim = Sim(no_ping(idle_timeout=30.0))
+    sim.up()
+    assert sim.timers == {T.IDLE_DEADLINE: 30.0}
+    sim.last_frame_at = 20.0
+    assert sim.advance(30.0) == [StartTimer(T.IDLE_DEADLINE, 50.0)]
+    sim.step(ReadingPaused(1))
+    assert sim.advance(20.0) == [StartTimer(T.IDLE_DEADLINE, 80.0)]
+    out = sim.step(ReadingResumed(1))
+    assert out == [StartTimer(T.IDLE_DEADLINE, 80.0)]
+    sim.advance(30.0)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+def test_a_pong_from_an_older_socket_is_dropped() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0), recovery_config())
+    sim.up()
+    sim.drop()
+    sim.reconnect_up()
+    assert sim.socket == 2
+    sim.advance(sim.timers[T.PING] - sim.now)
+    assert T.PONG_DEADLINE in sim.timers
+    records = len(sim.records)
+    out = sim.step(HealthAnswered(1, "old", ack=None))
+    assert out == [
+        Log(
+            "debug",
+            "stale_socket_event",
+            (("what", "health answer"), ("socket", 1), ("current", 2)),
+        )
+    ]
+    assert len(sim.records) == records
+    assert T.PONG_DEADLINE in sim.timers
+    sim.advance(2.0)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+# -- stale sockets -----------------------------------------------------------------------------
+
+STALE_INPUTS: list[Input] = [
+    SocketOpened(1),
+    HealthAnswered(1, "old", ack=True),
+    HealthAnswered(1, "old", ack=None),
+    ServerErrorReceived(1, ServerErrorEvent("late")),
+    SocketClosed(1, 1006),
+    HookFinished(1, Hook.ON_CONNECTION_ESTABLISHED),
+    ReadingPaused(1),
+    ReadingResumed(1),
+]
+
+
+STALE_WHAT: dict[type, str] = {
+    SocketOpened: "opened",
+    HealthAnswered: "health answer",
+    ServerErrorReceived: "server error",
+    SocketClosed: "closed",
+    HookFinished: "hook finished",
+    ReadingPaused: "reading paused",
+    ReadingResumed: "reading resumed",
+}
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING, S.CONNECTED, S.DISCONNECTED])
+@pytest.mark.parametrize("event", STALE_INPUTS, ids=lambda e: type(e).__name__)
+def test_inputs_from_a_socket_that_is_gone_are_dropped(
+    state: ConnectionState, event: Input
+) -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, ack_required=False, has_auth_hook=True))
+    sim.connect()
+    sim.step(SocketOpened(1))
+    sim.step(SocketClosed(1, 1006))  # no recovery: disconnected for good
+    if state is not S.DISCONNECTED:
+        sim.connect()
+        if state is not S.CONNECTING:
+            sim.step(SocketOpened(2))
+        if state is S.CONNECTED:
+            sim.step(HookFinished(2, Hook.ON_CONNECTION_ESTABLISHED))
+    assert sim.state() is state
+    snapshot, timers, hooks = sim.core.machine.snapshot(), dict(sim.timers), sim.core.hooks
+    out = sim.step(event)
+    current = sim.core.socket
+    assert out == [
+        Log(
+            "debug",
+            "stale_socket_event",
+            (("what", STALE_WHAT[type(event)]), ("socket", 1), ("current", current)),
+        )
+    ]
+    assert sim.core.machine.snapshot() == snapshot
+    assert (sim.timers, sim.core.hooks) == (timers, hooks)
+
+
+# -- close reasons -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("", ""),
+        ("a" * 123, "a" * 123),
+        ("a" * 124, "a" * 123),
+        ("a" * 500, "a" * 123),
+        ("é" * 61 + "a", "é" * 61 + "a"),  # 123 bytes exactly
+        ("é" * 62, "é" * 61),  # 124 bytes: the last character would be cut in half
+        ("a" + "€" * 41, "a" + "€" * 40 + ""),  # 124 bytes: 3-byte characters
+        ("€" * 41, "€" * 41),  # 123 bytes
+        ("🙂" * 31, "🙂" * 30),  # 4-byte characters: 120 bytes fit, 124 do not
+    ],
+)
+def test_close_reasons_are_cut_to_123_bytes_on_a_character_boundary(
+    reason: str, expected: str
+) -> None:
+    cut = truncate_close_reason(reason)
+    assert cut == expected
+    assert len(cut.encode("utf-8")) <= 123
+    assert reason.startswith(cut)
+
+
+@pytest.mark.parametrize("message", ["x" * 300, "é" * 200, "€" * 100])
+def test_the_close_frame_reason_fits_in_a_close_frame(message: str) -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    out = sim.step(ServerErrorReceived(1, ServerErrorEvent(message)))
+    [close] = sim.of(CloseSocket, out)
+    assert isinstance(close, CloseSocket)
+    full = f"server error: {message}"
+    assert 120 <= len(close.reason.encode("utf-8")) <= 123
+    assert full.startswith(close.reason)
+    assert close.reason == truncate_close_reason(full)
+    assert (close.socket, close.code, close.timeout) == (1, 1000, 5.0)
+
+
+# -- recovery: policy, strategy, flapping guard ---------------------------------------------------
+
+
+def test_a_drop_schedules_a_reconnect_with_the_strategys_delay() -> None:
+    strategy = Strategy(delay=2.5)
+    sim = Sim(no_ping(), recovery_config(strategy))
+    sim.up()
+    sim.now = 4.0
+    out = sim.drop()
+    assert strategy.calls == [(1, DROP)]
+    assert StartTimer(T.RECONNECT, 6.5) in out
+    assert sim.core.recovery is not None and sim.core.recovery.retry_in == 2.5
+    assert not any(isinstance(e, Finished) for e in out)
+    assert sim.advance(2.499) == []
+    out = sim.advance(0.001)
+    assert out[0] == OpenSocket(2)
+    reconnect = sim.records[-1]
+    assert isinstance(reconnect, StateChange) and reconnect.reconnect
+    assert sim.core.recovery.reconnects == 1
+    assert sim.core.recovery.retry_in is None
+
+
+@pytest.mark.parametrize(("up_for", "second_attempt"), [(9.999, 2), (10.0, 1), (60.0, 1)])
+def test_the_flapping_guard_keeps_backing_off_after_a_short_connection(
+    up_for: float, second_attempt: int
+) -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy, stable_after=10.0))
+    sim.up()
+    sim.advance(1.0)
+    sim.drop()
+    sim.reconnect_up()
+    sim.advance(up_for)
+    sim.drop()
+    assert strategy.attempts == [1, second_attempt]
+
+
+def test_a_server_that_accepts_and_closes_at_once_backs_off_ever_further() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy, stable_after=10.0))
+    sim.up()
+    for _ in range(4):
+        sim.drop()
+        sim.reconnect_up()
+    sim.drop()
+    assert strategy.attempts == [1, 2, 3, 4, 5]
+
+
+def test_failed_attempts_that_never_connect_count_up() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy, stable_after=0.0))
+    sim.up()
+    sim.advance(5.0)
+    sim.drop()
+    for _ in range(3):
+        sim.advance(1.0)
+        sim.step(SocketClosed(sim.socket, None, "", ConnectionRefused("refused")))
+    assert strategy.attempts == [1, 2, 3, 4]
+
+
+def test_a_user_connect_resets_the_attempt_count() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy, stable_after=10.0))
+    sim.up()
+    for _ in range(3):
+        sim.drop()
+        sim.reconnect_up()
+    assert sim.core.recovery is not None and sim.core.recovery.attempt == 3
+    sim.step(UserDisconnect())
+    sim.step(SocketClosed(sim.socket, 1000))
+    sim.up()
+    assert sim.core.recovery.attempt == 0
+    sim.drop()
+    assert strategy.attempts == [1, 2, 3, 1]
+
+
+def test_a_user_connect_while_waiting_to_reconnect_resets_the_attempt_count() -> None:
+    strategy = Strategy(delay=5.0)
+    sim = Sim(no_ping(), recovery_config(strategy))
+    sim.up()
+    sim.drop()
+    out = sim.connect()  # the user does not wait for the backoff
+    assert CancelTimer(T.RECONNECT) in out
+    assert sim.core.recovery is not None and sim.core.recovery.attempt == 0
+    assert not sim.core.recovery.waiting
+    reconnect = sim.records[-1]
+    assert isinstance(reconnect, StateChange) and not reconnect.reconnect
+    sim.open_and_ack()
+    sim.drop()
+    assert strategy.attempts == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [ServerInitiated(1000), ServerInitiated(4400), ServerInitiated(error=HandshakeRejected(404))],
+)
+def test_the_policy_stops_recovery(source: ServerInitiated) -> None:
+    strategy = Strategy()
+    sim = Sim(no_ping(), recovery_config(strategy))
+    sim.up()
+    out = sim.step(SocketClosed(1, source.close_code, "", source.error))  # type: ignore[arg-type]
+    assert strategy.calls == []
+    assert T.RECONNECT not in sim.timers
+    assert out[-1] == Finished(source, gave_up=True)
+    assert sim.core.recovery is not None and sim.core.recovery.gave_up
+    assert sim.core.done and sim.core.final_source == source
+    assert sim.advance(1000.0) == []
+
+
+def test_a_strategy_answering_none_gives_up() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=None)))
+    sim.up()
+    out = sim.drop()
+    assert T.RECONNECT not in sim.timers
+    logs = [e for e in sim.of(Log, out) if isinstance(e, Log) and e.event == "recovery_stopped"]
+    assert dict(logs[0].fields)["reason"] == "the retry strategy gave up after 0 retries"
+    assert out[-1] == Finished(DROP, gave_up=True)
+
+
+@pytest.mark.parametrize(("delay", "at"), [(math.nan, None), (-3.0, 0.0), (2, 2.0)])
+def test_odd_strategy_answers(delay: float, at: float | None) -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=delay)))
+    sim.up()
+    out = sim.drop()
+    if at is None:
+        assert out[-1] == Finished(DROP, gave_up=True)
+    else:
+        assert StartTimer(T.RECONNECT, at) in out
+        assert isinstance(sim.core.recovery.retry_in, float)  # type: ignore[union-attr]
+
+
+class Broken(Exception):
+    pass
+
+
+def test_a_raising_strategy_is_reported_and_recovery_gives_up() -> None:
+    class Raising:
+        def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
+            raise Broken("strategy")
+
+    sim = Sim(no_ping(), RecoveryConfig(default_reconnect_policy, Raising()))
+    sim.up()
+    out = sim.drop()
+    [report] = sim.of(ReportError, out)
+    assert isinstance(report, ReportError) and report.where == "retry strategy"
+    assert isinstance(report.error, Broken)
+    assert out[-1] == Finished(DROP, gave_up=True)
+    assert T.RECONNECT not in sim.timers
+
+
+def test_a_raising_policy_is_reported_and_recovery_gives_up() -> None:
+    def policy(source: DisconnectionSource) -> bool:
+        raise Broken("policy")
+
+    strategy = Strategy()
+    sim = Sim(no_ping(), recovery_config(strategy, policy))
+    sim.up()
+    out = sim.drop()
+    [report] = sim.of(ReportError, out)
+    assert isinstance(report, ReportError) and report.where == "reconnect policy"
+    assert out[-1] == Finished(DROP, gave_up=True)
+    assert strategy.calls == []
+
+
+def test_a_user_connect_after_giving_up_recovers_again() -> None:
+    strategy = Strategy(delay=None)
+    sim = Sim(no_ping(), recovery_config(strategy))
+    sim.up()
+    sim.drop()
+    assert sim.core.done
+    strategy.delay = 1.0
+    sim.up()
+    assert not sim.core.done and sim.core.final_source is None
+    assert sim.core.recovery is not None and not sim.core.recovery.gave_up
+    out = sim.drop()
+    assert StartTimer(T.RECONNECT, sim.now + 1.0) in out
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(HandshakeRejected(401), None), (HandshakeRejected(403), None), (None, 4401)],
+)
+def test_an_auth_rejection_is_retried_once_with_a_fresh_token(
+    error: HandshakeRejected | None, code: int | None
+) -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(has_token_provider=True), recovery_config(strategy))
+    sim.up()
+    source = ServerInitiated(code, "", error)
+    sim.step(SocketClosed(1, code, "", error))
+    assert T.RECONNECT in sim.timers
+    sim.advance(1.0)
+    out = sim.step(SocketClosed(2, code, "", error))
+    assert out[-1] == Finished(source, gave_up=True)
+    assert strategy.attempts == [1]
+
+
+def test_without_a_token_provider_an_auth_rejection_stops_at_once() -> None:
+    sim = Sim(no_ping(), recovery_config())
+    sim.up()
+    out = sim.step(SocketClosed(1, None, "", HandshakeRejected(401)))
+    assert isinstance(out[-1], Finished) and out[-1].gave_up
+
+
+def test_a_stable_connection_earns_a_new_token_retry() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(has_token_provider=True), recovery_config(strategy, stable_after=10.0))
+    sim.up()
+    sim.step(SocketClosed(1, 4401))
+    sim.reconnect_up()
+    sim.advance(10.0)
+    sim.step(SocketClosed(2, 4401))
+    assert T.RECONNECT in sim.timers
+    assert strategy.attempts == [1, 1]
+
+
+def test_a_user_connect_earns_a_new_token_retry() -> None:
+    sim = Sim(no_ping(has_token_provider=True), recovery_config())
+    sim.up()
+    sim.step(SocketClosed(1, 4401))
+    sim.advance(1.0)
+    sim.step(SocketClosed(2, 4401))
+    assert sim.core.done
+    sim.up()
+    sim.step(SocketClosed(3, 4401))
+    assert T.RECONNECT in sim.timers
+
+
+# -- recovery: a user disconnect sticks ---------------------------------------------------------
+
+
+def test_a_user_disconnect_cancels_the_backoff_timer_at_once() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=30.0)))
+    sim.up()
+    sim.drop()
+    assert T.RECONNECT in sim.timers
+    out = sim.step(UserDisconnect(5))
+    assert CancelTimer(T.RECONNECT) in out
+    assert ResolveDisconnect((5,)) in out
+    assert out[-1] == Finished(UserInitiated())
+    assert sim.core.timers == frozenset()
+    assert sim.core.recovery is not None and not sim.core.recovery.waiting
+    assert sim.core.recovery.retry_in is None
+    assert sim.advance(100.0) == []
+
+
+def test_a_user_close_cancels_the_backoff_timer_at_once() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=30.0)))
+    sim.up()
+    sim.drop()
+    out = sim.step(UserClose(6))
+    assert CancelTimer(T.RECONNECT) in out
+    assert ResolveDisconnect((6,)) in out
+    assert sim.core.closed and sim.core.timers == frozenset()
+    assert sim.step(UserClose(7)) == [ResolveDisconnect((7,))]
+    assert sim.step(UserConnect(8)) == [ResolveConnect((8,), UserInitiated(), closed=True)]
+
+
+def test_a_user_disconnect_while_going_down_prevents_the_reconnect() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=1.0), recovery_config())
+    sim.up()
+    sim.advance(11.0)  # no pong: disconnecting
+    assert sim.state() is S.DISCONNECTING
+    sim.step(UserDisconnect())
+    out = sim.step(SocketClosed(1, 1006))
+    assert out[-1] == Finished(UserInitiated())
+    assert T.RECONNECT not in sim.timers
+    assert sim.advance(100.0) == []
+
+
+def test_detaching_recovery_cancels_its_timers_and_settles_the_buffer() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=30.0), buffer_size=4))
+    sim.up()
+    sim.drop()
+    sim.step(BufferSend(1))
+    out = sim.step(DetachRecovery())
+    assert CancelTimer(T.RECONNECT) in out
+    assert CancelTimer(T.SEND_EXPIRY) in out
+    [resolve] = sim.of(ResolveSend, out)
+    assert isinstance(resolve, ResolveSend) and isinstance(resolve.error, SendAbandoned)
+    assert out[-1] == Finished(DROP)
+    assert sim.core.recovery is None
+    assert sim.step(DetachRecovery()) == []
+
+
+def test_attaching_recovery_twice_is_refused_with_a_warning() -> None:
+    sim = Sim(recovery=recovery_config())
+    assert sim.step(AttachRecovery(recovery_config())) == [
+        Log("warning", "recovery_already_attached")
+    ]
+
+
+# -- recovery: network and pause ----------------------------------------------------------------
+
+
+def test_losing_the_network_disconnects_and_schedules_nothing_until_it_is_back() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy))
+    sim.up()
+    out = sim.step(NetworkChanged(available=False))
+    assert CloseSocket(1, 1000, "network unavailable", 5.0) in out
+    assert sim.core.machine.source == SystemInitiated("network unavailable")
+    out = sim.step(SocketClosed(1, 1006))
+    assert T.RECONNECT not in sim.timers
+    assert not sim.of(OpenSocket, out)
+    assert sim.advance(1000.0) == []
+    assert strategy.calls == []
+    assert sim.core.recovery is not None and sim.core.recovery.waiting
+    out = sim.step(NetworkChanged(available=True))
+    assert out[0] == Log(
+        "info",
+        "reconnect_now",
+        (("attempt", 0), ("source", "system"), ("code", None), ("reason", "network available")),
+    )
+    assert OpenSocket(2) in out
+    assert sim.state() is S.CONNECTING
+
+
+def test_a_drop_while_offline_schedules_no_reconnect() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy), network=False)
+    sim.up()
+    out = sim.drop()
+    assert T.RECONNECT not in sim.timers
+    assert strategy.calls == []
+    assert not sim.core.done
+    assert sim.advance(1000.0) == []
+    out = sim.step(NetworkChanged(available=True))
+    assert OpenSocket(2) in out
+
+
+def test_losing_the_network_during_the_backoff_cancels_the_reconnect_timer() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0)))
+    sim.up()
+    sim.drop()
+    out = sim.step(NetworkChanged(available=False))
+    assert out == [CancelTimer(T.RECONNECT)]
+    assert sim.advance(100.0) == []
+    out = sim.step(NetworkChanged(available=True))
+    assert OpenSocket(2) in out
+
+
+def test_network_reports_that_change_nothing_are_ignored() -> None:
+    sim = Sim(no_ping(), recovery_config())
+    sim.up()
+    assert sim.step(NetworkChanged(available=True)) == []
+    assert Sim().step(NetworkChanged(available=False)) == []  # no recovery attached
+
+
+def test_network_back_while_nothing_waits_does_not_connect() -> None:
+    sim = Sim(no_ping(), recovery_config(), network=False)
+    assert sim.step(NetworkChanged(available=True)) == []
+    assert sim.state() is S.INITIALIZED
+
+
+def test_pausing_disconnects_and_resuming_reconnects_at_once() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=9.0)))
+    sim.up()
+    out = sim.step(AppPaused())
+    assert CloseSocket(1, 1000, "app paused", 5.0) in out
+    assert sim.step(AppPaused()) == []
+    sim.step(SocketClosed(1, 1000))
+    assert sim.advance(100.0) == []
+    assert sim.step(NetworkChanged(available=False)) == []
+    assert sim.step(NetworkChanged(available=True)) == []  # still paused
+    out = sim.step(AppResumed())
+    assert OpenSocket(2) in out
+    assert sim.step(AppResumed()) == []
+    assert Sim().step(AppPaused()) == []
+    assert Sim().step(AppResumed()) == []
+
+
+def test_resumed_before_the_close_completed_reconnects_when_it_does() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=9.0)))
+    sim.up()
+    sim.step(AppPaused())
+    assert sim.step(AppResumed()) == []
+    out = sim.step(SocketClosed(1, 1000))
+    assert OpenSocket(2) in out
+    assert T.RECONNECT not in sim.timers
+
+
+def test_a_reconnect_timer_that_fires_while_paused_does_not_connect() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=9.0)))
+    sim.up()
+    sim.drop()
+    recovery = sim.core.recovery
+    assert recovery is not None
+    recovery.paused = True  # paused in the same tick the timer fired
+    assert sim.fire(T.RECONNECT) == []
+    assert sim.state() is S.DISCONNECTED
+
+
+# -- connect() waiters ----------------------------------------------------------------------------
+
+
+def test_a_failed_connect_without_recovery_fails_every_waiter_once() -> None:
+    sim = Sim(no_ping())
+    sim.step(UserConnect(1))
+    sim.step(UserConnect(2))
+    error = ConnectionRefused("refused")
+    refused = ServerInitiated(None, "", error)
+    out = sim.step(SocketClosed(1, None, "", error))
+    assert sim.of(ResolveConnect, out) == [ResolveConnect((1, 2), refused)]
+    assert out[-1] == Finished(refused)
+
+
+def test_with_recovery_a_failed_first_connect_fails_its_waiters_unless_asked_to_retry() -> None:
+    sim = Sim(no_ping(), recovery_config())
+    sim.step(UserConnect(1))
+    out = sim.step(SocketClosed(1, None, "", ConnectionRefused("refused")))
+    assert [type(e) for e in sim.of(ResolveConnect, out)] == [ResolveConnect]
+    assert T.RECONNECT in sim.timers
+
+
+def test_retry_first_connect_keeps_waiters_until_connected() -> None:
+    sim = Sim(no_ping(), recovery_config(retry_first_connect=True))
+    sim.step(UserConnect(1))
+    out = sim.step(SocketClosed(1, None, "", ConnectionRefused("refused")))
+    assert sim.of(ResolveConnect, out) == []
+    sim.reconnect_up()
+    assert sim.of(ResolveConnect)[-1] == ResolveConnect((1,))
+
+
+def test_retry_first_connect_fails_waiters_when_recovery_gives_up() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy, retry_first_connect=True))
+    sim.step(UserConnect(1))
+    sim.step(SocketClosed(1, None, "", ConnectionRefused("refused")))
+    strategy.delay = None
+    sim.advance(1.0)
+    out = sim.step(SocketClosed(2, None, "", ConnectionRefused("again")))
+    [resolve] = sim.of(ResolveConnect, out)
+    assert isinstance(resolve, ResolveConnect) and resolve.waiters == (1,)
+    assert resolve.source is not None and not resolve.closed
+
+
+def test_retry_first_connect_fails_waiters_on_user_disconnect() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), retry_first_connect=True))
+    sim.step(UserConnect(1))
+    sim.step(SocketClosed(1, None, "", ConnectionRefused("refused")))
+    out = sim.step(UserDisconnect())
+    assert ResolveConnect((1,), UserInitiated()) in out
+
+
+def test_a_connect_waiter_that_arrived_between_attempts_waits_for_the_next() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), retry_first_connect=True))
+    sim.step(UserConnect(1))
+    sim.step(SocketClosed(1, None, "", ConnectionRefused("refused")))
+    assert sim.state() is S.DISCONNECTED
+    sim.step(UserConnect(2))  # a user connect: an attempt at once
+    sim.open_and_ack()
+    assert sim.of(ResolveConnect)[-1] == ResolveConnect((1, 2))
+
+
+def test_waiters_of_a_closed_client_are_failed_as_closed() -> None:
+    sim = Sim(no_ping())
+    sim.step(UserConnect(1))
+    out = sim.step(UserClose(2))
+    assert CloseSocket(1, 1000, "user disconnect", 5.0) in out
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and isinstance(error, ClientClosed)
+    out = sim.step(SocketClosed(1, None))
+    assert ResolveConnect((1,), UserInitiated(), closed=True) in out
+    assert ResolveDisconnect((2,)) in out
+    assert out[-1] == Finished(UserInitiated())
+    assert sim.core.closed
+
+
+def test_close_before_any_connect_finishes_at_once() -> None:
+    sim = Sim()
+    assert sim.step(UserClose(1)) == [ResolveDisconnect((1,)), Finished(None)]
+    assert sim.core.closed and sim.core.done
+    assert sim.step(UserConnect(2)) == [ResolveConnect((2,), None, closed=True)]
+
+
+# -- the send buffer ------------------------------------------------------------------------------
+
+
+def buffered_sim(size: int = 3, ttl: float = 30.0) -> Sim:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), buffer_size=size, buffer_ttl=ttl))
+    sim.up()
+    sim.drop()
+    return sim
+
+
+def test_send_routes() -> None:
+    plain = Sim(no_ping())
+    route, error = plain.core.send_route()
+    assert route is SendRoute.REFUSE and isinstance(error, NotConnectedError)
+    assert "'initialized'" in str(error)
+    plain.connect()
+    plain.step(SocketOpened(1))
+    assert plain.core.send_route() == (SendRoute.DIRECT, None)
+    plain.step(HealthAnswered(1, None, ack=True))
+    assert plain.core.send_route() == (SendRoute.DIRECT, None)
+    plain.step(UserClose())
+    route, error = plain.core.send_route()
+    assert route is SendRoute.REFUSE and isinstance(error, ClientClosed)
+
+    sim = buffered_sim()
+    assert sim.core.send_route()[0] is SendRoute.BUFFER
+    sim.advance(5.0)
+    sim.step(SocketOpened(2))
+    # In authenticating only the auth hook's messages go straight out.
+    assert sim.core.send_route(handshake=True) == (SendRoute.DIRECT, None)
+    assert sim.core.send_route()[0] is SendRoute.BUFFER
+    sim.step(HealthAnswered(2, None, ack=True))
+    assert sim.core.send_route() == (SendRoute.DIRECT, None)
+    sim.step(SocketClosed(2, 1006))
+    sim.step(BufferSend(1))
+    sim.reconnect_up()
+    # A message waits behind a buffered one still being written.
+    assert sim.core.send_route()[0] is SendRoute.BUFFER
+
+
+def test_a_send_buffer_in_authenticating_without_buffering_goes_direct() -> None:
+    sim = Sim(no_ping(), recovery_config())
+    sim.connect()
+    sim.step(SocketOpened(1))
+    assert sim.core.send_route() == (SendRoute.DIRECT, None)
+
+
+def test_buffered_messages_are_written_in_order_one_at_a_time() -> None:
+    sim = buffered_sim()
+    assert sim.step(BufferSend(1)) == [StartTimer(T.SEND_EXPIRY, 30.0)]
+    sim.now = 1.0
+    assert sim.step(BufferSend(2)) == [StartTimer(T.SEND_EXPIRY, 30.0)]
+    assert sim.core.pending_sends == 2
+    out = sim.reconnect_up()
+    assert sim.of(WriteBuffered, out) == [WriteBuffered(2, 1)]
+    # Message 1 is on the wire: it can no longer expire, message 2 still can.
+    out = sim.advance(25.0)
+    assert out == [StartTimer(T.SEND_EXPIRY, 31.0)]
+    out = sim.step(SendWritten(1, ok=True))
+    assert out == [ResolveSend(1), WriteBuffered(2, 2)]
+    out = sim.step(SendWritten(2, ok=True))
+    assert out == [ResolveSend(2)]
+    assert sim.core.pending_sends == 0
+    assert sim.step(SendWritten(2, ok=True)) == []  # unknown message: nothing
+    assert sim.advance(10.0) == []  # a leftover expiry check finds nothing to expire
+
+
+def test_a_send_while_connected_goes_through_the_buffer_to_keep_order() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=2))
+    sim.up()
+    out = sim.step(BufferSend(1))
+    assert out == [StartTimer(T.SEND_EXPIRY, 30.0), WriteBuffered(1, 1)]
+    assert sim.core.send_route()[0] is SendRoute.BUFFER  # behind message 1
+    out = sim.step(BufferSend(2))
+    assert out == [StartTimer(T.SEND_EXPIRY, 30.0)]
+    assert sim.step(SendWritten(1, ok=True)) == [ResolveSend(1), WriteBuffered(1, 2)]
+
+
+def test_a_full_buffer_refuses_the_message() -> None:
+    sim = buffered_sim(size=2)
+    sim.step(BufferSend(1))
+    sim.step(BufferSend(2))
+    out = sim.step(BufferSend(3))
+    [resolve] = out
+    assert isinstance(resolve, ResolveSend) and resolve.message == 3
+    assert isinstance(resolve.error, SendBufferFull)
+    assert str(resolve.error) == "send buffer full (2 waiting)"
+    assert sim.core.pending_sends == 2
+
+
+def test_a_buffered_message_expires_after_its_time_to_live() -> None:
+    sim = buffered_sim(ttl=3.0)
+    sim.step(BufferSend(1))
+    sim.now += 1.0
+    sim.step(BufferSend(2))
+    assert sim.timers[T.SEND_EXPIRY] == 3.0
+    out = sim.advance(1.999)
+    assert sim.of(ResolveSend, out) == []
+    out = sim.advance(0.001)
+    [expired] = sim.of(ResolveSend, out)
+    assert isinstance(expired, ResolveSend) and expired.message == 1
+    assert isinstance(expired.error, SendExpired)
+    assert str(expired.error) == "message waited 3 s for a connection and expired"
+    assert sim.timers[T.SEND_EXPIRY] == 4.0
+    out = sim.advance(1.0)
+    assert [e.message for e in sim.of(ResolveSend, out)] == [2]  # type: ignore[union-attr]
+    assert T.SEND_EXPIRY not in sim.timers
+
+
+def test_a_failed_write_puts_the_message_back_for_the_next_socket() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    sim.step(BufferSend(2))
+    sim.reconnect_up()
+    sim.step(SocketClosed(2, 1006))
+    out = sim.step(SendWritten(1, ok=False))
+    assert sim.of(ResolveSend, out) == []
+    assert sim.timers[T.SEND_EXPIRY] == 30.0
+    out = sim.reconnect_up()
+    assert sim.of(WriteBuffered, out) == [WriteBuffered(3, 1)]
+
+
+def test_a_failed_write_past_its_time_to_live_expires() -> None:
+    sim = buffered_sim(ttl=10.0)
+    sim.step(BufferSend(1))
+    sim.reconnect_up()  # at 5 s: message 1 is written
+    sim.advance(7.0)  # its time to live ends while its write is in flight
+    assert sim.of(ResolveSend) == []
+    sim.step(SocketClosed(2, 1006))
+    out = sim.step(SendWritten(1, ok=False))
+    [expired] = sim.of(ResolveSend, out)
+    assert isinstance(expired, ResolveSend) and isinstance(expired.error, SendExpired)
+    assert sim.core.pending_sends == 0
+
+
+def test_a_user_disconnect_abandons_waiting_messages_at_once() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=3))
+    sim.up()
+    sim.step(BufferSend(1))  # being written
+    sim.step(BufferSend(2))
+    out = sim.step(UserDisconnect())
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and abandoned.message == 2
+    assert isinstance(abandoned.error, SendAbandoned)
+    assert str(abandoned.error) == "message not sent: the user disconnected"
+    assert sim.step(SendWritten(1, ok=True)) == [ResolveSend(1)]
+
+
+def test_giving_up_abandons_the_buffer_and_refuses_later_sends() -> None:
+    strategy = Strategy(delay=1.0)
+    sim = Sim(no_ping(), recovery_config(strategy, buffer_size=3))
+    sim.up()
+    sim.drop()
+    sim.step(BufferSend(1))
+    strategy.delay = None
+    sim.advance(1.0)
+    out = sim.step(SocketClosed(2, None, "", ConnectionRefused("refused")))
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and isinstance(abandoned.error, SendAbandoned)
+    assert "recovery stopped" in str(abandoned.error)
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and isinstance(error, SendAbandoned)
+    out = sim.step(BufferSend(2))
+    [refused] = out
+    assert isinstance(refused, ResolveSend) and isinstance(refused.error, SendAbandoned)
+
+
+def test_a_cancelled_send_leaves_the_buffer() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    sim.step(BufferSend(2))
+    out = sim.step(SendCancelled(1))
+    assert out == [StartTimer(T.SEND_EXPIRY, 30.0)]
+    assert sim.core.pending_sends == 1
+    assert sim.step(SendCancelled(9)) == []
+    out = sim.reconnect_up()
+    assert sim.of(WriteBuffered, out) == [WriteBuffered(2, 2)]
+    assert sim.step(SendCancelled(2)) == []  # on the wire: its write decides
+    assert sim.core.pending_sends == 1
+
+
+def test_without_recovery_buffer_inputs_are_refused_or_ignored() -> None:
+    sim = Sim(no_ping())
+    [refused] = sim.step(BufferSend(1))
+    assert isinstance(refused, ResolveSend) and isinstance(refused.error, SendAbandoned)
+    assert sim.step(SendWritten(1, ok=True)) == []
+    assert sim.step(SendCancelled(1)) == []
+    assert sim.core.pending_sends == 0
