@@ -8,8 +8,11 @@ fails on the behaviour the issue reported (noted per test as "Before:").
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,6 +67,39 @@ async def quick_start_main(client: WebSocketClient) -> list[int]:
         async for event in client.events(dict):
             got.append(event["seq"])
     return got
+
+
+def readme_quick_start() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@virtual_time
+async def test_the_readme_quick_start_as_written_ends_when_the_server_goes_away() -> None:
+    code = readme_quick_start()
+    assert code.count("wss://example.test/connect") == 1 and code.endswith("asyncio.run(main())\n")
+    async with TestServer() as server:
+        code = code.replace("wss://example.test/connect", server.url)
+        namespace: dict[str, Any] = {}
+        exec(compile(code.replace("asyncio.run(main())", ""), "README.md", "exec"), namespace)
+
+        async def server_side() -> None:
+            await server.wait_for_connections()
+            await asyncio.sleep(1)
+            await server.send_burst(2)
+            await asyncio.sleep(1)
+            await server.kill()  # gone for good
+
+        feeding = asyncio.create_task(server_side())
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            async with asyncio.timeout(BOUND):
+                await namespace["main"]()
+        await feeding
+    lines = printed.getvalue().splitlines()
+    assert [json.loads(line.replace("'", '"'))["seq"] for line in lines[:-1]] == [0, 1]
+    assert lines[-1].startswith("connection ended: ServerInitiated(close_code=1006")
 
 
 @virtual_time
@@ -256,8 +292,11 @@ async def test_without_retry_first_connect_the_first_failure_still_raises() -> N
     recovery = ConnectionRecoveryHandler(client)
     with pytest.raises(ConnectFailed):
         await client.connect()
+    async with TestServer(port=port):  # recovery goes on retrying in the background
+        async with asyncio.timeout(60):
+            await client.wait_for(S.CONNECTED)
+        await client.close()
     recovery.close()
-    await client.close()
 
 
 @virtual_time
