@@ -19,7 +19,7 @@ SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log a
 	mc = m.ConnectionMachine(lambda: 0.0); mc.add_listener(t.TransitionLogger("smoke")); \
 	mc.connect(); mc.opened(); mc.disconnect(s.UserInitiated()); mc.closed()
 
-.PHONY: test check lint typecheck demo diagrams bench clean lowest wheel-smoke browser
+.PHONY: test check lint typecheck demo diagrams bench soak clean lowest wheel-smoke browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statesock needs Python 3.11 or newer")'
@@ -59,6 +59,10 @@ diagrams: $(STAMP)
 	$(BIN)/statesock diagram --format mermaid -o diagrams/connection.mmd
 	$(BIN)/statesock diagram --format dot -o diagrams/connection.dot
 	$(BIN)/statesock diagram --format svg -o diagrams/connection.svg
+
+# Millions of seeded random inputs through the connection core (tests/core_world.py).
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak_core $(ARGS)
 
 # Quick benchmarks (~5 min on 2 cores; not part of `make test`): writes bench-results.json and
 # bench-results.md. ARGS=--full for the large sizes, ARGS="--only storm" for one suite.

@@ -398,9 +398,8 @@ class ConnectionCore:
             self._emit(CancelHook(hook))
         self._ping_sent_at = None
         self._reading_paused = False
-        if self._recovery is not None:
-            for item in self._recovery.buffer:
-                item.writing = False
+        # A buffered message being written keeps waiting for its write's outcome: it may
+        # be on the wire already, so it can neither expire nor be written again until then.
 
     # -- after a disconnection: recovery -----------------------------------------------------
 
@@ -691,16 +690,19 @@ class ConnectionCore:
                 self._emit(ResolveDisconnect((event.waiter,)))
             return
         self._closing = True
-        state = self.machine.state
-        if state in (S.INITIALIZED, S.DISCONNECTED):
+        if self.machine.state is not S.INITIALIZED:
             if event.waiter is not None:
-                self._emit(ResolveDisconnect((event.waiter,)))
+                self._disconnect_waiters.append(event.waiter)
+            # A close is the user's disconnect: it replaces a stored source too.
+            self._fire(lambda: self.machine.disconnect(UserInitiated()))
+        if self.machine.state in (S.INITIALIZED, S.DISCONNECTED):
+            waiters = tuple(self._disconnect_waiters)
+            if event.waiter is not None and self.machine.state is S.INITIALIZED:
+                waiters += (event.waiter,)
+            self._disconnect_waiters.clear()
+            if waiters:
+                self._emit(ResolveDisconnect(waiters))
             self._finish(self.machine.source)
-            self.closed = True
-            return
-        if event.waiter is not None:
-            self._disconnect_waiters.append(event.waiter)
-        self._fire(lambda: self.machine.disconnect(UserInitiated()))
 
     def _on_socket_opened(self, event: SocketOpened) -> None:
         if self._stale("opened", event.socket):
@@ -802,8 +804,10 @@ class ConnectionCore:
         assert interval is not None and self._socket is not None
         # Fixed cadence: the next check is due one interval after this one was due.
         connected_at = self._connected_at if self._connected_at is not None else self._now
-        periods = math.floor((self._now - connected_at) / interval) + 1
-        self._start_timer_at(TimerKind.PING, connected_at + periods * interval)
+        due = connected_at + (math.floor((self._now - connected_at) / interval) + 1) * interval
+        if due <= self._now:  # the division rounded down a period that had just ended
+            due += interval
+        self._start_timer_at(TimerKind.PING, due)
         if self._ping_sent_at is not None:
             return  # the previous check is still waiting for its deadline
         self._ping_sent_at = self._now
@@ -915,6 +919,10 @@ class ConnectionCore:
         if event.ok:
             recovery.buffer.remove(item)
             self._emit(ResolveSend(item.message))
+        elif self.done or self._closing:
+            recovery.buffer.remove(item)  # nothing will connect again to carry it
+            why = self.final_source.close_reason if self.final_source else "the client is done"
+            self._emit(ResolveSend(item.message, SendAbandoned(f"message not sent: {why}")))
         else:
             item.writing = False  # the socket went: it waits for the next one
             if item.expires_at <= self._now:
