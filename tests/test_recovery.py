@@ -542,3 +542,81 @@ def test_a_raising_policy_or_strategy_gives_up_loudly(broken: str) -> None:
             await client.close()
 
     run_virtual(scenario())
+
+
+# -- faults that once left a client stuck or leaking -----------------------------------------
+
+
+@virtual_time
+async def test_connect_and_disconnect_in_the_same_tick_never_sticks_in_disconnecting() -> None:
+    # The socket task used to be cancelled before its first step, so it never reported its
+    # close: the client stayed in disconnecting and every later connect() hung.
+    async with TestServer() as server:
+        client = make_client(server.url)
+        attempt = asyncio.ensure_future(client.connect())
+        await asyncio.sleep(0)
+        snapshot = await asyncio.wait_for(client.disconnect(), 2)
+        assert snapshot.state is S.DISCONNECTED
+        with pytest.raises(ConnectFailed):
+            await attempt
+        assert (await asyncio.wait_for(client.connect(), 5)).state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_a_hung_auth_hook_is_cancelled_with_its_socket_and_never_piles_up() -> None:
+    hooks_alive = 0
+    sockets_seen: list[int] = []
+
+    async def never_returns(client: WebSocketClient) -> None:
+        nonlocal hooks_alive
+        hooks_alive += 1
+        sockets_seen.append(id(client._sockets.get(client._core.socket or 0)))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            hooks_alive -= 1
+
+    async with TestServer() as server:
+        client = make_client(server.url, on_connection_established=never_returns, auth_timeout=2)
+        handler = ConnectionRecoveryHandler(client, strategy=DelayList([0.5]))
+        with contextlib.suppress(ConnectFailed):
+            await client.connect()
+        await asyncio.sleep(30)
+        assert len(sockets_seen) >= 9  # it kept trying, one hook per attempt...
+        assert hooks_alive <= 1  # ...and the previous attempts' hooks were all cancelled
+        handler.close()
+        started = asyncio.get_running_loop().time()
+        await client.close()
+        assert hooks_alive == 0
+        assert asyncio.get_running_loop().time() - started < 1.0  # close() did not wait
+
+
+@virtual_time
+async def test_the_network_flapping_within_one_tick_ends_connected() -> None:
+    async with TestServer() as server:
+        monitor = ManualNetworkMonitor()
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client, monitor)
+        await client.connect()
+        monitor.set_available(False)
+        monitor.set_available(True)
+        await asyncio.wait_for(wait_for_state(client, S.DISCONNECTED), 5)
+        await asyncio.wait_for(wait_for_state(client, S.CONNECTED), 5)
+        assert not handler.gave_up
+        handler.pause()
+        handler.resume()
+        await asyncio.wait_for(wait_for_state(client, S.CONNECTED), 5)
+        assert client.state.state is S.CONNECTED
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_engine_only_triggers_have_no_back_door() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        assert not hasattr(client, "machine")
+        assert not hasattr(client.state, "closed")  # the snapshot is data, not a machine
+        await client.close()
