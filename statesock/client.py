@@ -27,11 +27,10 @@ import inspect
 import itertools
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, TypeVar, Unpack
 
 from . import core as c
-from .engine import EngineConfig, SocketHandle, WebSocketEngine
+from .engine import SocketHandle, WebSocketEngine
 from .events import ConnectionAckEvent, HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
 from .exceptions import (
     ClientClosed,
@@ -45,33 +44,22 @@ from .exceptions import (
 )
 from .machine import ConnectionSnapshot, ConnectionState, Listener, Record, StateChange
 from .ping import build_health_check, default_ping_request
-from .redaction import redact_text, redact_url
+from .redaction import redact_url
 from .settings import ClientOptions, ClientSettings
 from .sources import DisconnectionSource, UserInitiated
+from .stats import ClientStats
 from .subscriptions import Fanout, Overflow, Subscription
+from .timers import Timers
 from .transition_log import TransitionLogger, emit, websockets_logger
+from .waiters import Waiters
 
-__all__ = ["ClientStats", "WebSocketClient"]
+__all__ = ["ClientStats", "WebSocketClient"]  # ClientStats: see statesock.stats
 
 T = TypeVar("T")
 _CONTROL = (HealthCheckPongEvent, ConnectionAckEvent, ServerErrorEvent)
 _labels = itertools.count(1)
-_ids = itertools.count(1)
 # Set in the auth hook's task: its sends are part of the handshake.
 _in_handshake: ContextVar[bool] = ContextVar("statesock_in_handshake", default=False)
-
-
-@dataclass
-class ClientStats:
-    """Counters a user can read to see what the client skipped or dropped, and why."""
-
-    messages_received: int = 0
-    decode_errors: int = 0
-    ignored_messages: int = 0
-    events_dropped: int = 0
-    callback_errors: int = 0
-    sends_expired: int = 0
-    sends_abandoned: int = 0
 
 
 class WebSocketClient:
@@ -113,47 +101,32 @@ class WebSocketClient:
         self.on_connected = on_connected
         self.token: str | None = None
         self.subprotocol: str | None = None
-        self.stats = ClientStats()
+        self.stats = ClientStats(label=self.label)
+        fetch_token = self._fetch_token if settings.token_provider else None
         self._engine = WebSocketEngine(
-            EngineConfig(
-                url=url,
-                subprotocols=settings.subprotocols,
-                headers=settings.headers,
-                query_params=settings.query_params,
-                ssl=settings.ssl,
-                max_size=settings.max_size,
-                compression=settings.compression,
-                close_timeout=settings.close_timeout,
-                protocol_keepalive=settings.protocol_keepalive,
-                before_attempt=self._fetch_token if settings.token_provider else None,
-                proxy=settings.proxy,
-                logger=websockets_logger(self.label),
-            ),
-            self.label,
+            settings.engine_config(url, fetch_token, websockets_logger(self.label)), self.label
         )
         self._core = c.ConnectionCore(
             settings.core_config(on_connection_established, on_connected),
-            on_listener_error=self._listener_failed,
+            on_listener_error=self.stats.listener_failed,
         )
         self._core.machine.add_listener(TransitionLogger(self.label))
         self._core.machine.add_listener(self._feed_state_streams)
         self._fanout = Fanout(
             queue_size=settings.event_queue_size,
-            on_drop=self._dropped,
-            on_callback_error=self._callback_failed,
+            on_drop=self.stats.dropped,
+            on_callback_error=self.stats.callback_failed,
         )
         self._state_streams: list[Subscription[StateChange]] = []
         self._sockets: dict[int, SocketHandle] = {}
-        self._timers: dict[c.TimerKind, asyncio.TimerHandle] = {}
+        self._timers = Timers(self._timer_fired)
         self._hooks: dict[c.Hook, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._connect_waiters: dict[int, asyncio.Future[ConnectionSnapshot]] = {}
-        self._disconnect_waiters: dict[int, asyncio.Future[None]] = {}
+        self._waiters = Waiters()
         self._done_waiters: list[asyncio.Future[DisconnectionSource | None]] = []
-        self._outgoing: dict[int, tuple[str | bytes, asyncio.Future[None]]] = {}
+        self._outgoing: dict[int, str | bytes] = {}  # buffered messages, by waiter number
         self._last_frame_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._recovery: object | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -232,7 +205,7 @@ class WebSocketClient:
         ``event_queue_size`` records behind loses its oldest (counted in ``dropped``).
         """
         sub: Subscription[StateChange] = Subscription(
-            self.settings.event_queue_size, Overflow.DROP_OLDEST, on_drop=self._dropped
+            self.settings.event_queue_size, Overflow.DROP_OLDEST, on_drop=self.stats.dropped
         )
         if self._core.closed:
             sub.end(self._core.final_source)
@@ -268,15 +241,12 @@ class WebSocketClient:
         """
         if self._core.closed:
             raise ClientClosed(f"client {self.label} is closed")
-        waiter = next(_ids)
-        future: asyncio.Future[ConnectionSnapshot] = self._loop_now().create_future()
-        self._connect_waiters[waiter] = future
+        self._loop_now()
         self._fanout.start()  # async on() callbacks registered before the loop ran
+        waiter = self._waiters.add()
         self._step(c.UserConnect(waiter))
-        try:
-            return await future
-        finally:
-            self._connect_waiters.pop(waiter, None)
+        snapshot: ConnectionSnapshot = await self._waiters.wait(waiter)
+        return snapshot
 
     async def disconnect(self) -> ConnectionSnapshot:
         """Close with 1000 and wait for disconnected (bounded by ``close_timeout`` + 1 s).
@@ -290,9 +260,7 @@ class WebSocketClient:
         """Disconnect (user), end every stream, and leave no task running."""
         if not self._core.closed:
             await self._wait_disconnect(c.UserClose)
-        for timer in list(self._timers.values()):
-            timer.cancel()
-        self._timers.clear()
+        self._timers.cancel_all()
         for hook in list(self._hooks.values()):
             hook.cancel()
         await self._engine.aclose()
@@ -320,12 +288,11 @@ class WebSocketClient:
         if route is c.SendRoute.DIRECT:
             await self._sockets[self._core.socket or 0].send(data)
             return
-        number = next(_ids)
-        written: asyncio.Future[None] = self._loop_now().create_future()
-        self._outgoing[number] = (data, written)
+        number = self._waiters.add()
+        self._outgoing[number] = data
         self._step(c.BufferSend(number))
         try:
-            await written
+            await self._waiters.wait(number)
         except asyncio.CancelledError:
             self._step(c.SendCancelled(number))
             raise
@@ -354,15 +321,7 @@ class WebSocketClient:
         try:
             event = self.event_decoder(data)
         except Exception as exc:
-            self.stats.decode_errors += 1
-            emit(
-                "warning",
-                "decode_failed",
-                client=self.label,
-                error=redact_text(f"{type(exc).__name__}: {exc}"),
-                message=redact_text(data),
-                decode_errors=self.stats.decode_errors,
-            )
+            self.stats.decode_failed(exc, data)
             return None
         if event is None:
             self.stats.ignored_messages += 1
@@ -414,19 +373,12 @@ class WebSocketClient:
             handle.abort()
 
     def _start_timer(self, effect: c.StartTimer) -> None:
-        old = self._timers.pop(effect.timer, None)
-        if old is not None:
-            old.cancel()
-        loop = self._loop_now()
-        self._timers[effect.timer] = loop.call_at(effect.at, self._timer_fired, effect.timer)
+        self._timers.start(self._loop_now(), effect.timer, effect.at)
 
     def _cancel_timer(self, effect: c.CancelTimer) -> None:
-        timer = self._timers.pop(effect.timer, None)
-        if timer is not None:
-            timer.cancel()
+        self._timers.cancel(effect.timer)
 
     def _timer_fired(self, timer: c.TimerKind) -> None:
-        self._timers.pop(timer, None)
         self._step(c.TimerFired(timer, self._last_frame_at))
 
     def _send_health_check(self, effect: c.SendHealthCheck) -> None:
@@ -434,7 +386,10 @@ class WebSocketClient:
         if handle is None:
             return
         data = build_health_check(
-            self.ping_request_builder, self.settings.encoder, effect.health, self._callback_failed
+            self.ping_request_builder,
+            self.settings.encoder,
+            effect.health,
+            self.stats.callback_failed,
         )
         if data is None:  # a protocol Ping; its Pong is the answer
             pong = handle.ping()
@@ -465,7 +420,7 @@ class WebSocketClient:
             # The socket went away under the hook: not a bug in the hook.
             emit("info", "hook_interrupted", client=self.label, hook=hook.value, error=str(exc))
         except Exception as exc:
-            self._callback_failed(exc, hook.value)
+            self.stats.callback_failed(exc, hook.value)
         if self._hooks.get(hook) is asyncio.current_task():
             del self._hooks[hook]
         self._step(c.HookFinished(socket, hook))
@@ -476,25 +431,20 @@ class WebSocketClient:
             task.cancel("statesock: its socket went away")
 
     def _resolve_connect(self, effect: c.ResolveConnect) -> None:
+        error: Exception | None = None
+        if effect.closed:
+            error = ClientClosed(f"client {self.label} is closed")
+        elif effect.source is not None:
+            error = ConnectFailed(effect.source)
         for waiter in effect.waiters:
-            future = self._connect_waiters.pop(waiter, None)
-            if future is None or future.done():
-                continue
-            if effect.closed:
-                future.set_exception(ClientClosed(f"client {self.label} is closed"))
-            elif effect.source is not None:
-                future.set_exception(ConnectFailed(effect.source))
-            else:
-                future.set_result(self.state)
+            self._waiters.settle(waiter, self.state, error)
 
     def _resolve_disconnect(self, effect: c.ResolveDisconnect) -> None:
         for waiter in effect.waiters:
-            future = self._disconnect_waiters.pop(waiter, None)
-            if future is not None and not future.done():
-                future.set_result(None)
+            self._waiters.settle(waiter)
 
     def _write_buffered(self, effect: c.WriteBuffered) -> None:
-        data, _ = self._outgoing[effect.message]
+        data = self._outgoing[effect.message]
         handle = self._sockets[effect.socket]
         self._spawn(self._write(handle, effect.message, data), "flush")
 
@@ -507,17 +457,11 @@ class WebSocketClient:
             self._step(c.SendWritten(message, ok=True))
 
     def _resolve_send(self, effect: c.ResolveSend) -> None:
-        _, future = self._outgoing.pop(effect.message, (b"", None))
         if isinstance(effect.error, SendExpired):
             self.stats.sends_expired += 1
         elif isinstance(effect.error, SendAbandoned):
             self.stats.sends_abandoned += 1
-        if future is None or future.done():
-            return
-        if effect.error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(effect.error)
+        self._waiters.settle(effect.message, None, effect.error)
 
     def _finished(self, effect: c.Finished) -> None:
         self._fanout.end_all(effect.source)
@@ -533,19 +477,15 @@ class WebSocketClient:
         emit(effect.level, effect.event, client=self.label, **dict(effect.fields))
 
     def _report_error(self, effect: c.ReportError) -> None:
-        self._callback_failed(effect.error, effect.where)
+        self.stats.callback_failed(effect.error, effect.where)
 
     # -- helpers ----------------------------------------------------------------------------
 
     async def _wait_disconnect(self, command: type[c.UserDisconnect] | type[c.UserClose]) -> None:
-        waiter = next(_ids)
-        future: asyncio.Future[None] = self._loop_now().create_future()
-        self._disconnect_waiters[waiter] = future
+        self._loop_now()
+        waiter = self._waiters.add()
         self._step(command(waiter))
-        try:
-            await future
-        finally:
-            self._disconnect_waiters.pop(waiter, None)
+        await self._waiters.wait(waiter)
 
     def _feed_state_streams(self, record: Record) -> None:
         if isinstance(record, StateChange):
@@ -582,32 +522,6 @@ class WebSocketClient:
     async def _quietly(self, send: Awaitable[None]) -> None:
         with contextlib.suppress(ConnectionFailure, NotConnectedError):
             await send
-
-    def _callback_failed(self, exc: Exception, name: str) -> None:
-        self.stats.callback_errors += 1
-        emit(
-            "error",
-            "callback_failed",
-            client=self.label,
-            callback=name,
-            error=redact_text(f"{type(exc).__name__}: {exc}"),
-            exc_info=exc,
-        )
-
-    def _listener_failed(self, exc: Exception, record: Record, listener: Listener) -> None:
-        self._callback_failed(exc, getattr(listener, "__name__", type(listener).__name__))
-
-    def _dropped(self, sub: Subscription[Any]) -> None:
-        self.stats.events_dropped += 1
-        if sub.dropped == 1 or sub.dropped % 1000 == 0:
-            emit(
-                "warning",
-                "events_dropped",
-                client=self.label,
-                dropped=sub.dropped,
-                queue_size=sub.maxsize,
-                policy=sub.overflow.value,
-            )
 
     def __repr__(self) -> str:
         return f"<WebSocketClient {self.label} {redact_url(self.url)} {self._core.state.value}>"

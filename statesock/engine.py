@@ -22,8 +22,7 @@ import inspect
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -53,6 +52,7 @@ from .exceptions import (
     TLSFailure,
 )
 from .redaction import redact_url
+from .settings import EngineConfig, HeadersSource, QuerySource
 
 __all__ = [
     "EngineConfig",
@@ -64,12 +64,6 @@ __all__ = [
     "map_exception",
     "validate_url",
 ]
-
-Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
-# Static values, or a callable (sync or async) evaluated before every attempt so that a
-# token in a header or the query string is always fresh.
-HeadersSource = Pairs | Callable[[], Pairs | Awaitable[Pairs]] | None
-QuerySource = HeadersSource
 
 
 def validate_url(url: str) -> str:
@@ -157,24 +151,6 @@ class SocketListener(Protocol):
         self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
     ) -> None:
         """The socket closed; ``code`` is None when it never opened (``error`` says why)."""
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    url: str
-    subprotocols: Sequence[str] = ()
-    headers: HeadersSource = None
-    query_params: QuerySource = None
-    ssl: ssl.SSLContext | None = None
-    max_size: int | None = 2**20
-    compression: bool = True
-    close_timeout: float = 5.0
-    protocol_keepalive: float | None = None
-    # Awaited before every attempt (the client fetches a fresh token here).
-    before_attempt: Callable[[], Awaitable[None]] | None = None
-    # websockets' meaning: True = from the environment (HTTPS_PROXY...), a URL, or None = off.
-    proxy: str | bool | None = True
-    logger: Any = None
 
 
 async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:

@@ -12,13 +12,19 @@ import inspect
 import json
 import math
 import ssl as ssl_module
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from .core import CoreConfig
 
-__all__ = ["ClientOptions", "ClientSettings"]
+__all__ = ["ClientOptions", "ClientSettings", "EngineConfig", "HeadersSource", "QuerySource"]
+
+Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
+# Static values, or a callable (sync or async) evaluated before every attempt so that a
+# token in a header or the query string is always fresh.
+HeadersSource = Pairs | Callable[[], Pairs | Awaitable[Pairs]] | None
+QuerySource = HeadersSource
 
 
 class ClientOptions(TypedDict, total=False):
@@ -182,6 +188,15 @@ class ClientSettings:
             label=label,
         )
 
+    def engine_config(
+        self, url: str, before_attempt: Callable[[], Awaitable[None]] | None, logger: Any
+    ) -> EngineConfig:
+        return EngineConfig(
+            url, self.subprotocols, self.headers, self.query_params, self.ssl, self.max_size,
+            self.compression, self.close_timeout, self.protocol_keepalive, before_attempt,
+            self.proxy, logger,
+        )  # fmt: skip
+
     def core_config(self, auth_hook: object, connected_hook: object) -> CoreConfig:
         return CoreConfig(
             connect_timeout=self.connect_timeout,
@@ -195,3 +210,23 @@ class ClientSettings:
             has_connected_hook=connected_hook is not None,
             has_token_provider=self.token_provider is not None,
         )
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine needs to open a socket (built by :meth:`ClientSettings.engine_config`)."""
+
+    url: str
+    subprotocols: Sequence[str] = ()
+    headers: HeadersSource = None
+    query_params: QuerySource = None
+    ssl: ssl_module.SSLContext | None = None
+    max_size: int | None = 2**20
+    compression: bool = True
+    close_timeout: float = 5.0
+    protocol_keepalive: float | None = None
+    # Awaited before every attempt (the client fetches a fresh token here).
+    before_attempt: Callable[[], Awaitable[None]] | None = None
+    # websockets' meaning: True = from the environment (HTTPS_PROXY...), a URL, or None = off.
+    proxy: str | bool | None = True
+    logger: Any = None

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "statesock"
-PURE = ["machine", "sources", "events", "exceptions", "retry"]
+PURE = [
+    "machine",
+    "core",
+    "core_io",
+    "sources",
+    "events",
+    "exceptions",
+    "retry",
+    "settings",
+    "redaction",
+]
 FORBIDDEN_IN_PURE = {"asyncio", "websockets", "time", "socket", "structlog"}
 
 
@@ -47,3 +57,45 @@ def test_cli_and_diagram_do_not_load_the_network_stack() -> None:
 
 def test_package_ships_py_typed() -> None:
     assert (PACKAGE / "py.typed").exists()
+
+
+def _package_imports(path: Path) -> set[str]:
+    """The statesock modules ``path`` imports at module level (not inside functions)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If):  # ``if TYPE_CHECKING:`` imports are not executed
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                names.add(node.module.split(".")[0])
+            else:
+                names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("statesock."):
+            names.add((node.module or "").split(".")[1])
+    return names
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    graph = {p.stem: _package_imports(p) for p in PACKAGE.glob("*.py")}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        assert module not in visiting, " -> ".join([*visiting[visiting.index(module) :], module])
+        visiting.append(module)
+        for imported in sorted(graph.get(module, ())):
+            visit(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+
+
+def test_client_is_a_thin_shell() -> None:
+    # Decisions live in core.py; the shell only carries out effects.
+    lines = (PACKAGE / "client.py").read_text(encoding="utf-8").count("\n")
+    assert lines <= 560, lines
