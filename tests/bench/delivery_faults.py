@@ -141,7 +141,7 @@ async def _slow(duration: float) -> Figures:
         figures = {
             "duration_s": duration,
             "disconnections": len(lost),
-            "sources": lost,
+            "sources": list(lost),
             "state_at_end": state.value,
             "sent": sent,
             "delivered": len(got),
