@@ -509,7 +509,10 @@ class WebSocketClient:
     def _loop_time(self) -> float:
         loop = self._loop
         if loop is None or loop.is_closed():
-            loop = self._loop_now()
+            try:
+                loop = self._loop_now()
+            except RuntimeError:  # set up before the loop runs: time has not started
+                return self._core.now
         return loop.time()
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:

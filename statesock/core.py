@@ -237,6 +237,11 @@ class ConnectionCore:
         return self._now
 
     @property
+    def now(self) -> float:
+        """The latest time an input came with."""
+        return self._now
+
+    @property
     def state(self) -> ConnectionState:
         return self.machine.state
 
