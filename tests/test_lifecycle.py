@@ -20,7 +20,12 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from statesock import HealthCheckPongEvent, ServerErrorEvent, WebSocketClient
 from statesock.events import ConnectionAckEvent
-from statesock.exceptions import ConnectFailed, ConnectionEnded, MessageTooLarge
+from statesock.exceptions import (
+    ConnectFailed,
+    ConnectionEnded,
+    ConnectionRefused,
+    MessageTooLarge,
+)
 from statesock.machine import ConnectionState, StateChange
 from statesock.recovery import ConnectionRecoveryHandler
 from statesock.retry import DelayList
@@ -314,6 +319,34 @@ async def test_retry_first_connect_raises_once_the_policy_stops() -> None:
         await client.close()
 
 
+@virtual_time
+async def test_a_user_disconnect_ends_a_first_connect_that_keeps_trying() -> None:
+    client = make_client(f"ws://127.0.0.1:{free_port()}/")
+    recovery = ConnectionRecoveryHandler(client, retry_first_connect=True)
+    connecting = asyncio.create_task(client.connect())
+    await asyncio.sleep(10)
+    loop = asyncio.get_running_loop()
+    asked_at = loop.time()
+    await client.disconnect()
+    with pytest.raises(ConnectFailed) as failed:
+        await connecting
+    assert loop.time() == asked_at  # at once, not after the next backoff
+    assert failed.value.source == UserInitiated() == client.final_source
+    recovery.close()
+    await client.close()
+
+
+@virtual_time
+async def test_run_raises_connection_ended_when_the_first_attempt_fails_without_recovery() -> None:
+    client = make_client(f"ws://127.0.0.1:{free_port()}/")
+    with pytest.raises(ConnectionEnded) as ended:
+        async with asyncio.timeout(BOUND):
+            await client.run()
+    source = ended.value.source
+    assert isinstance(source, ServerInitiated) and isinstance(source.error, ConnectionRefused)
+    await client.close()
+
+
 # -- liveness ---------------------------------------------------------------------------------
 
 
@@ -355,6 +388,31 @@ async def test_the_legacy_pong_as_ack_still_authenticates() -> None:
         assert client.state.state is S.CONNECTED and client.health.pongs == 0
         await asyncio.sleep(6)
         assert client.health.pongs == 1
+        await client.close()
+
+
+@virtual_time
+async def test_messages_behind_which_the_pong_waits_prove_the_link_alive() -> None:
+    # The pong comes 10 s late (pong_timeout 3 s), but the server speaks every second.
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=5, pong_timeout=3)
+        server.pong_delay = 10
+        seen = transitions_of(client)
+        await client.connect()
+        for second in range(60):
+            await server.send_burst(1, start=second)
+            await asyncio.sleep(1)
+        assert client.state.state is S.CONNECTED, seen
+        assert server.health_checks >= 3
+        server.pong_delay = 0  # the server catches up on its late answers meanwhile
+        for second in range(60, 80):
+            await server.send_burst(1, start=second)
+            await asyncio.sleep(1)
+        await asyncio.sleep(30)  # silence now: only prompt pongs keep the link
+        assert client.state.state is S.CONNECTED, seen
+        server.silent = True
+        await client.wait_for(S.DISCONNECTED)
+        assert client.state.source == NoPongReceived()
         await client.close()
 
 
