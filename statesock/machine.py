@@ -285,6 +285,7 @@ class ConnectionMachine:
         "_seq",
         "_source",
         "_state",
+        "_table",
     )
 
     def __init__(
@@ -308,6 +309,8 @@ class ConnectionMachine:
         self._applied: list[Record] = []
         self._matched = False
         self._state = ConnectionState.INITIALIZED
+        # This thread's shared machine (a client belongs to its loop's thread).
+        self._table = _shared_machine()
 
     # -- guards (named in RULES) -------------------------------------------------------
 
@@ -372,7 +375,12 @@ class ConnectionMachine:
         return self.fire(Trigger.AUTHENTICATED, health=health)
 
     def pong(self, health: HealthCheckInfo) -> Record | None:
-        return self.fire(Trigger.PONG, health=health)
+        # The hot path (one per health check): no source to validate, no connect to chain.
+        records = self._apply(Trigger.PONG, {"health": health})
+        self._outbox.extend(records)
+        if not self._delivering:
+            self._deliver()
+        return records[0] if records else None
 
     def disconnect(self, source: DisconnectionSource) -> Record | None:
         return self.fire(Trigger.DISCONNECT, source=source)
@@ -406,7 +414,8 @@ class ConnectionMachine:
         self._applied = []
         self._matched = False
         try:
-            _shared_machine().events[trigger.value].trigger(self, **kwargs)
+            # A StrEnum member hashes and compares as its value: no .value lookup per call.
+            self._table.events[trigger].trigger(self, **kwargs)
         except MachineError:
             raise InvalidTransition(trigger.value, state.value, "no rule for it") from None
         if not self._matched:
@@ -434,48 +443,45 @@ class ConnectionMachine:
 
     def _record(self, rule: Rule, event: EventData) -> Record:
         now = self._clock()
-        in_state = max(0.0, now - self._entered_at)
-        given = event.kwargs.get("source")
-        health = event.kwargs.get("health")
+        in_state = now - self._entered_at
+        in_state = max(in_state, 0.0)
+        kwargs = event.kwargs
+        trigger = rule.trigger
+        self._seq += 1
+        if trigger is Trigger.PONG:  # the most frequent record by far: the short path
+            health = kwargs.get("health")
+            if isinstance(health, HealthCheckInfo):
+                self._health = health
+            source = self._source
+            return InternalTransition(
+                self.state, trigger, source, source, self._seq, now, in_state,
+                _round_trip(self._health),
+            )  # fmt: skip
+        given = kwargs.get("source")
         previous_source = self._source
-        if rule.trigger is Trigger.CONNECT:
+        if trigger is Trigger.CONNECT:
             self._source = None
-        elif rule.trigger is Trigger.DISCONNECT or (
-            rule.trigger is Trigger.CLOSED and self._source is None
-        ):
+        elif trigger is Trigger.DISCONNECT or (trigger is Trigger.CLOSED and self._source is None):
             # The rules' guards already decided that ``given`` may be stored; a close that
             # completes a disconnect keeps the source the disconnect stored.
             self._source = given
+        health = kwargs.get("health")
         if isinstance(health, HealthCheckInfo):
             self._health = health
-        if rule.trigger is Trigger.DISCONNECT and isinstance(given, UserInitiated):
+        if trigger is Trigger.DISCONNECT and isinstance(given, UserInitiated):
             self._connect_after_close = False
-        self._seq += 1
-        detail = _detail(rule.trigger, event.kwargs, self._source, self._health)
+        detail = _detail(trigger, kwargs, self._source, self._health)
         if rule.outcome is Outcome.INTERNAL:
             return InternalTransition(
-                self.state,
-                rule.trigger,
-                self._source,
-                previous_source,
-                self._seq,
-                now,
-                in_state,
+                self.state, trigger, self._source, previous_source, self._seq, now, in_state,
                 detail,
-            )
+            )  # fmt: skip
         previous = rule.sources[0] if len(rule.sources) == 1 else _previous(event)
         self._entered_at = now
         return StateChange(
-            previous,
-            self.state,
-            rule.trigger,
-            self._source,
-            self._seq,
-            now,
-            in_state,
-            detail,
-            rule.trigger is Trigger.CONNECT and bool(event.kwargs.get("reconnect")),
-        )
+            previous, self.state, trigger, self._source, self._seq, now, in_state, detail,
+            trigger is Trigger.CONNECT and bool(kwargs.get("reconnect")),
+        )  # fmt: skip
 
     def _deliver(self) -> None:
         self._delivering = True
@@ -513,6 +519,12 @@ def _detail(
         return RECONNECT_DETAIL if kwargs.get("reconnect") else USER_CONNECT_DETAIL
     if trigger in (Trigger.DISCONNECT, Trigger.CLOSED) and source is not None:
         return source.close_reason
-    if trigger in (Trigger.PONG, Trigger.AUTHENTICATED) and health.round_trip is not None:
-        return f"round trip {health.round_trip * 1000:.1f} ms"
+    if trigger is Trigger.AUTHENTICATED:
+        return _round_trip(health)
     return ""
+
+
+def _round_trip(health: HealthCheckInfo) -> str:
+    if health.round_trip is None:
+        return ""
+    return f"round trip {health.round_trip * 1000:.1f} ms"
