@@ -13,12 +13,17 @@ to it (dispatched while it was subscribed and matching) is counted exactly once,
 aclose/end), never both and never neither; a BLOCK subscription never drops, so what it
 delivered is exactly the offered messages up to the point it was closed; and the delivered
 messages keep the order in which they were offered.
+
+It is checked message by message against a model queue per subscription (which message each
+policy drops, which ones aclose() discards, which one the consumer must get next), and in
+totals against the subscription's counters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -53,12 +58,35 @@ class Consumer:
     delay: float
     offered: list[int] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
+    # The model: what should be queued, and what should have been dropped or discarded.
+    queue: deque[int] = field(default_factory=deque)
+    dropped: list[int] = field(default_factory=list)
+    discarded: list[int] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
     pause: float = 0.0
     stop_after: int | None = None
     task: asyncio.Task[None] | None = None
     closed_by_consumer: bool = False
     callback: bool = False
     undo: Any = None
+
+    def offer(self, message: int) -> None:
+        self.offered.append(message)
+        if len(self.queue) >= self.sub.maxsize:
+            if self.sub.overflow is Overflow.DROP_NEWEST:
+                self.dropped.append(message)
+                return
+            if self.sub.overflow is Overflow.DROP_OLDEST:
+                self.dropped.append(self.queue.popleft())
+        # BLOCK: the message waits in the dispatch, and will be next in line after the queue.
+        self.queue.append(message)
+
+    def take(self, message: int) -> None:
+        # Runs in the consumer's task: record a mismatch for the invariant to report.
+        expected = self.queue.popleft() if self.queue else None
+        if message != expected:
+            self.mismatches.append(f"got {message}, expected {expected}")
+        self.received.append(message)
 
 
 class DeliverySpec(RuleBasedStateMachine):
@@ -107,7 +135,7 @@ class DeliverySpec(RuleBasedStateMachine):
                 self.next_id += 1
                 for consumer in self.live:
                     if isinstance(message, consumer.matches):
-                        consumer.offered.append(int(message))
+                        consumer.offer(int(message))
                 waiting = self.fanout.dispatch(message)
                 if waiting is not None:
                     await waiting
@@ -124,7 +152,7 @@ class DeliverySpec(RuleBasedStateMachine):
                 item = await sub.__anext__()
             except StopAsyncIteration:
                 return
-            consumer.received.append(int(item))
+            consumer.take(int(item))
             if consumer.stop_after is not None and len(consumer.received) >= consumer.stop_after:
                 # What `break` inside `async with` does.
                 await sub.aclose()
@@ -134,9 +162,12 @@ class DeliverySpec(RuleBasedStateMachine):
                 await asyncio.sleep(consumer.delay)
 
     def unsubscribe(self, consumer: Consumer, *, by_consumer: bool = False) -> None:
+        """The model's side of aclose(): offered no more, what is queued is discarded."""
         consumer.closed_by_consumer = by_consumer or consumer.closed_by_consumer
         if consumer in self.live:
             self.live.remove(consumer)
+        consumer.discarded.extend(consumer.queue)
+        consumer.queue.clear()
 
     def settle(self) -> None:
         self.run(asyncio.sleep(0))
@@ -196,7 +227,7 @@ class DeliverySpec(RuleBasedStateMachine):
 
         async def record(message: int) -> None:
             assert consumer is not None
-            consumer.received.append(int(message))
+            consumer.take(int(message))
             if delay:
                 await asyncio.sleep(delay)
 
@@ -256,9 +287,8 @@ class DeliverySpec(RuleBasedStateMachine):
     @rule()
     def end_all(self) -> None:
         self.fanout.end_all("done")
-        for consumer in list(self.live):
-            if not consumer.callback:
-                self.unsubscribe(consumer)
+        # Ended, not closed: offered nothing more, but what is queued is still delivered.
+        self.live = [consumer for consumer in self.live if consumer.callback]
         self.settle()
 
     @rule()
@@ -273,6 +303,7 @@ class DeliverySpec(RuleBasedStateMachine):
             return
         in_flight = 1 if self.fanout.blocked else 0
         for consumer in self.all:
+            assert not consumer.mismatches, consumer.mismatches
             sub = consumer.sub
             counted = sub.delivered + sub.dropped + sub.discarded + sub.pending
             assert len(consumer.offered) - in_flight <= counted <= len(consumer.offered)
@@ -308,8 +339,14 @@ class DeliverySpec(RuleBasedStateMachine):
             sub = consumer.sub
             offered, received = consumer.offered, consumer.received
             assert sub.pending == 0
+            assert not consumer.mismatches, consumer.mismatches
             # Exactly once: every offered message is delivered, dropped or discarded.
             assert sub.delivered + sub.dropped + sub.discarded == len(offered), consumer
+            # ... and the model agrees on which message went where.
+            assert sub.dropped == len(consumer.dropped)
+            assert sub.discarded == len(consumer.discarded)
+            assert not consumer.queue
+            assert sorted(received + consumer.dropped + consumer.discarded) == offered
             assert len(received) == sub.delivered
             assert received == sorted(set(received)), "delivered twice or out of order"
             assert _is_subsequence(received, offered)
@@ -329,7 +366,7 @@ def _is_subsequence(items: list[int], of: list[int]) -> bool:
 
 
 DeliverySpec.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=100,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
