@@ -363,8 +363,9 @@ class Fanout:
 
     :meth:`dispatch` offers each event to every match; with the default ``BLOCK`` policy it
     returns an awaitable while a subscriber is full, and the client awaits it before it reads
-    the next frame. :meth:`end_all` ends the streams when the client is done;
-    :meth:`aclose` also stops the async callbacks.
+    the next frame. :meth:`end_all` ends the streams when the client is done (and
+    :meth:`reopen` accepts new ones if it is connected again); :meth:`aclose` also stops the
+    async callbacks. ``on()`` callbacks live until ``aclose()`` or their undo.
     """
 
     def __init__(
@@ -538,7 +539,9 @@ class Fanout:
 
         Returns None when all took it, else an awaitable that completes once every full
         ``BLOCK`` subscriber has taken it: await it before dispatching the next event (that is
-        the backpressure, and what keeps each subscription in order).
+        the backpressure, and what keeps each subscription in order). :attr:`blocked` stays
+        True until it completes, so it must be awaited; cancelling it counts the event as
+        ``discarded`` on each subscriber still full.
         """
         if self._unstarted:
             # Outside a running loop nothing starts; the queues keep the events meanwhile.
