@@ -242,6 +242,8 @@ class WebSocketClient:
         if self._core.closed:
             raise ClientClosed(f"client {self.label} is closed")
         self._loop_now()
+        if self._core.done:
+            self._fanout.reopen()  # connected again: new subscriptions are live
         self._fanout.start()  # async on() callbacks registered before the loop ran
         waiter = self._waiters.add()
         self._step(c.UserConnect(waiter))
@@ -257,8 +259,14 @@ class WebSocketClient:
         return self.state
 
     async def close(self) -> None:
-        """Disconnect (user), end every stream, and leave no task running."""
+        """Disconnect (user), end every stream, and leave no task running.
+
+        Streams end first: what they hold can still be read, nothing more is added, and a
+        subscriber left full (a loop left with ``break``) no longer stops the client from
+        reading the server's close frame.
+        """
         if not self._core.closed:
+            self._fanout.end_all(self._core.final_source if self._core.done else UserInitiated())
             await self._wait_disconnect(c.UserClose)
         self._timers.cancel_all()
         for hook in list(self._hooks.values()):
@@ -311,6 +319,10 @@ class WebSocketClient:
     def socket_opened(self, handle: SocketHandle) -> None:
         self.subprotocol = handle.subprotocol
         self._step(c.SocketOpened(handle.id))
+
+    def socket_alive(self, handle: SocketHandle) -> None:
+        if handle.id == self._core.socket:
+            self._last_frame_at = self._loop_time()
 
     def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
         # The per-message hot path: a number compare, a clock read, the decoder, dispatch.

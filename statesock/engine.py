@@ -22,7 +22,7 @@ import inspect
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -35,6 +35,7 @@ from websockets.exceptions import (
     InvalidURI,
     WebSocketException,
 )
+from websockets.frames import Frame, Opcode
 from websockets.typing import Subprotocol
 
 from .exceptions import (
@@ -144,6 +145,9 @@ class SocketListener(Protocol):
 
     def socket_opened(self, handle: SocketHandle) -> None: ...
 
+    def socket_alive(self, handle: SocketHandle) -> None:
+        """A control frame arrived (a Ping from the server, a Pong to ours): the peer lives."""
+
     def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
         """A message arrived; an awaitable return asks the socket to wait before reading on."""
 
@@ -161,6 +165,23 @@ async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
         value = await value
     items = value.items() if isinstance(value, Mapping) else value
     return [(str(k), str(v)) for k, v in items]
+
+
+class _Connection(ClientConnection):
+    """websockets' connection, telling us about control frames it handles on its own: any
+    frame the peer sends proves it alive, and Ping and Pong frames never reach recv()."""
+
+    on_control_frame: Callable[[], None] | None = None
+
+    def process_event(self, event: Any) -> None:
+        super().process_event(event)
+        notify = self.on_control_frame
+        if (
+            notify is not None
+            and isinstance(event, Frame)
+            and (event.opcode is Opcode.PING or event.opcode is Opcode.PONG)
+        ):
+            notify()
 
 
 class SocketHandle:
@@ -258,6 +279,9 @@ class SocketHandle:
                 return
             self._ws = ws
             self.subprotocol = ws.subprotocol
+            if isinstance(ws, _Connection):
+                listener = self._listener
+                ws.on_control_frame = lambda: listener.socket_alive(self)
             if self._asked:  # closed while the handshake finished
                 await ws.close(1000, "")
             else:
@@ -386,6 +410,7 @@ class WebSocketEngine:
             close_timeout=config.close_timeout,
             max_size=config.max_size,
             proxy=None if config.proxy is False else config.proxy,
+            create_connection=_Connection,
             **extra,
         )
 

@@ -237,11 +237,6 @@ async def test_leaving_a_subscription_unsubscribes_and_frees_the_receive_loop() 
         await client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: client.py never calls Fanout.reopen(), so after the client was done once, "
-    "every later events() subscription comes back already ended, even once connected again",
-)
 @virtual_time
 async def test_a_subscription_made_after_reconnecting_a_done_client_is_live() -> None:
     # The user connects again after the client was done (no recovery, server closed 1011).
@@ -260,12 +255,6 @@ async def test_a_subscription_made_after_reconnecting_a_done_client_is_live() ->
         await client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: while a lossless subscriber is full the client does not read, so it never "
-    "sees the server's close frame: disconnect()/close() wait close_timeout + 1 s (6 s) and "
-    "abort the socket instead of closing at once",
-)
 @virtual_time
 async def test_leaving_the_quick_start_loop_early_closes_promptly() -> None:
     # The Quick start's loop, left with `break` while the server keeps streaming: the
@@ -500,11 +489,6 @@ async def test_idle_deadline_does_not_run_while_the_app_stops_reading() -> None:
         await client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: only data messages (and answers to our own Ping) set _last_frame_at; a "
-    "server heartbeating with Ping frames is disconnected by idle_timeout as NoPongReceived",
-)
 @virtual_time
 async def test_protocol_pings_from_the_server_count_as_frames_for_idle_timeout() -> None:
     # A server that heartbeats with WebSocket Ping frames (websockets' own keepalive, many
