@@ -175,10 +175,11 @@ class Timeline:
         return text
 
     def _when(self, epoch: float) -> str:
-        second = math.floor(epoch)
-        if second != self._second:  # one strftime per second of log, not per line
-            self._second, self._prefix = second, format_wall(second)[:-4]
-        return f"{self._prefix}{int((epoch - second) * 1000):03d}Z"
+        minute = math.floor(epoch / 60)
+        if minute != self._second:  # one strftime per minute of log, not per line
+            self._second, self._prefix = minute, format_wall(minute * 60)[:-7]
+        millis = (round(epoch * 1e6) - minute * 60_000_000) // 1000  # as datetime rounds
+        return f"{self._prefix}{millis // 1000:02d}.{millis % 1000:03d}Z"
 
     def flush(self, final: bool = False) -> None:
         if final:

@@ -123,7 +123,7 @@ class _Lane:
             record.seq,
             file_index,
             record.line,
-            _when(record.wall),
+            record.wall,  # formatted only for the bands that are kept
             record.at,
             record.in_state_ms,
         )
@@ -251,7 +251,7 @@ def _lane_data(lane: _Lane, summary: LaneSummary, shift: float, files: list[str]
             item["d"] = band[DISCONNECTS]
         info = band[INFO]
         if info is not None:
-            src, trigger, source, code, detail, seq, file_index, line, when, at, spent = info
+            src, trigger, source, code, detail, seq, file_index, line, wall, at, spent = info
             item["r"] = {
                 "src": src,
                 "trigger": trigger,
@@ -260,7 +260,7 @@ def _lane_data(lane: _Lane, summary: LaneSummary, shift: float, files: list[str]
                 "detail": detail,
                 "seq": seq,
                 "where": f"{files[file_index] if file_index < len(files) else '?'}:{line}",
-                "ts": when,
+                "ts": _when(wall),
                 "at": at,
                 "in_prev_ms": spent,
             }
