@@ -153,6 +153,11 @@ class WebSocketClient:
         """Why the client is done (None while it is not)."""
         return self._core.final_source
 
+    @property
+    def unclaimed_events(self) -> int:
+        """Events that arrived while no subscription or ``on()`` callback matched them."""
+        return self._fanout.unclaimed
+
     def add_listener(self, listener: Listener) -> None:
         """Receive every record (changes and internal transitions) synchronously, in order."""
         self._core.machine.add_listener(listener)
