@@ -78,9 +78,10 @@ def test_as_strategy_accepts_objects_callables_and_none() -> None:
         as_strategy(42)  # type: ignore[arg-type]
 
 
-def test_invalid_backoff_settings_are_refused() -> None:
+@pytest.mark.parametrize("settings", [{"factor": 0.5}, {"base": -1.0}, {"cap": -1.0}])
+def test_invalid_backoff_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
-        ExponentialBackoff(factor=0.5)
+        ExponentialBackoff(**settings)  # type: ignore[arg-type]
 
 
 # -- PacedBackoff, the default -----------------------------------------------------------
@@ -176,12 +177,12 @@ def test_retry_after_is_a_floor_and_the_fleet_is_spread_after_it() -> None:
     source = ServerInitiated(error=HandshakeRejected(503, retry_after=40))
     delays = [PacedBackoff(rng=rng).next_delay(1, source) or 0.0 for _ in range(2_000)]
     assert min(delays) >= 40.0
-    assert max(delays) <= 50.0  # spread over retry_after / 4
+    assert 49.5 < max(delays) <= 50.0  # spread over all of retry_after / 4
     assert peak_window_share(delays, len(delays)) <= 0.03
     short = ServerInitiated(error=HandshakeRejected(429, retry_after=0.5))
-    for attempt in (1, 5, 30):
-        delay = PacedBackoff(rng=rng).next_delay(attempt, short)
-        assert delay is not None and 0.5 <= delay <= 2.5
+    spread = [PacedBackoff(rng=rng).next_delay(n, short) or 0.0 for n in (1, 5, 30) * 300]
+    assert min(spread) >= 0.5 and max(spread) <= 2.5  # at least `high` (2 s) of spread
+    assert max(spread) > 2.4 and sum(1 for d in spread if d > 1.5) > 300
     # Not a 429/503: the header means nothing, the paced delay applies.
     other = ServerInitiated(error=HandshakeRejected(500, retry_after=40))
     assert (PacedBackoff(rng=rng).next_delay(2, other) or 99) <= 2.0
@@ -202,9 +203,27 @@ def test_paced_backoff_is_deterministic_under_an_injected_random_source() -> Non
     assert run(8) != run(9)
 
 
+def test_zero_delays_are_allowed_and_stay_zero() -> None:
+    strategy = PacedBackoff(low=0.0, high=0.0, cap=0.0, rng=random.Random(1))
+    assert [strategy.next_delay(n, NOPONG) for n in (1, 2, 30)] == [0.0, 0.0, 0.0]
+
+
+def test_delay_list_honours_retry_after_as_a_floor() -> None:
+    busy = ServerInitiated(error=HandshakeRejected(503, retry_after=7))
+    soon = ServerInitiated(error=HandshakeRejected(429, retry_after=0.5))
+    assert DelayList([1.0]).next_delay(1, busy) == 7
+    assert DelayList([1.0]).next_delay(1, soon) == 1.0
+
+
 @pytest.mark.parametrize(
     "settings",
-    [{"low": 3.0, "high": 2.0}, {"high": 30.0}, {"low": -1.0}, {"paced_attempts": 0}],
+    [
+        {"low": 3.0, "high": 2.0},
+        {"high": 30.0},
+        {"low": -1.0},
+        {"paced_attempts": 0},
+        {"factor": 0.5},
+    ],
 )
 def test_invalid_paced_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
