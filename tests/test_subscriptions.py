@@ -681,6 +681,19 @@ def test_async_callbacks_registered_before_the_loop_start_on_the_first_dispatch(
     run_virtual(main())
 
 
+def test_a_subscription_made_before_the_loop_runs_gets_the_first_event() -> None:
+    fanout, _ = make_fanout(queue_size=1)
+    sub = fanout.subscribe(int)  # like client.events() before connect(): no loop yet
+
+    async def main() -> list[int]:
+        consumer = asyncio.ensure_future(collect(sub))
+        await feed(fanout, range(5))
+        fanout.end_all()
+        return await consumer
+
+    assert run_virtual(main()) == [0, 1, 2, 3, 4]
+
+
 def test_start_starts_callbacks_registered_before_the_loop() -> None:
     fanout, _ = make_fanout()
     calls: list[int] = []
