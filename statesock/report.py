@@ -195,20 +195,23 @@ def _merge(a: list[Any], b: list[Any]) -> list[Any]:
     ]
 
 
-def _overview(lane_data: list[dict[str, Any]], end: float) -> dict[str, Any] | None:
+class _Overview:
     """The whole fleet over time: in each of OVERVIEW_COLUMNS slices, how many client runs
     were in each state (on average over the slice) and how many disconnections began."""
-    if end <= 0:
-        return None
-    width = end / OVERVIEW_COLUMNS
-    states = [[0.0] * len(STATES) for _ in range(OVERVIEW_COLUMNS)]
-    disconnections = [0] * OVERVIEW_COLUMNS
-    last = OVERVIEW_COLUMNS - 1
-    for data in lane_data:
-        for band in data["bands"]:
+
+    def __init__(self, end: float) -> None:
+        self.width = end / OVERVIEW_COLUMNS
+        self.states = [[0.0] * len(STATES) for _ in range(OVERVIEW_COLUMNS)]
+        self.disconnections = [0] * OVERVIEW_COLUMNS
+
+    def add(self, lane: dict[str, Any]) -> None:
+        width, last = self.width, OVERVIEW_COLUMNS - 1
+        if width <= 0:
+            return
+        for band in lane["bands"]:
             a, b = band["a"], band["b"]
             if band.get("d"):
-                disconnections[min(last, max(0, int(a / width)))] += band["d"]
+                self.disconnections[min(last, max(0, int(a / width)))] += band["d"]
             if b <= a:
                 continue
             mix = band.get("m")
@@ -220,12 +223,16 @@ def _overview(lane_data: list[dict[str, Any]], end: float) -> dict[str, Any] | N
                 stop = min(b, (column + 1) * width)
                 if stop > start:
                     for state, share in shares:
-                        states[column][state] += (stop - start) * share / width
-    return {
-        "width": _r(width),
-        "states": [[round(v, 2) for v in column] for column in states],
-        "disconnections": disconnections,
-    }
+                        self.states[column][state] += (stop - start) * share / width
+
+    def result(self) -> dict[str, Any] | None:
+        if self.width <= 0:
+            return None
+        return {
+            "width": _r(self.width),
+            "states": [[round(v, 2) for v in column] for column in self.states],
+            "disconnections": self.disconnections,
+        }
 
 
 def _trouble(summary: LaneSummary) -> tuple[int, float, str]:
@@ -338,36 +345,56 @@ def build_report(
     if origin is None:
         origin = min((lane.bands[0][START] for lane in lanes.values() if lane.bands), default=0)
     by_key = {(s.client, s.run): s for s in summaries}
-    ordered = sorted(lanes, key=lambda key: _trouble(by_key[key]))
-    lane_data = []
+    ordered = [key for key in sorted(lanes, key=lambda k: _trouble(by_key[k])) if lanes[key].bands]
+    shifts = {
+        key: origin if lanes[key].wall_clock or not walls else lanes[key].bands[0][START]
+        for key in ordered
+    }
+    end = max((_r(lanes[key].bands[-1][END] - shifts[key]) for key in ordered), default=0.0)
+    overview = _Overview(end)
+    # Each lane becomes JSON at once and its bands are freed: the page's data is built
+    # without holding every lane's drawing twice.
+    lane_json: list[str] = []
+    bands = merged = 0
     for key in ordered:
         lane = lanes[key]
-        if not lane.bands:
-            continue
-        shift = origin if lane.wall_clock or not walls else lane.bands[0][START]
-        lane_data.append(_lane_data(lane, by_key[key], shift, files))
-    end = max((band["b"] for data in lane_data for band in data["bands"][-1:]), default=0.0)
+        data = _lane_data(lane, by_key[key], shifts[key], files)
+        overview.add(data)
+        lane_json.append(_json(data))
+        bands += len(data["bands"])
+        merged += bool(data["merged"])
+        lane.bands = []
     payload = {
-        "overview": _overview(lane_data, end),
+        "overview": overview.result(),
         "title": title,
         "origin": origin if walls else None,
         "origin_text": _when(origin) if walls else None,
         "end": end,
         "states": list(STATES),
         "colours": [COLOURS[s] for s in STATES],
-        "lanes": lane_data,
         "per_page": LANES_PER_PAGE,
         "band_budget": band_budget,
         "fleet": fleet,
     }
-    page = _page(title=title, payload=payload, counter=counter, fleet=fleet, files=files)
+    data_text = _json(payload)[:-1] + ',"lanes":[' + ",".join(lane_json) + "]}"
+    del lane_json
+    page = _page(
+        title=title, data=data_text, budget=band_budget, counter=counter, fleet=fleet, files=files
+    )
     return Report(
         html=page,
         lanes_total=len(lanes),
-        lanes_shown=len(lane_data),
-        bands=sum(len(d["bands"]) for d in lane_data),
-        merged_lanes=sum(1 for d in lane_data if d["merged"]),
+        lanes_shown=len(ordered),
+        bands=bands,
+        merged_lanes=merged,
     )
+
+
+def _json(value: Any) -> str:
+    # allow_nan=False: the page's data is strict JSON. No "<" at all, since the JSON sits in
+    # a <script> element: no "</script>" or "<!--" can come from a log.
+    text = json.dumps(value, allow_nan=False, separators=(",", ":"), default=str)
+    return text.replace("<", "\\u003c")
 
 
 # -- the state diagram as inline SVG ---------------------------------------------------------
@@ -501,14 +528,12 @@ def _summary_html(fleet: Mapping[str, Any]) -> str:
 def _page(
     *,
     title: str,
-    payload: dict[str, Any],
+    data: str,
+    budget: int,
     counter: EdgeCounter,
     fleet: Mapping[str, Any],
     files: list[str],
 ) -> str:
-    data = json.dumps(payload, allow_nan=False, separators=(",", ":"), default=str)
-    # The JSON sits inside a <script> element: no "<" at all, so no "</script>" or "<!--".
-    data = data.replace("<", "\\u003c")
     edge_rows = [
         [src, dst, trigger + (" (internal)" if internal else ""), str(counter.counts.get(k, 0))]
         for k, internal in edges()
@@ -525,7 +550,7 @@ def _page(
         summary=_summary_html(fleet),
         legend=legend,
         per_page=LANES_PER_PAGE,
-        budget=payload["band_budget"],
+        budget=budget,
         diagram=diagram_svg(counter.counts),
         edges=_table(edge_rows, ["from", "to", "trigger", "count"], "edges"),
         data=data,

@@ -140,7 +140,8 @@ def test_hostile_files_through_the_cli(tmp_path: Path) -> None:
     garbage.write_bytes(os.urandom(100_000) + b"[" * 100_000 + b"\n")
     nested = tmp_path / "nested.jsonl"
     nested.write_text("[" * 100_000 + "\n" + '{"event":"transition","at":' + "9" * 400 + "}\n")
-    for args in (["logs"], ["logs", "--check"], ["logs", "--json"], ["report", "-o", "-"]):
+    commands = (["logs"], ["logs", "--check"], ["logs", "--json"], ["report", "-o", "-"])
+    for args in (*commands, ["diagram", "--log"]):
         result = subprocess.run(
             [sys.executable, "-m", "statesock", *args, str(garbage), str(nested)],
             capture_output=True,
