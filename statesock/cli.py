@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Connect to URL, print every transition and message, send each line typed on "
             "standard input as a message, and reconnect per the default policy. Exit codes: "
-            "0 after a normal end (end of input, Ctrl-D, or the server closing with 1000), "
+            "0 after a normal end (end of input once connected, or the server closing with 1000), "
             "1 when the reconnect policy gave up (the final cause is printed), 2 for unusable "
             "arguments, 130 on Ctrl-C, 143 on SIGTERM."
         ),
@@ -398,13 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--header", action="append", default=[], help="'Name: value' to send (repeatable)"
     )
     p.add_argument(
-        "--ping-interval", type=float, default=25.0, help="seconds between health checks"
+        "--ping-interval",
+        type=float,
+        default=25.0,
+        help="seconds between health checks (default: %(default)s)",
     )
     p.add_argument(
         "--pong-timeout",
         type=float,
         default=3.0,
-        help="seconds to wait for a pong before the link counts as dead",
+        help="seconds to wait for a pong before the link counts as dead (default: %(default)s)",
     )
     p.add_argument(
         "--ping",
