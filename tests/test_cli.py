@@ -325,19 +325,25 @@ def test_connect_lines_typed_before_the_connection_wait_for_it() -> None:
     asyncio.run(scenario())
 
 
-def test_connect_disconnects_cleanly_on_ctrl_c_with_exit_130() -> None:
+@pytest.mark.parametrize(
+    ("sig", "exit_code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_connect_disconnects_cleanly_on_ctrl_c_and_sigterm(
+    sig: signal.Signals, exit_code: int, said: str
+) -> None:
     async def scenario() -> None:
         async with TestServer(require_auth=False, ack=False) as server:
             cli = await Connect.start(server.url)
             await cli.expect("authenticating → connected")
             ws = next(iter(server.connections.values()))
-            cli.process.send_signal(signal.SIGINT)
-            await cli.expect("interrupted")  # before finish() ends standard input
+            cli.process.send_signal(sig)
+            await cli.expect(said)  # before finish() ends standard input
             code, out = await cli.finish()
             await ws.wait_closed()
             assert ws.close_code == 1000
-            assert code == 130, out
-            assert "source=user" in out and "interrupted" in out
+            assert code == exit_code, out
+            assert "source=user" in out
 
     asyncio.run(scenario())
 
