@@ -25,12 +25,13 @@ import contextlib
 import functools
 import inspect
 import itertools
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar, Unpack
 
 from . import core as c
-from .engine import SocketHandle, WebSocketEngine
+from .engine import SocketHandle, WebSocketEngine, send_failure
 from .events import ConnectionAckEvent, HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
 from .exceptions import (
     ClientClosed,
@@ -106,8 +107,13 @@ class WebSocketClient:
         self._engine = WebSocketEngine(
             settings.engine_config(url, fetch_token, websockets_logger(self.label)), self.label
         )
+        try:
+            created_at: float | None = asyncio.get_running_loop().time()
+        except RuntimeError:  # made before the loop runs: its clock starts with the first use
+            created_at = None
         self._core = c.ConnectionCore(
             settings.core_config(on_connection_established, on_connected),
+            now=created_at,
             on_listener_error=self.stats.listener_failed,
         )
         self._core.machine.add_listener(TransitionLogger(self.label))
@@ -126,6 +132,7 @@ class WebSocketClient:
         self._done_waiters: list[asyncio.Future[DisconnectionSource | None]] = []
         self._outgoing: dict[int, str | bytes] = {}  # buffered messages, by waiter number
         self._last_frame_at: float | None = None
+        self._clock: Callable[[], float] = time.monotonic
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- reading ---------------------------------------------------------------------------
@@ -299,7 +306,16 @@ class WebSocketClient:
             raise refusal
         data = message if isinstance(message, str | bytes) else self.settings.encoder(message)
         if route is c.SendRoute.DIRECT:
-            await self._sockets[self._core.socket or 0].send(data)
+            send = self._sockets[self._core.socket or 0].raw_send
+            if send is None:
+                raise NotConnectedError(self._core.state.value)
+            try:
+                await send(data)
+            except Exception as exc:  # mapped here, not in another coroutine layer
+                failure = send_failure(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
             return
         number = self._waiters.add()
         self._outgoing[number] = data
@@ -333,7 +349,7 @@ class WebSocketClient:
         # The per-message hot path: a number compare, a clock read, the decoder, dispatch.
         if handle.id != self._core.socket:
             return None
-        self._last_frame_at = self._loop_time()
+        self._last_frame_at = self._clock()
         self.stats.messages_received += 1
         try:
             event = self.event_decoder(data)
@@ -377,6 +393,10 @@ class WebSocketClient:
 
     def _open_socket(self, effect: c.OpenSocket) -> None:
         self._last_frame_at = None
+        loop = self._loop_now()
+        # The default loop's clock is time.monotonic: call it directly, once per message.
+        default_clock = type(loop).time is asyncio.BaseEventLoop.time
+        self._clock = time.monotonic if default_clock else loop.time
         self._sockets[effect.socket] = self._engine.open(self, effect.socket)
 
     def _close_socket(self, effect: c.CloseSocket) -> None:

@@ -200,21 +200,51 @@ class RecoveryState:
 class ConnectionCore:
     """One connection's decisions (see the module docstring)."""
 
+    # Slots: a process may hold thousands of clients, and a __dict__ is a kilobyte each.
+    __slots__ = (
+        "_clock_started",
+        "_closing",
+        "_connect_waiters",
+        "_connected_at",
+        "_disconnect_waiters",
+        "_effects",
+        "_hooks",
+        "_inputs",
+        "_next_socket",
+        "_now",
+        "_ping_sent_at",
+        "_reacting",
+        "_reading_paused",
+        "_records",
+        "_recovery",
+        "_socket",
+        "_stepping",
+        "_timers",
+        "closed",
+        "config",
+        "done",
+        "final_source",
+        "machine",
+    )
+
     def __init__(
         self,
         config: CoreConfig,
         *,
-        now: float = 0.0,
+        now: float | None = None,
         on_listener_error: ListenerErrorHandler | None = None,
     ) -> None:
+        """``now``: the owner's time at creation; None when its clock is not running yet
+        (then the time in initialized counts from the first input)."""
         self.config = config
-        self._now = now
+        self._now = 0.0 if now is None else now
         self.machine = ConnectionMachine(self._clock, on_listener_error=on_listener_error)
         self._records: list[Record] = []
         self.machine.add_listener(self._records.append)
         self._effects: list[Effect] = []
-        self._inputs: deque[Input] = deque()
+        self._inputs: list[Input] = []  # a deque costs 600 bytes; this is almost always empty
         self._stepping = False
+        self._clock_started = now is not None
         self._reacting = False
         self._socket: int | None = None
         self._next_socket = 0
@@ -294,13 +324,17 @@ class ConnectionCore:
         """Handle ``event`` at time ``now``; return the effects to carry out, in order."""
         if math.isfinite(now) and now > self._now:
             self._now = now
+        if not self._clock_started:
+            # The first input brings the first real time: initialized lasted from there.
+            self._clock_started = True
+            self.machine.start_clock(self._now)
         self._inputs.append(event)
         if self._stepping:
             return []
         self._stepping = True
         try:
             while self._inputs:
-                self._handle(self._inputs.popleft())
+                self._handle(self._inputs.pop(0))
         finally:
             self._stepping = False
         effects, self._effects = self._effects, []

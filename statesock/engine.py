@@ -63,6 +63,7 @@ __all__ = [
     "SocketListener",
     "WebSocketEngine",
     "map_exception",
+    "send_failure",
     "validate_url",
 ]
 
@@ -210,7 +211,15 @@ class SocketHandle:
         try:
             await ws.send(data)
         except ConnectionClosed as exc:
-            raise ConnectionLost(f"the socket closed before the message was sent: {exc}") from exc
+            raise send_failure(exc) from exc
+
+    @property
+    def raw_send(self) -> Callable[[str | bytes], Awaitable[None]] | None:
+        """websockets' own ``send`` of the open socket (None when it is not open), for the
+        client's hot path: it maps a failure with :func:`send_failure` itself, which saves a
+        coroutine layer per message."""
+        ws = self._ws
+        return ws.send if ws is not None else None
 
     def ping(self) -> asyncio.Future[float]:
         """Send a protocol Ping; the future gives the round trip (or fails with the socket)."""
@@ -315,6 +324,13 @@ class SocketHandle:
                 self._report_closed(code, reason, error)
 
 
+def send_failure(exc: BaseException) -> BaseException:
+    """The statesock exception for a failed ``ws.send()`` (others pass through)."""
+    if isinstance(exc, ConnectionClosed):
+        return ConnectionLost(f"the socket closed before the message was sent: {exc}")
+    return exc
+
+
 def _close_outcome(
     ws: ClientConnection, asked: bool, error: ConnectionFailure | None, max_size: int | None
 ) -> tuple[int | None, str, ConnectionFailure | None]:
@@ -340,6 +356,8 @@ def _close_outcome(
 
 class WebSocketEngine:
     """Opens one socket per :meth:`open` for one client; knows nothing about states."""
+
+    __slots__ = ("_handles", "_next", "config", "label")
 
     def __init__(self, config: EngineConfig, label: str) -> None:
         validate_url(config.url)

@@ -312,6 +312,12 @@ class ConnectionMachine:
         # This thread's shared machine (a client belongs to its loop's thread).
         self._table = _shared_machine()
 
+    def start_clock(self, at: float) -> None:
+        """Count the time in ``initialized`` from ``at`` (the owner's clock may only start
+        running after the machine was made); has no effect once a record exists."""
+        if self._seq == 0:
+            self._entered_at = at
+
     # -- guards (named in RULES) -------------------------------------------------------
 
     def _can_connect(self, event: EventData) -> bool:

@@ -16,6 +16,8 @@ __all__ = ["Timers"]
 
 
 class Timers:
+    __slots__ = ("_fire", "_handles")
+
     def __init__(self, fire: Callable[[TimerKind], None]) -> None:
         self._fire = fire
         self._handles: dict[TimerKind, asyncio.TimerHandle] = {}

@@ -18,6 +18,8 @@ _numbers = itertools.count(1)
 
 
 class Waiters:
+    __slots__ = ("_futures",)
+
     def __init__(self) -> None:
         self._futures: dict[int, asyncio.Future[Any]] = {}
 

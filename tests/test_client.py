@@ -402,3 +402,18 @@ async def test_a_stuck_lossless_subscriber_is_never_mistaken_for_a_dead_link() -
         assert client.state.health.pongs >= 1  # the backlog drained; health checks answer
         assert client.state.state is S.CONNECTED
         await client.close()
+
+
+@virtual_time
+async def test_time_in_initialized_counts_from_the_clients_creation() -> None:
+    # It once was the loop clock's absolute value ("initialized 1381 s" in the demo).
+    async with TestServer() as server:
+        await asyncio.sleep(1000)  # the loop has been running a while
+        client = make_client(server.url)
+        records: list[Any] = []
+        client.add_listener(records.append)
+        await asyncio.sleep(2)
+        await client.connect()
+        assert records[0].trigger.value == "connect"
+        assert records[0].in_state == pytest.approx(2.0, abs=0.01)
+        await client.close()
