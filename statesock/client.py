@@ -194,7 +194,11 @@ class WebSocketClient:
             return self._core.final_source
         waiter: asyncio.Future[DisconnectionSource | None] = self._loop_now().create_future()
         self._done_waiters.append(waiter)
-        return await waiter
+        try:
+            return await waiter
+        finally:
+            if waiter in self._done_waiters:  # cancelled: leave nothing behind
+                self._done_waiters.remove(waiter)
 
     async def run(self) -> None:
         """Connect and stay until the client is done; the whole life of an app's connection.

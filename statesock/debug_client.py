@@ -124,14 +124,15 @@ def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None
 async def wait_until_done(
     client: WebSocketClient, recovery: ConnectionRecoveryHandler, stop: asyncio.Event
 ) -> None:
-    """Return once the session is asked to stop, or nothing will reconnect the client.
-
-    The one place that knows how to tell "done"; becomes a race between ``stop.wait()`` and
-    ``client.wait_done()`` once the client offers it.
-    """
-    while not stop.is_set() and not recovery.gave_up and not getattr(client, "done", False):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.1)
+    """Return once the session is asked to stop, or nothing will reconnect the client."""
+    done = asyncio.ensure_future(client.wait_done())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (done, stopped):
+            waiter.cancel()
+        await asyncio.gather(done, stopped, return_exceptions=True)
 
 
 class Session:
