@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.installed
 LOWEST_VENV ?= build/venv-lowest
 SMOKE  ?= build/smoke
 PIP    := -m pip install --quiet --disable-pip-version-check
+# What the suite needs beside statesock, for the second virtualenvs (lowest, wheel-smoke):
+# the same tools as the dev extra's test part, so that every test runs there too.
+TEST_TOOLS = pytest pytest-timeout hypothesis looptime playwright
 # Each `>=` floor of pyproject.toml's dependencies, pinned with `==`.
 LOWEST_PINS = $(PYTHON) -c 'import tomllib; \
 	deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
@@ -42,6 +45,11 @@ browser:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
 		|| echo "make browser: installing chromium failed" >&2; \
 	else echo "make browser: chromium is missing (install it as root: apt-get install chromium)" >&2; fi; }
+	@# Graphviz's dot renders the SVG diagram (tests/test_diagram.py skips without it).
+	@command -v dot >/dev/null 2>&1 || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz >/dev/null) \
+		|| echo "make browser: installing graphviz failed" >&2; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check statesock tests examples
@@ -74,7 +82,7 @@ bench: $(STAMP)
 # satisfy the declared ranges when it installs statesock beside them).
 lowest:
 	$(PYTHON) -m venv --clear $(LOWEST_VENV)
-	$(LOWEST_VENV)/bin/python $(PIP) $$($(LOWEST_PINS)) pytest hypothesis looptime .
+	$(LOWEST_VENV)/bin/python $(PIP) $$($(LOWEST_PINS)) $(TEST_TOOLS) .
 	$(LOWEST_VENV)/bin/python -m pip list --disable-pip-version-check \
 		| grep -iE '^(transitions|websockets|structlog) '
 	$(LOWEST_VENV)/bin/python -m pytest -q
@@ -92,7 +100,7 @@ wheel-smoke: $(STAMP)
 	cd $(SMOKE) && venv/bin/statesock diagram > diagram.txt && test -s diagram.txt
 	cd $(SMOKE) && venv/bin/python -c '$(SMOKE_LOG)' && venv/bin/statesock logs --check transitions.jsonl
 	tar -xzf $(SMOKE)/dist/*.tar.gz -C $(SMOKE)
-	$(SMOKE)/venv/bin/python $(PIP) pytest hypothesis looptime
+	$(SMOKE)/venv/bin/python $(PIP) $(TEST_TOOLS)
 	cd $(SMOKE)/statesock-* && ../venv/bin/python -m pytest -q
 
 clean:
