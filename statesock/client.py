@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import itertools
 import time
@@ -132,6 +131,7 @@ class WebSocketClient:
         self._done_waiters: list[asyncio.Future[DisconnectionSource | None]] = []
         self._outgoing: dict[int, str | bytes] = {}  # buffered messages, by waiter number
         self._last_frame_at: float | None = None
+        self._protocol_ping_sent = False
         self._clock: Callable[[], float] = time.monotonic
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -345,9 +345,13 @@ class WebSocketClient:
         self.subprotocol = handle.subprotocol
         self._step(c.SocketOpened(handle.id))
 
-    def socket_alive(self, handle: SocketHandle) -> None:
-        if handle.id == self._core.socket:
-            self._last_frame_at = self._loop_time()
+    def socket_alive(self, handle: SocketHandle, pong: bool) -> None:
+        if handle.id != self._core.socket:
+            return
+        self._last_frame_at = self._clock()
+        if pong and self._protocol_ping_sent:  # the answer to our protocol health check
+            self._protocol_ping_sent = False
+            self._step(c.HealthAnswered(handle.id, None, ack=False))
 
     def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
         # The per-message hot path: a number compare, a clock read, the decoder, dispatch.
@@ -432,16 +436,10 @@ class WebSocketClient:
             effect.health,
             self.stats.callback_failed,
         )
-        if data is None:  # a protocol Ping; its Pong is the answer
-            pong = handle.ping()
-            pong.add_done_callback(functools.partial(self._protocol_pong, effect.socket))
-        else:
+        # None is a protocol Ping: its Pong comes back through socket_alive().
+        self._protocol_ping_sent = data is None
+        if not handle.write_now(data) and data is not None:
             self._spawn(self._quietly(handle.send(data)), "health-check")
-
-    def _protocol_pong(self, socket: int, pong: asyncio.Future[float]) -> None:
-        if not pong.cancelled() and pong.exception() is None:
-            self._last_frame_at = self._loop_time()
-            self._step(c.HealthAnswered(socket, None, ack=False))
 
     def _run_hook(self, effect: c.RunHook) -> None:
         hook = effect.hook

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import email.utils
 import inspect
+import os
 import socket
 import ssl
 import time
@@ -146,8 +147,8 @@ class SocketListener(Protocol):
 
     def socket_opened(self, handle: SocketHandle) -> None: ...
 
-    def socket_alive(self, handle: SocketHandle) -> None:
-        """A control frame arrived (a Ping from the server, a Pong to ours): the peer lives."""
+    def socket_alive(self, handle: SocketHandle, pong: bool) -> None:
+        """A control frame arrived (a Ping from the server, or a Pong): the peer lives."""
 
     def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
         """A message arrived; an awaitable return asks the socket to wait before reading on."""
@@ -172,17 +173,16 @@ class _Connection(ClientConnection):
     """websockets' connection, telling us about control frames it handles on its own: any
     frame the peer sends proves it alive, and Ping and Pong frames never reach recv()."""
 
-    on_control_frame: Callable[[], None] | None = None
+    on_control_frame: Callable[[bool], None] | None = None
 
     def process_event(self, event: Any) -> None:
         super().process_event(event)
         notify = self.on_control_frame
-        if (
-            notify is not None
-            and isinstance(event, Frame)
-            and (event.opcode is Opcode.PING or event.opcode is Opcode.PONG)
-        ):
-            notify()
+        if notify is not None and isinstance(event, Frame):
+            if event.opcode is Opcode.PONG:
+                notify(True)
+            elif event.opcode is Opcode.PING:
+                notify(False)
 
 
 class SocketHandle:
@@ -221,19 +221,28 @@ class SocketHandle:
         ws = self._ws
         return ws.send if ws is not None else None
 
-    def ping(self) -> asyncio.Future[float]:
-        """Send a protocol Ping; the future gives the round trip (or fails with the socket)."""
+    def write_now(self, data: str | bytes | None) -> bool:
+        """Write a small message (or, for None, a protocol Ping) at once, without a task.
+
+        For health checks: no coroutine, no future, no flow control (the frame is tiny). The
+        answer to a Ping comes back as ``socket_alive(handle, pong=True)``. False when the
+        socket cannot take it now; the caller then falls back to :meth:`send`.
+        """
         ws = self._ws
         if ws is None:
-            raise NotConnectedError("no socket")
-        return asyncio.ensure_future(self._ping(ws))
-
-    async def _ping(self, ws: ClientConnection) -> float:
+            return False
         try:
-            waiter = await ws.ping()
-            return await waiter
-        except ConnectionClosed as exc:
-            raise ConnectionLost(f"the socket closed before the pong: {exc}") from exc
+            protocol = ws.protocol
+            if data is None:
+                protocol.send_ping(os.urandom(4))
+            elif isinstance(data, str):
+                protocol.send_text(data.encode())
+            else:
+                protocol.send_binary(data)
+            ws.send_data()
+        except Exception:  # closing, or websockets refused it: the close is reported anyway
+            return False
+        return True
 
     def close(self, code: int, reason: str, timeout: float) -> None:
         """Close: a close frame when open (bounded by ``timeout``), cancel while opening."""
@@ -290,7 +299,7 @@ class SocketHandle:
             self.subprotocol = ws.subprotocol
             if isinstance(ws, _Connection):
                 listener = self._listener
-                ws.on_control_frame = lambda: listener.socket_alive(self)
+                ws.on_control_frame = lambda pong: listener.socket_alive(self, pong)
             if self._asked:  # closed while the handshake finished
                 await ws.close(1000, "")
             else:
