@@ -27,7 +27,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from . import core as c
 from .engine import SocketHandle, WebSocketEngine, send_failure
@@ -52,6 +52,9 @@ from .subscriptions import Fanout, Overflow, Subscription
 from .timers import Timers
 from .transition_log import TransitionLogger, emit, websockets_logger
 from .waiters import Waiters
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeForm
 
 __all__ = ["ClientStats", "WebSocketClient"]  # ClientStats: see statesock.stats
 
@@ -221,7 +224,10 @@ class WebSocketClient:
         ``event_queue_size`` records behind loses its oldest (counted in ``dropped``).
         """
         sub: Subscription[StateChange] = Subscription(
-            self.settings.event_queue_size, Overflow.DROP_OLDEST, on_drop=self.stats.dropped
+            self.settings.event_queue_size,
+            Overflow.DROP_OLDEST,
+            on_drop=self.stats.dropped,
+            on_close=self._state_streams_remove,
         )
         if self._core.closed:
             sub.end(self._core.final_source)
@@ -229,6 +235,26 @@ class WebSocketClient:
             self._state_streams.append(sub)
         return sub
 
+    @overload
+    def events(
+        self, event_type: None = None, *, maxsize: int | None = ..., overflow: Overflow = ...
+    ) -> Subscription[Any]: ...
+    @overload
+    def events(
+        self, event_type: type[T], *, maxsize: int | None = ..., overflow: Overflow = ...
+    ) -> Subscription[T]: ...
+    @overload
+    def events(
+        self,
+        event_type: tuple[type[Any], ...],
+        *,
+        maxsize: int | None = ...,
+        overflow: Overflow = ...,
+    ) -> Subscription[Any]: ...
+    @overload
+    def events(  # ``A | B``: Subscription[A | B]
+        self, event_type: TypeForm[T], *, maxsize: int | None = ..., overflow: Overflow = ...
+    ) -> Subscription[T]: ...
     def events(
         self,
         event_type: Any = None,
@@ -242,7 +268,15 @@ class WebSocketClient:
         """
         return self._fanout.subscribe(event_type, maxsize=maxsize, overflow=overflow)
 
-    def on(self, event_type: Any, callback: Callable[[Any], Any]) -> Callable[[], None]:
+    @overload
+    def on(self, event_type: type[T], callback: Callable[[T], object]) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, event_type: TypeForm[T], callback: Callable[[T], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(self, event_type: Any, callback: Callable[[Any], object]) -> Callable[[], None]: ...
+    def on(self, event_type: Any, callback: Callable[[Any], object]) -> Callable[[], None]:
         """Call ``callback`` for each event of ``event_type`` (None: all); returns an undo."""
         return self._fanout.on(event_type, callback)
 
@@ -525,6 +559,10 @@ class WebSocketClient:
         waiter = self._waiters.add()
         self._step(command(waiter))
         await self._waiters.wait(waiter)
+
+    def _state_streams_remove(self, sub: Subscription[Any]) -> None:
+        if sub in self._state_streams:
+            self._state_streams.remove(sub)
 
     def _feed_state_streams(self, record: Record) -> None:
         if isinstance(record, StateChange):

@@ -417,3 +417,16 @@ async def test_time_in_initialized_counts_from_the_clients_creation() -> None:
         assert records[0].trigger.value == "connect"
         assert records[0].in_state == pytest.approx(2.0, abs=0.01)
         await client.close()
+
+
+def test_events_of_a_union_type_checks() -> None:
+    # mypy --strict checks these assert_type calls (make check); at run time they are no-ops.
+    from typing import assert_type
+
+    from statesock.events import ServerErrorEvent as Err
+    from statesock.subscriptions import Subscription
+
+    client = WebSocketClient("ws://127.0.0.1:1/", decode_message)
+    assert_type(client.events(AppEvent), Subscription[AppEvent])
+    assert_type(client.events(AppEvent | Err), Subscription[AppEvent | Err])
+    assert client.events(AppEvent | Err).pending == 0
