@@ -11,6 +11,7 @@ from statesock.events import HealthCheckInfo, ServerErrorEvent
 from statesock.exceptions import HandshakeRejected, InvalidTransition
 from statesock.machine import (
     ConnectionMachine,
+    ConnectionSnapshot,
     ConnectionState,
     InternalTransition,
     Record,
@@ -415,7 +416,7 @@ CALLS: list[tuple[Trigger, dict[str, object], str]] = [
     (Trigger.CONNECT, {"reconnect": True}, "connect(reconnect)"),
     (Trigger.OPENED, {}, "opened"),
     (Trigger.AUTHENTICATED, {}, "authenticated"),
-    (Trigger.PONG, {"health": HealthCheckInfo("c-2", 0.01, 1.0, 1)}, "pong"),
+    (Trigger.PONG, {"health": HealthCheckInfo("c-2", 0.5, 1.0, 1)}, "pong"),
     *[
         (Trigger.DISCONNECT, {"source": cast(object, source)}, f"disconnect({name})")
         for name, source in MATRIX_SOURCES.items()
@@ -517,6 +518,34 @@ def test_refusal_matrix_is_exhaustive() -> None:
 def test_refusal_matrix(
     state: ConnectionState, stored: str | None, trigger: Trigger, kw: dict[str, object]
 ) -> None:
+    check_matrix_case(state, stored, trigger, kw)
+
+
+def expected_refusal(state: ConnectionState, trigger: Trigger, kw: dict[str, object]) -> str:
+    """Why the machine says it refused: a guard's reason, or that no row exists at all."""
+    if trigger is Trigger.CONNECT:
+        return "the user disconnected; only the user's connect() may follow"
+    if trigger is Trigger.CLOSED and state in ACTIVE:
+        return "closed from an active state needs a source"
+    if trigger is Trigger.DISCONNECT and state is S.INITIALIZED:
+        return "nothing to disconnect before the first connect"
+    return "no rule for it"
+
+
+def expected_detail(trigger: Trigger, kw: dict[str, object], source: object) -> str:
+    if trigger is Trigger.CONNECT:
+        return "reconnect" if kw["reconnect"] else "user connect"
+    if trigger in (Trigger.DISCONNECT, Trigger.CLOSED):
+        assert isinstance(source, DisconnectionSource)
+        return source.close_reason
+    if trigger is Trigger.PONG:
+        return "round trip 500.0 ms"
+    return ""
+
+
+def check_matrix_case(
+    state: ConnectionState, stored: str | None, trigger: Trigger, kw: dict[str, object]
+) -> None:
     machine, records, clock = make()
     reach(machine, state, stored)
     stored_source = machine.source
@@ -529,6 +558,7 @@ def test_refusal_matrix(
         with pytest.raises(InvalidTransition) as info:
             machine.fire(trigger, **kw)
         assert (info.value.trigger, info.value.state) == (trigger.value, state.value)
+        assert info.value.why == expected_refusal(state, trigger, kw)
         assert machine.snapshot() == before
         assert machine.connect_pending == pending
         assert len(records) == count
@@ -536,6 +566,7 @@ def test_refusal_matrix(
         result = machine.fire(trigger, **kw)
         assert machine.state is state_after
         assert machine.source == source_after
+        assert machine.snapshot() == ConnectionSnapshot(state_after, source_after, machine.health)
         if kind == "noop":
             assert result is None
             assert len(records) == count
@@ -548,6 +579,8 @@ def test_refusal_matrix(
             assert (result.state, result.trigger, result.seq) == (state, trigger, last_seq + 1)
             assert (result.previous_source, result.source) == (stored_source, source_after)
             assert result.in_state == 1.5
+            assert result.at == clock.now
+            assert result.detail == expected_detail(trigger, kw, source_after)
             if trigger is Trigger.PONG:
                 assert machine.health == kw["health"]
         else:
@@ -560,6 +593,7 @@ def test_refusal_matrix(
                 source_after,
             )
             assert result.at == clock.now
+            assert result.detail == expected_detail(trigger, kw, source_after)
             assert result.reconnect is (trigger is Trigger.CONNECT and kw["reconnect"] is True)
             assert machine.connect_pending is False
 
@@ -589,3 +623,117 @@ def test_listeners_hear_each_record_in_registration_order() -> None:
         ("second", 2),
         ("third", 2),
     ]
+
+
+def test_refusal_matrix_holds_for_a_table_built_in_a_fresh_thread() -> None:
+    # The transitions machine is built once per thread: run the whole matrix on a thread
+    # whose table is built now, so that the code building it is what is tested.
+    import threading
+
+    errors: list[BaseException] = []
+    events: list[set[str]] = []
+
+    def run() -> None:
+        from statesock.machine import _shared_machine
+
+        try:
+            for param in MATRIX:
+                check_matrix_case(*param.values)  # type: ignore[arg-type]
+            events.append(set(_shared_machine().events))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert errors == []
+    # Exactly the table's triggers: no auto transitions (to_connected...) as a back door.
+    assert events == [{t.value for t in Trigger}]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "reconnect"),
+    [
+        (False, None, False),
+        (True, None, True),
+        (True, True, True),
+        (True, False, False),  # the user's connect wins over recovery's
+        (False, True, False),
+    ],
+)
+def test_a_remembered_connect_fires_as_user_or_reconnect(
+    first: bool, second: bool | None, reconnect: bool
+) -> None:
+    machine, records, _ = make()
+    drive_to(machine, S.DISCONNECTING)
+    machine.connect(reconnect=first)
+    if second is not None:
+        machine.connect(reconnect=second)
+    machine.closed()
+    change = records[-1]
+    assert isinstance(change, StateChange)
+    assert (change.previous, change.current) == (S.DISCONNECTED, S.CONNECTING)
+    assert change.reconnect is reconnect
+    assert change.detail == ("reconnect" if reconnect else "user connect")
+    assert machine.connect_pending is False
+
+
+def test_a_later_user_disconnect_cancels_a_remembered_connect_even_with_the_source_stored() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    machine.disconnect(UserInitiated())
+    machine.connect()  # the user changed their mind...
+    assert machine.connect_pending
+    machine.disconnect(UserInitiated())  # ...and back again: the last word stands
+    assert not machine.connect_pending
+    machine.closed()
+    assert machine.state is S.DISCONNECTED
+
+
+def test_another_source_does_not_cancel_a_remembered_connect() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.DISCONNECTING)
+    machine.connect()
+    machine.disconnect(NoPongReceived())
+    assert machine.connect_pending
+    machine.closed()
+    assert machine.state is S.CONNECTING
+
+
+def test_fire_without_reconnect_is_a_user_connect() -> None:
+    machine, records, _ = make()
+    drive_to(machine, S.CONNECTED)
+    machine.disconnect(UserInitiated())
+    machine.closed()
+    record = machine.fire(Trigger.CONNECT)
+    assert isinstance(record, StateChange) and not record.reconnect
+    assert record.detail == "user connect"
+    machine.opened()
+    machine.disconnect(UserInitiated())
+    assert machine.fire(Trigger.CONNECT) is None
+    assert machine.connect_pending
+    machine.closed()
+    assert isinstance(records[-1], StateChange) and not records[-1].reconnect
+
+
+def test_type_errors_say_what_was_wrong() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    with pytest.raises(TypeError, match=r"^disconnect needs a source$"):
+        machine.fire(Trigger.DISCONNECT)
+    with pytest.raises(TypeError, match=r"^source must be a DisconnectionSource, not str$"):
+        machine.fire(Trigger.DISCONNECT, source="user")
+
+
+def test_the_listener_error_handler_is_told_which_listener_failed() -> None:
+    calls: list[tuple[str, int, object]] = []
+
+    def broken(record: Record) -> None:
+        raise RuntimeError("boom")
+
+    machine = ConnectionMachine(
+        lambda: 0.0, on_listener_error=lambda exc, rec, lis: calls.append((str(exc), rec.seq, lis))
+    )
+    machine.add_listener(broken)
+    machine.connect()
+    assert calls == [("boom", 1, broken)]

@@ -24,6 +24,7 @@ from statesock.sources import (
     Timeout,
     UserInitiated,
     default_reconnect_policy,
+    is_auth_rejection,
     is_fatal_close_code,
 )
 
@@ -127,3 +128,28 @@ def test_sources_are_immutable_values() -> None:
     assert source.code == 1011
     assert NoPongReceived().code is None
     assert {UserInitiated(), UserInitiated()} == {UserInitiated()}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (ServerInitiated(error=HandshakeRejected(401)), True),
+        (ServerInitiated(error=HandshakeRejected(403)), True),
+        (ServerInitiated(error=HandshakeRejected(404)), False),
+        (ServerInitiated(error=HandshakeRejected(429)), False),
+        (ServerInitiated(4401), True),
+        (ServerInitiated(4403), True),
+        (ServerInitiated(4400), False),
+        (ServerInitiated(1008), False),
+        (ServerInitiated(), False),
+        (UserInitiated(), False),
+        (NoPongReceived(), False),
+        (SystemInitiated(), False),
+        (Timeout(ConnectionState.AUTHENTICATING), False),
+        (None, False),
+    ],
+)
+def test_auth_rejections_are_401_403_and_4401_4403_from_the_server_only(
+    source: DisconnectionSource | None, expected: bool
+) -> None:
+    assert is_auth_rejection(source) is expected
