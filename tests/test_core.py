@@ -154,11 +154,15 @@ class Sim:
         """Move the clock on, firing every timer that falls due, in time order."""
         end = self.now + seconds
         out: list[Effect] = []
+        fired_at: dict[tuple[TimerKind, float], int] = {}
         while True:
             due = sorted((at, t.value, t) for t, at in self.timers.items() if at <= end)
             if not due:
                 break
             at, _, timer = due[0]
+            # A timer re-armed for the instant it fired, again and again, is a livelock.
+            fired_at[timer, at] = fired_at.get((timer, at), 0) + 1
+            assert fired_at[timer, at] <= 3, f"{timer} keeps firing at {at}: livelock"
             self.now = max(self.now, at)
             del self.timers[timer]
             out += self.step(TimerFired(timer, self.last_frame_at))
@@ -363,10 +367,10 @@ def test_connect_while_disconnecting_opens_the_next_socket_once_the_close_comple
 
 
 def test_ping_cadence_is_fixed_whatever_the_round_trips_and_late_timers() -> None:
-    sim = Sim(CoreConfig(ping_interval=25.0, pong_timeout=3.0), now=3.0)
-    sim.up()  # connected at 3.0
-    assert sim.timers[T.PING] == 28.0
-    due = [28.0]
+    sim = Sim(CoreConfig(ping_interval=25.0, pong_timeout=3.0), now=13.0)
+    sim.up()  # connected at 13.0
+    assert sim.timers[T.PING] == 38.0
+    due = [38.0]
     for late, round_trip in [(0.4, 0.2), (0.0, 1.7), (2.5, 0.3)]:
         sim.now = sim.timers[T.PING] + late
         out = sim.fire(T.PING)
@@ -381,15 +385,25 @@ def test_ping_cadence_is_fixed_whatever_the_round_trips_and_late_timers() -> Non
         assert out == [CancelTimer(T.PONG_DEADLINE)]  # the pong does not move the cadence
         assert sim.core.machine.health.round_trip == pytest.approx(round_trip)
         assert sim.timers[T.PING] == due[-1]
-    assert due == [28.0, 53.0, 78.0, 103.0]
+    assert due == [38.0, 63.0, 88.0, 113.0]
 
 
 def test_a_ping_timer_that_fired_very_late_skips_to_the_next_slot_of_the_cadence() -> None:
-    sim = Sim(CoreConfig(ping_interval=25.0), now=3.0)
+    sim = Sim(CoreConfig(ping_interval=25.0), now=13.0)
     sim.up()
-    sim.now = 80.0  # slots at 28, 53, 78: the next is 103
+    sim.now = 90.0  # slots at 38, 63, 88: the next is 113
     out = sim.fire(T.PING)
-    assert out[0] == StartTimer(T.PING, 103.0)
+    assert out[0] == StartTimer(T.PING, 113.0)
+
+
+def test_a_ping_slot_that_division_rounds_down_is_not_scheduled_for_now() -> None:
+    sim = Sim(CoreConfig(ping_interval=0.7, pong_timeout=0.1))
+    sim.up()
+    sim.now = 3 * 0.7  # 2.0999999999999996: floor(now / 0.7) rounds down to 2
+    out = sim.fire(T.PING)
+    assert isinstance(out[0], StartTimer) and out[0].timer is T.PING
+    assert out[0].at > sim.now
+    assert out[0].at == pytest.approx(2.8)
 
 
 def test_a_pong_updates_health_with_round_trip_and_count() -> None:
@@ -437,9 +451,11 @@ def test_any_frame_after_the_ping_counts_as_alive() -> None:
     sim.last_frame_at = 10.5
     assert sim.advance(2.0) == []
     assert sim.state() is S.CONNECTED
-    sim.last_frame_at = 10.0  # a frame at the very moment of the ping is no answer to it
+    sim.last_frame_at = 20.0  # a frame at the very moment of the ping is no answer to it
     sim.advance(8.0)
-    sim.advance(2.0)
+    sim.advance(1.999)
+    assert sim.state() is S.CONNECTED
+    sim.advance(0.001)
     assert sim.state() is S.DISCONNECTING
 
 
@@ -989,6 +1005,7 @@ def test_a_reconnect_timer_that_fires_while_paused_does_not_connect() -> None:
     recovery.paused = True  # paused in the same tick the timer fired
     assert sim.fire(T.RECONNECT) == []
     assert sim.state() is S.DISCONNECTED
+    assert recovery.retry_in is None
 
 
 # -- connect() waiters ----------------------------------------------------------------------------
@@ -1008,8 +1025,10 @@ def test_a_failed_connect_without_recovery_fails_every_waiter_once() -> None:
 def test_with_recovery_a_failed_first_connect_fails_its_waiters_unless_asked_to_retry() -> None:
     sim = Sim(no_ping(), recovery_config())
     sim.step(UserConnect(1))
-    out = sim.step(SocketClosed(1, None, "", ConnectionRefused("refused")))
-    assert [type(e) for e in sim.of(ResolveConnect, out)] == [ResolveConnect]
+    sim.step(UserConnect(2))  # while connecting: waits on the same attempt
+    error = ConnectionRefused("refused")
+    out = sim.step(SocketClosed(1, None, "", error))
+    assert sim.of(ResolveConnect, out) == [ResolveConnect((1, 2), ServerInitiated(None, "", error))]
     assert T.RECONNECT in sim.timers
 
 
@@ -1262,3 +1281,416 @@ def test_without_recovery_buffer_inputs_are_refused_or_ignored() -> None:
     assert sim.step(SendWritten(1, ok=True)) == []
     assert sim.step(SendCancelled(1)) == []
     assert sim.core.pending_sends == 0
+
+
+# -- found by mutation testing: details a shell or a log reader relies on ----------------------
+
+
+def log_of(effects: list[Effect], event: str) -> dict[str, object]:
+    [log] = [e for e in effects if isinstance(e, Log) and e.event == event]
+    assert isinstance(log, Log) and log.level == "info"
+    return dict(log.fields)
+
+
+def test_a_fresh_core_starts_at_zero_with_nothing_current() -> None:
+    core = ConnectionCore(CoreConfig(ping_interval=None))
+    assert core.socket is None
+    assert (core.closed, core.done, core.final_source) == (False, False, None)
+    assert core.step(UserConnect(1), 0.0) == [OpenSocket(1), StartTimer(T.CONNECT_DEADLINE, 10.0)]
+
+
+def test_the_core_clock_never_goes_back_and_ignores_nan() -> None:
+    sim = Sim(no_ping(), now=10.0)
+    sim.now = 5.0
+    assert sim.connect() == [OpenSocket(1), StartTimer(T.CONNECT_DEADLINE, 20.0)]
+    sim.now = math.nan
+    assert sim.step(SocketOpened(1)) == [
+        CancelTimer(T.CONNECT_DEADLINE),
+        StartTimer(T.AUTH_DEADLINE, 20.0),
+    ]
+
+
+def test_a_listener_error_goes_to_the_handler_given_to_the_core() -> None:
+    errors: list[str] = []
+    core = ConnectionCore(
+        CoreConfig(ping_interval=None),
+        on_listener_error=lambda exc, _r, _l: errors.append(str(exc)),
+    )
+
+    def broken(record: Record) -> None:
+        raise RuntimeError("listener")
+
+    core.machine.add_listener(broken)
+    core.step(UserConnect(1), 0.0)
+    assert errors == ["listener"]
+
+
+def test_an_input_given_while_stepping_is_handled_after_and_returned_by_the_outer_step() -> None:
+    sim = Sim(no_ping())
+    inner: list[list[Effect]] = []
+
+    def on_connected(record: Record) -> None:
+        if isinstance(record, StateChange) and record.current is S.CONNECTED:
+            inner.append(sim.core.step(UserDisconnect(), sim.now))
+
+    sim.core.machine.add_listener(on_connected)
+    sim.connect()
+    sim.step(SocketOpened(1))
+    out = sim.step(HealthAnswered(1, None, ack=True))
+    assert inner == [[]]
+    assert out.index(ResolveConnect((1,))) < out.index(CloseSocket(1, 1000, "user disconnect", 5.0))
+    assert sim.state() is S.DISCONNECTING
+
+
+def test_the_recovery_logs_a_reader_relies_on() -> None:
+    strategy = Strategy(delay=2.1234567)
+    sim = Sim(no_ping(), recovery_config(strategy))
+    sim.up()
+    out = sim.drop()
+    assert log_of(out, "reconnect_scheduled") == {
+        "attempt": 1,
+        "source": "server",
+        "code": 1006,
+        "retry_in": 2.123457,
+    }
+    sim.reconnect_up()
+    assert sim.core.recovery is not None and sim.core.recovery.reconnects == 1
+    sim.drop()
+    sim.reconnect_up()
+    assert sim.core.recovery.reconnects == 2
+    out = sim.step(NetworkChanged(available=False))
+    out = sim.step(SocketClosed(3, 1006))
+    assert log_of(out, "recovery_waiting") == {
+        "attempt": 2,
+        "source": "system",
+        "code": None,
+        "reason": "network unavailable or paused",
+    }
+
+
+def test_the_logs_of_an_immediate_reconnect() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=9.0)))
+    sim.up()
+    sim.step(AppPaused())
+    sim.step(AppResumed())
+    out = sim.step(SocketClosed(1, 1000))
+    assert log_of(out, "reconnect_now") == {
+        "attempt": 0,
+        "source": "system",
+        "code": None,
+        "reason": "the system cause is already gone",
+    }
+    sim.open_and_ack()
+    sim.step(AppPaused())
+    sim.step(SocketClosed(2, 1000))
+    out = sim.step(AppResumed())
+    assert log_of(out, "reconnect_now")["reason"] == "resumed"
+    assert sim.core.recovery is not None and sim.core.recovery.paused is False
+
+
+@pytest.mark.parametrize(
+    ("policy", "strategy", "reason", "attempt"),
+    [
+        (lambda s: False, Strategy(), "the policy does not reconnect after this source", 0),
+        (
+            default_reconnect_policy,
+            Strategy(delay=None),
+            "the retry strategy gave up after 0 retries",
+            1,
+        ),
+    ],
+)
+def test_recovery_stopped_says_why(
+    policy: Callable[[DisconnectionSource], bool], strategy: Strategy, reason: str, attempt: int
+) -> None:
+    sim = Sim(no_ping(), recovery_config(strategy, policy))
+    sim.up()
+    out = sim.drop()
+    assert log_of(out, "recovery_stopped") == {
+        "attempt": attempt,
+        "source": "server",
+        "code": 1006,
+        "reason": reason,
+    }
+    recovery = sim.core.recovery
+    assert recovery is not None
+    assert (recovery.gave_up, recovery.waiting, recovery.retry_in) == (True, False, None)
+
+
+def test_raising_user_functions_are_reported_with_their_exception_and_why() -> None:
+    error = Broken("policy")
+
+    def policy(source: DisconnectionSource) -> bool:
+        raise error
+
+    sim = Sim(no_ping(), recovery_config(Strategy(), policy))
+    sim.up()
+    out = sim.drop()
+    assert ReportError(error, "reconnect policy") in out
+    assert log_of(out, "recovery_stopped")["reason"] == "the reconnect policy raised"
+
+    class Raising:
+        def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
+            raise error
+
+    sim = Sim(no_ping(), RecoveryConfig(default_reconnect_policy, Raising()))
+    sim.up()
+    out = sim.drop()
+    assert log_of(out, "recovery_stopped")["reason"] == "the retry strategy raised"
+
+
+def test_a_strategy_answer_that_is_not_a_number_gives_up() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay="soon")))  # type: ignore[arg-type]
+    sim.up()
+    out = sim.drop()
+    assert out[-1] == Finished(DROP, gave_up=True)
+
+
+def test_recovery_flags_are_plain_booleans() -> None:
+    sim = Sim(no_ping(has_token_provider=True), recovery_config(stable_after=1.0))
+    sim.up()
+    sim.step(SocketClosed(1, 4401))
+    recovery = sim.core.recovery
+    assert recovery is not None and recovery.token_retry_used is True
+    assert recovery.waiting is True
+    sim.reconnect_up()
+    assert (recovery.waiting, recovery.gave_up, sim.core.done) == (False, False, False)
+    sim.advance(1.0)
+    sim.drop()
+    assert recovery.token_retry_used is False
+    sim.step(UserDisconnect())
+    assert recovery.waiting is False
+
+
+def test_a_connect_remembered_then_cancelled_by_the_user_fails_its_waiter() -> None:
+    sim = Sim(no_ping(), recovery_config())
+    sim.up()
+    sim.step(UserDisconnect())
+    assert sim.step(UserConnect(5)) == []  # remembered until the close completes
+    sim.step(UserDisconnect())  # the user's last word
+    out = sim.step(SocketClosed(1, 1000))
+    assert ResolveConnect((5,), UserInitiated()) in out
+    assert sim.state() is S.DISCONNECTED
+
+
+def test_a_connect_while_closing_fails_at_once() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    sim.step(UserClose())
+    assert sim.step(UserConnect(9)) == [ResolveConnect((9,), None, closed=True)]
+
+
+def test_retry_first_connect_keeps_waiting_while_offline() -> None:
+    sim = Sim(no_ping(), recovery_config(retry_first_connect=True), network=False)
+    sim.step(UserConnect(1))
+    out = sim.step(SocketClosed(1, None, "", ConnectionRefused("offline")))
+    assert sim.of(ResolveConnect, out) == []
+    sim.step(NetworkChanged(available=True))
+    sim.open_and_ack()
+    assert sim.of(ResolveConnect)[-1] == ResolveConnect((1,))
+
+
+def test_without_retry_first_connect_an_offline_failure_fails_the_waiter_with_its_source() -> None:
+    sim = Sim(no_ping(), recovery_config(), network=False)
+    sim.step(UserConnect(1))
+    error = ConnectionRefused("offline")
+    out = sim.step(SocketClosed(1, None, "", error))
+    assert sim.of(ResolveConnect, out) == [ResolveConnect((1,), ServerInitiated(None, "", error))]
+
+
+def test_the_network_coming_back_after_recovery_gave_up_does_not_reconnect() -> None:
+    sim = Sim(no_ping(), recovery_config(policy=lambda s: False))
+    sim.up()
+    sim.drop()
+    assert sim.step(NetworkChanged(available=False)) == []
+    assert sim.step(NetworkChanged(available=True)) == []
+    assert sim.state() is S.DISCONNECTED
+
+
+def test_detaching_recovery_while_connected_finishes_nothing() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=2))
+    sim.up()
+    assert sim.step(DetachRecovery()) == []
+    assert sim.core.done is False and sim.core.recovery is None
+
+
+def test_detaching_recovery_abandons_each_waiting_message_by_number() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(7))
+    out = sim.step(DetachRecovery())
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and abandoned.message == 7
+    assert str(abandoned.error) == "message not sent: the recovery handler was closed"
+
+
+def test_a_user_disconnect_while_waiting_to_reconnect_abandons_the_buffer() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    out = sim.step(UserDisconnect())
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and abandoned.message == 1
+    assert str(abandoned.error) == "message not sent: the user disconnected"
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and str(error) == "message not sent: user disconnect"
+
+
+def test_closing_while_waiting_to_reconnect_abandons_the_buffer() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    out = sim.step(UserClose())
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend)
+    assert str(abandoned.error) == "message not sent: the client was closed"
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and str(error) == "the client is closed"
+
+
+def test_a_buffer_of_one_buffers_and_no_buffer_refuses() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), buffer_size=1))
+    sim.up()
+    sim.drop()
+    assert sim.core.send_route() == (SendRoute.BUFFER, None)
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0)))
+    sim.up()
+    sim.drop()
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and isinstance(error, NotConnectedError)
+
+
+def test_without_recovery_a_buffered_send_is_refused_with_why() -> None:
+    sim = Sim(no_ping())
+    [refused] = sim.step(BufferSend(4))
+    assert isinstance(refused, ResolveSend) and refused.message == 4
+    assert isinstance(refused.error, SendAbandoned)
+    assert str(refused.error) == (
+        "cannot send in state 'initialized': sending needs authenticating or connected"
+    )
+
+
+def test_a_cancelled_last_message_cancels_the_expiry_check() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    assert sim.step(SendCancelled(1)) == [CancelTimer(T.SEND_EXPIRY)]
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING])
+def test_a_message_expiring_while_connecting_does_not_touch_the_connection(
+    state: ConnectionState,
+) -> None:
+    sim = buffered_sim(ttl=6.0)
+    sim.step(BufferSend(1))
+    sim.advance(5.0)  # the reconnect: connecting
+    if state is S.AUTHENTICATING:
+        sim.step(SocketOpened(2))
+    out = sim.advance(1.0)
+    assert sim.of(ResolveSend, out) != []
+    assert sim.state() is state
+
+
+def test_a_message_expiring_while_disconnecting_does_not_abort_the_socket() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=3, buffer_ttl=0.5))
+    sim.up()
+    sim.step(BufferSend(1))  # being written
+    sim.step(BufferSend(2))
+    sim.step(ServerErrorReceived(1, ServerErrorEvent("bye")))
+    assert sim.state() is S.DISCONNECTING
+    out = sim.advance(0.5)
+    assert [e.message for e in sim.of(ResolveSend, out)] == [2]  # type: ignore[union-attr]
+    assert sim.of(AbortSocket, out) == []
+    assert sim.state() is S.DISCONNECTING
+
+
+def test_a_waiting_message_keeps_its_expiry_when_the_socket_goes() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), buffer_size=3))
+    sim.up()
+    sim.step(BufferSend(1))
+    sim.step(BufferSend(2))
+    sim.drop()
+    assert sim.timers[T.SEND_EXPIRY] == 30.0
+
+
+def test_a_failed_write_after_the_client_is_done_is_abandoned_with_the_final_cause() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=None), buffer_size=3))
+    sim.up()
+    sim.step(BufferSend(1))
+    sim.drop()
+    assert sim.core.done
+    out = sim.step(SendWritten(1, ok=False))
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and abandoned.message == 1
+    assert str(abandoned.error) == "message not sent: server closed with 1006"
+    assert sim.core.pending_sends == 0
+
+
+def test_a_failed_write_while_closing_is_abandoned() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=3))
+    sim.up()
+    sim.step(BufferSend(1))
+    sim.step(UserClose())
+    out = sim.step(SendWritten(1, ok=False))
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and isinstance(abandoned.error, SendAbandoned)
+    assert sim.core.pending_sends == 0
+
+
+def test_a_write_failing_at_the_instant_its_time_is_up_expires_at_once() -> None:
+    sim = buffered_sim(ttl=10.0)
+    sim.step(BufferSend(1))
+    sim.reconnect_up()
+    sim.advance(5.0)
+    sim.step(SocketClosed(2, 1006))
+    assert sim.now == 10.0
+    out = sim.step(SendWritten(1, ok=False))
+    [expired] = sim.of(ResolveSend, out)
+    assert isinstance(expired, ResolveSend) and isinstance(expired.error, SendExpired)
+
+
+def test_socket_timers_and_hooks_are_cancelled_in_a_fixed_order() -> None:
+    sim = Sim(
+        CoreConfig(
+            ping_interval=10.0, idle_timeout=60.0, has_auth_hook=True, has_connected_hook=True
+        )
+    )
+    sim.connect()
+    sim.step(SocketOpened(1))
+    sim.step(HealthAnswered(1, None, ack=True))  # the auth hook is still running
+    sim.advance(10.0)
+    assert set(sim.timers) == {T.PING, T.PONG_DEADLINE, T.IDLE_DEADLINE}
+    out = sim.step(UserDisconnect())
+    assert out[:5] == [
+        CancelTimer(T.IDLE_DEADLINE),
+        CancelTimer(T.PING),
+        CancelTimer(T.PONG_DEADLINE),
+        CancelHook(Hook.ON_CONNECTED),
+        CancelHook(Hook.ON_CONNECTION_ESTABLISHED),
+    ]
+
+
+def test_with_no_frames_at_all_the_idle_deadline_disconnects_exactly_on_time() -> None:
+    sim = Sim(no_ping(idle_timeout=30.0))
+    sim.up()
+    sim.advance(29.999)
+    assert sim.state() is S.CONNECTED
+    sim.advance(0.001)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+def test_an_idle_check_that_fires_early_counts_from_the_connection() -> None:
+    sim = Sim(no_ping(idle_timeout=30.0), now=50.0)
+    sim.up()
+    sim.now = 60.0
+    assert sim.fire(T.IDLE_DEADLINE) == [StartTimer(T.IDLE_DEADLINE, 80.0)]
+
+
+def test_a_frame_after_resuming_proves_the_peer_alive() -> None:
+    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.step(ReadingPaused(1))
+    sim.advance(60.0)
+    sim.step(ReadingResumed(1))
+    sim.last_frame_at = 71.0
+    sim.advance(1.999)
+    out = sim.advance(0.001)
+    assert sim.state() is S.CONNECTED
+    assert sim.of(CloseSocket, out) == []
