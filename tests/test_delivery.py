@@ -1,15 +1,15 @@
 """Delivery a user can trust (issue 10): no lost first message, lossless by default, and
 liveness that a slow app or a busy link cannot fake.
 
-Real loopback servers; virtual time wherever a timer is involved. The last test is a
-property over the whole client: random subscriptions (every overflow policy, small queues,
-slow consumers), bursts, consumer pauses, waits and server-side reconnects; every message
-the server sent is delivered in order or dropped by the policy the subscriber chose, never
-both and never neither, a ``BLOCK`` subscription gets all of them, and no slow consumer is
-mistaken for a dead link. The flood test runs in
-real time on purpose: in virtual time the clock does not move while the loop is busy, so a
-flood could never meet a deadline there. Each test fails on the behaviour the issue
-reported (noted per test as "Before:").
+Real loopback servers; virtual time wherever a timer is involved. The flood test runs in
+real time against the benchmark server in its own process: in virtual time the clock does
+not move while the loop is busy, so a flood could never meet a deadline there. The last
+test is a property over the whole client: random subscriptions (every overflow policy,
+small queues, slow consumers), bursts, consumer pauses, waits and server-side reconnects;
+every message the server sent is delivered in order or dropped by the policy the subscriber
+chose, never both and never neither, a ``BLOCK`` subscription gets all of them, and no slow
+consumer is mistaken for a dead link. Each test fails on the behaviour the issue reported
+(noted per test as "Before:").
 """
 
 from __future__ import annotations
