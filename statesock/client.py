@@ -305,6 +305,10 @@ class WebSocketClient:
 
         A user disconnect sticks: nothing reconnects until the user connects again.
         """
+        if self._core.state is not ConnectionState.INITIALIZED:
+            # Nothing will reconnect the client now: its streams end (as they would once it
+            # is disconnected), so a full subscriber cannot keep it from reading the close.
+            self._fanout.end_all(UserInitiated())
         await self._wait_disconnect(c.UserDisconnect)
         return self.state
 

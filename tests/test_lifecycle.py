@@ -275,12 +275,6 @@ async def test_leaving_the_quick_start_loop_early_closes_promptly() -> None:
         assert took < 1.0, f"close() took {took:g} s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: close() ends the streams first, but disconnect() does not: with a full "
-    "lossless subscriber the client never reads the server's close frame, so disconnect() "
-    "waits close_timeout + 1 s (6 s) and aborts the socket",
-)
 @virtual_time
 async def test_a_user_disconnect_while_a_subscriber_is_full_is_prompt() -> None:
     async with TestServer() as server:
