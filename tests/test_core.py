@@ -1694,3 +1694,20 @@ def test_a_frame_after_resuming_proves_the_peer_alive() -> None:
     out = sim.advance(0.001)
     assert sim.state() is S.CONNECTED
     assert sim.of(CloseSocket, out) == []
+
+
+def test_time_in_initialized_counts_from_the_core_creation_when_given() -> None:
+    core = ConnectionCore(CoreConfig(ping_interval=None), now=3.0)
+    records: list[Record] = []
+    core.machine.add_listener(records.append)
+    core.step(UserConnect(1), 7.0)
+    assert records[-1].in_state == 4.0
+
+
+def test_without_a_creation_time_initialized_counts_from_the_first_input_only() -> None:
+    core = ConnectionCore(CoreConfig(ping_interval=None))
+    records: list[Record] = []
+    core.machine.add_listener(records.append)
+    core.step(UserConnect(1), 7.0)
+    core.step(SocketOpened(1), 9.5)
+    assert [r.in_state for r in records] == [0.0, 2.5]

@@ -737,3 +737,17 @@ def test_the_listener_error_handler_is_told_which_listener_failed() -> None:
     machine.add_listener(broken)
     machine.connect()
     assert calls == [("boom", 1, broken)]
+
+
+def test_only_authenticated_reports_the_round_trip_in_its_detail() -> None:
+    machine, records, _ = make()
+    drive_to(machine, S.CONNECTED)
+    machine.pong(HealthCheckInfo("c-1", 0.25, 1.0, 1))
+    machine.closed(ServerInitiated(1006))
+    machine.connect()
+    machine.opened()
+    machine.authenticated(HealthCheckInfo("c-2", 0.125, 2.0, 0))
+    opened, authenticated = records[-2], records[-1]
+    assert isinstance(opened, StateChange) and opened.trigger is Trigger.OPENED
+    assert opened.detail == ""
+    assert authenticated.detail == "round trip 125.0 ms"
