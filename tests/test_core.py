@@ -1627,9 +1627,10 @@ def test_a_failed_write_while_closing_is_abandoned() -> None:
     sim.up()
     sim.step(BufferSend(1))
     sim.step(UserClose())
-    out = sim.step(SendWritten(1, ok=False))
+    out = sim.step(SendWritten(1, ok=False))  # before the close completed
     [abandoned] = sim.of(ResolveSend, out)
     assert isinstance(abandoned, ResolveSend) and isinstance(abandoned.error, SendAbandoned)
+    assert str(abandoned.error) == "message not sent: the client is done"
     assert sim.core.pending_sends == 0
 
 
