@@ -293,7 +293,13 @@ class DeliverySpec(RuleBasedStateMachine):
             return
         delivery = self.fanout._deliveries[0]
         message = int(delivery.event)  # type: ignore[call-overload]
-        waiting = [consumer for consumer in self.all if consumer.sub in delivery.waiting]
+        # A subscriber its consumer closed meanwhile may still be listed until the dispatch
+        # resumes; the model already discarded its queue (unsubscribe()).
+        waiting = [
+            consumer
+            for consumer in self.all
+            if consumer.sub in delivery.waiting and consumer in self.live
+        ]
         self.producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             self.run(self.producer)
