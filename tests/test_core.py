@@ -1712,3 +1712,12 @@ def test_without_a_creation_time_initialized_counts_from_the_first_input_only() 
     core.step(UserConnect(1), 7.0)
     core.step(SocketOpened(1), 9.5)
     assert [r.in_state for r in records] == [0.0, 2.5]
+
+
+def test_inputs_before_the_first_record_do_not_restart_the_clock() -> None:
+    core = ConnectionCore(CoreConfig(ping_interval=None))
+    records: list[Record] = []
+    core.machine.add_listener(records.append)
+    core.step(AttachRecovery(recovery_config()), 2.0)
+    core.step(UserConnect(1), 7.0)
+    assert records[0].in_state == 5.0
