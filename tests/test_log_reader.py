@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -383,3 +384,25 @@ def test_edge_counts_ignore_edges_the_machine_does_not_have(tmp_path: Path) -> N
     assert counts[("disconnected", "connecting", "connect")] == 2
     assert counts[("connected", "disconnecting", "disconnect")] == 2
     assert len(counts) <= 14
+
+
+@pytest.mark.parametrize(
+    ("src", "trigger"),
+    [("connected", "connect"), ("connecting", "opened"), ("initialized", "connect")],
+)
+def test_check_refuses_a_forged_self_loop(tmp_path: Path, src: str, trigger: str) -> None:
+    # A record whose src equals its dst is read as internal; only the table's internal
+    # transitions (pong while connected, a user disconnect while going down) may be one.
+    lines = [
+        record(seq=1, src="initialized", dst="connecting", trigger="connect"),
+        record(seq=2, src="connecting", dst="authenticating", trigger="opened"),
+        record(seq=3, src="authenticating", dst="connected", trigger="authenticated"),
+    ]
+    if src == "connecting":
+        lines = lines[:1]
+    elif src == "initialized":
+        lines = []
+    lines.append(record(seq=len(lines) + 1, src=src, dst=src, trigger=trigger))
+    violation, _ = check(read_records(write(tmp_path, lines)).records)
+    assert violation is not None
+    assert "is not a transition of the machine" in str(violation)
