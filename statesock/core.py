@@ -811,7 +811,7 @@ class ConnectionCore:
         elif timer is TimerKind.AUTH_DEADLINE and state is S.AUTHENTICATING:
             self._fire(lambda: self.machine.disconnect(Timeout(S.AUTHENTICATING)))
         elif timer is TimerKind.PING and state is S.CONNECTED:
-            self._ping(event.last_frame_at)
+            self._ping()
         elif timer is TimerKind.PONG_DEADLINE and state is S.CONNECTED:
             sent_at = self._ping_sent_at
             if (
@@ -838,7 +838,7 @@ class ConnectionCore:
         elif timer is TimerKind.SEND_EXPIRY:
             self._expire_sends()
 
-    def _ping(self, last_frame_at: float | None) -> None:
+    def _ping(self) -> None:
         interval = self.config.ping_interval
         assert interval is not None and self._socket is not None
         # Fixed cadence: the next check is due one interval after this one was due.
@@ -929,9 +929,9 @@ class ConnectionCore:
 
     def _on_buffer_send(self, event: BufferSend) -> None:
         recovery = self._recovery
+        # The shell buffers only what send_route() routed here; a DIRECT route now (it
+        # connected meanwhile) still goes through the buffer, which keeps the order.
         route, error = self.send_route()
-        if route is SendRoute.DIRECT and recovery is not None and not recovery.buffer:
-            route = SendRoute.BUFFER  # raced with the connection: the buffer still keeps order
         if recovery is None or route is SendRoute.REFUSE:
             refusal = error if isinstance(error, SendBufferError) else SendAbandoned(str(error))
             self._emit(ResolveSend(event.message, refusal))
