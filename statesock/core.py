@@ -844,7 +844,10 @@ class ConnectionCore:
         # Fixed cadence: the next check is due one interval after this one was due.
         connected_at = self._connected_at if self._connected_at is not None else self._now
         due = connected_at + (math.floor((self._now - connected_at) / interval) + 1) * interval
-        if due <= self._now:  # the division rounded down a period that had just ended
+        if due - self._now < interval / 1000:
+            # This check is the one due now: the division rounded a period that had just
+            # ended down to one that is still running (an instant, or a float's last bit,
+            # ahead; a clock of microseconds would fire it again at once, for ever).
             due += interval
         self._start_timer_at(TimerKind.PING, due)
         if self._ping_sent_at is not None:

@@ -1721,3 +1721,22 @@ def test_inputs_before_the_first_record_do_not_restart_the_clock() -> None:
     core.step(AttachRecovery(recovery_config()), 2.0)
     core.step(UserConnect(1), 7.0)
     assert records[0].in_state == 5.0
+
+
+def test_the_next_health_check_is_never_due_a_float_bit_after_the_one_that_fired() -> None:
+    # Found by the day-long soak: connected at 3764.837535, the check due at 4114.837535
+    # computed its successor 1 ULP ahead; a microsecond clock (looptime's) fired it again at
+    # once, for ever.
+    from statesock import core as cc
+
+    machine = cc.ConnectionCore(cc.CoreConfig(ack_required=False), now=0.0)
+    connected_at = 3764.837535
+    machine.step(cc.UserConnect(1), connected_at)
+    machine.step(cc.SocketOpened(1), connected_at)
+    assert machine.state.value == "connected"
+    fired_at = 4114.837535  # 14 intervals later
+    effects = machine.step(cc.TimerFired(cc.TimerKind.PING, fired_at), fired_at)
+    [next_ping] = [
+        e for e in effects if isinstance(e, cc.StartTimer) and e.timer is cc.TimerKind.PING
+    ]
+    assert next_ping.at == pytest.approx(fired_at + 25.0)
