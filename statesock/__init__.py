@@ -9,7 +9,7 @@ are imported lazily, on first access, so that ``import statesock``, ``statesock.
 from typing import TYPE_CHECKING, Any
 
 from . import exceptions as _exceptions
-from .events import HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
+from .events import ConnectionAckEvent, HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
 from .exceptions import *  # noqa: F403  (the whole tree, as exceptions.__all__ lists it)
 from .machine import (
     ConnectionMachine,
@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClientStats",
+    "ConnectionAckEvent",
     "ConnectionMachine",
     "ConnectionRecoveryHandler",
     "ConnectionSnapshot",
@@ -45,6 +46,7 @@ __all__ = [
     "ManualNetworkMonitor",
     "NetworkMonitor",
     "NoPongReceived",
+    "Overflow",
     "RouteNetworkMonitor",
     "ServerErrorEvent",
     "ServerInitiated",
@@ -63,6 +65,7 @@ __all__ += _exceptions.__all__
 _LAZY = {
     "ClientStats": "statesock.client",
     "Subscription": "statesock.subscriptions",
+    "Overflow": "statesock.subscriptions",
     "WebSocketClient": "statesock.client",
     "ConnectionRecoveryHandler": "statesock.recovery",
     "NetworkMonitor": "statesock.network",
@@ -74,7 +77,7 @@ if TYPE_CHECKING:
     from .client import ClientStats, WebSocketClient
     from .network import ManualNetworkMonitor, NetworkMonitor, RouteNetworkMonitor
     from .recovery import ConnectionRecoveryHandler
-    from .subscriptions import Subscription
+    from .subscriptions import Overflow, Subscription
 
 
 def __getattr__(name: str) -> Any:
