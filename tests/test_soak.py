@@ -18,6 +18,7 @@ from statesock.client import WebSocketClient
 from statesock.machine import ConnectionState, Record, StateChange
 from statesock.network import ManualNetworkMonitor
 from statesock.recovery import ConnectionRecoveryHandler
+from statesock.retry import PacedBackoff
 from statesock.sources import default_reconnect_policy
 from statesock.testing import FaultProxy, TestServer, auth_hook, decode_message
 from tests.conftest import run_virtual, wait_for_state
@@ -36,7 +37,8 @@ async def soak(seed: int) -> tuple[int, list[Record]]:
     client = WebSocketClient(
         proxy.url, decode_message, on_connection_established=auth_hook("t"), label="soak"
     )
-    handler = ConnectionRecoveryHandler(client, monitor)
+    # The default strategy, with its randomness seeded too, so that a failure replays.
+    handler = ConnectionRecoveryHandler(client, monitor, strategy=PacedBackoff(rng=rng))
     records: list[Record] = []
     client.add_listener(records.append)
     loop = asyncio.get_running_loop()
