@@ -57,6 +57,7 @@ from transitions import EventData, Machine, MachineError
 from .events import HealthCheckInfo
 from .exceptions import InvalidTransition
 from .sources import DisconnectionSource, UserInitiated
+from .states import ConnectionState, Trigger
 
 __all__ = [
     "ACTIVE_STATES",
@@ -72,27 +73,6 @@ __all__ = [
     "StateChange",
     "Trigger",
 ]
-
-
-class ConnectionState(enum.Enum):
-    INITIALIZED = "initialized"
-    CONNECTING = "connecting"
-    AUTHENTICATING = "authenticating"
-    CONNECTED = "connected"
-    DISCONNECTING = "disconnecting"
-    DISCONNECTED = "disconnected"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Trigger(enum.StrEnum):
-    CONNECT = "connect"
-    OPENED = "opened"
-    AUTHENTICATED = "authenticated"
-    PONG = "pong"
-    DISCONNECT = "disconnect"
-    CLOSED = "closed"
 
 
 _S = ConnectionState

@@ -18,7 +18,7 @@ from .events import ServerErrorEvent
 from .exceptions import ConfigurationError, HandshakeRejected, InvalidURL, TLSFailure
 
 if TYPE_CHECKING:
-    from .machine import ConnectionState
+    from .states import ConnectionState
 
 __all__ = [
     "DisconnectionSource",
