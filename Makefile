@@ -19,8 +19,9 @@ SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log a
 	statesock.sources as s; \
 	structlog.configure(processors=[structlog.processors.JSONRenderer()], \
 	logger_factory=structlog.WriteLoggerFactory(file=open("transitions.jsonl", "w"))); \
-	mc = m.ConnectionMachine(lambda: 0.0); mc.add_listener(t.TransitionLogger("smoke")); \
-	mc.connect(); mc.opened(); mc.disconnect(s.UserInitiated()); mc.closed()
+	mc = m.ConnectionMachine(lambda: 0.0); log = t.TransitionLogger("smoke"); \
+	records = [*mc.connect(), *mc.opened(), *mc.disconnect(s.UserInitiated()), *mc.closed()]; \
+	[log(record) for record in records]
 
 .PHONY: test check lint typecheck demo diagrams bench soak mutate clean lowest wheel-smoke browser
 
@@ -108,6 +109,7 @@ wheel-smoke: $(STAMP)
 	cd $(SMOKE) && venv/bin/statesock --version
 	cd $(SMOKE) && venv/bin/statesock diagram > diagram.txt && test -s diagram.txt
 	cd $(SMOKE) && venv/bin/python -c '$(SMOKE_LOG)' && venv/bin/statesock logs --check transitions.jsonl
+	cd $(SMOKE) && venv/bin/statesock report transitions.jsonl -o report.html && grep -q 'report-data' report.html
 	tar -xzf $(SMOKE)/dist/*.tar.gz -C $(SMOKE)
 	$(SMOKE)/venv/bin/python $(PIP) $(TEST_TOOLS)
 	cd $(SMOKE)/statesock-* && ../venv/bin/python -m pytest -q

@@ -3,7 +3,9 @@
 The top-level package exports the public API: the client, recovery and network monitors, the
 machine's types, disconnection sources, events and the whole exception tree. The I/O classes
 are imported lazily, on first access, so that ``import statesock``, ``statesock.machine``,
-``statesock.diagram`` and the CLI's inspection commands never load asyncio or websockets.
+``statesock.tools.diagram`` and the CLI's inspection commands never load asyncio or websockets.
+The tools (:mod:`statesock.tools`: the ``statesock`` command and its parts) are not imported
+here: they are not the library.
 """
 
 from typing import TYPE_CHECKING, Any

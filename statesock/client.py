@@ -22,36 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
-import time
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
-from . import core as c
-from .engine import SocketHandle, WebSocketEngine, send_failure
-from .events import ConnectionAckEvent, HealthCheckInfo, HealthCheckPongEvent, ServerErrorEvent
-from .exceptions import (
-    ClientClosed,
-    ConnectFailed,
-    ConnectionEnded,
-    ConnectionFailure,
-    NotConnectedError,
-    SendAbandoned,
-    SendExpired,
-    TokenUnavailable,
-)
+from . import core_io as io
+from .engine import send_failure
+from .events import HealthCheckInfo
+from .exceptions import ClientClosed, ConnectFailed, ConnectionEnded, NotConnectedError
 from .machine import ConnectionSnapshot, ConnectionState, Listener, Record, StateChange
-from .ping import build_health_check, default_ping_request
+from .ping import default_ping_request
 from .redaction import redact_url
 from .settings import ClientOptions, ClientSettings
+from .shell import RecoveryLink, Shell, in_handshake
 from .sources import DisconnectionSource, UserInitiated
 from .stats import ClientStats
-from .subscriptions import Fanout, Overflow, Subscription
-from .timers import Timers
-from .transition_log import TransitionLogger, emit, websockets_logger
-from .waiters import Waiters
+from .subscriptions import Overflow, Subscription
 
 if TYPE_CHECKING:
     from typing_extensions import TypeForm
@@ -59,13 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["ClientStats", "WebSocketClient"]  # ClientStats: see statesock.stats
 
 T = TypeVar("T")
-_CONTROL = (HealthCheckPongEvent, ConnectionAckEvent, ServerErrorEvent)
 _labels = itertools.count(1)
-# Set in the auth hook's task: its sends are part of the handshake.
-_in_handshake: ContextVar[bool] = ContextVar("statesock_in_handshake", default=False)
 
 
-class WebSocketClient:
+class WebSocketClient(Shell):
     """A WebSocket connection whose lifecycle is an explicit state machine.
 
     ``event_decoder`` maps each message (str or bytes) to an event. Map the server's
@@ -105,38 +88,7 @@ class WebSocketClient:
         self.token: str | None = None
         self.subprotocol: str | None = None
         self.stats = ClientStats(label=self.label)
-        fetch_token = self._fetch_token if settings.token_provider else None
-        self._engine = WebSocketEngine(
-            settings.engine_config(url, fetch_token, websockets_logger(self.label)), self.label
-        )
-        try:
-            created_at: float | None = asyncio.get_running_loop().time()
-        except RuntimeError:  # made before the loop runs: its clock starts with the first use
-            created_at = None
-        self._core = c.ConnectionCore(
-            settings.core_config(on_connection_established, on_connected),
-            now=created_at,
-            on_listener_error=self.stats.listener_failed,
-        )
-        self._core.machine.add_listener(TransitionLogger(self.label))
-        self._core.machine.add_listener(self._feed_state_streams)
-        self._fanout = Fanout(
-            queue_size=settings.event_queue_size,
-            on_drop=self.stats.dropped,
-            on_callback_error=self.stats.callback_failed,
-        )
-        self._state_streams: list[Subscription[StateChange]] = []
-        self._sockets: dict[int, SocketHandle] = {}
-        self._timers = Timers(self._timer_fired)
-        self._hooks: dict[c.Hook, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._waiters = Waiters()
-        self._done_waiters: list[asyncio.Future[DisconnectionSource | None]] = []
-        self._outgoing: dict[int, str | bytes] = {}  # buffered messages, by waiter number
-        self._last_frame_at: float | None = None
-        self._protocol_ping_sent = False
-        self._clock: Callable[[], float] = time.monotonic
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start_shell(url)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -165,31 +117,65 @@ class WebSocketClient:
 
     @property
     def unclaimed_events(self) -> int:
-        """Events that arrived while no subscription or ``on()`` callback matched them."""
+        """App events that arrived while no subscription or ``on()`` callback matched them
+        (acks, pongs and server errors are the client's own and never count)."""
         return self._fanout.unclaimed
 
     def add_listener(self, listener: Listener) -> None:
-        """Receive every record (changes and internal transitions) synchronously, in order."""
-        self._core.machine.add_listener(listener)
+        """Receive every record (changes and internal transitions) synchronously, in ``seq``
+        order, once the step that made it is over. A listener may call the client; a listener
+        that raises is logged and counted (``stats.callback_errors``)."""
+        self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        self._core.machine.remove_listener(listener)
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def attach_recovery(
+        self, config: io.RecoveryConfig, *, network_available: bool = True
+    ) -> RecoveryLink:
+        """Hand recovery decisions to the core with ``config``; the seam a recovery handler
+        (:class:`~statesock.recovery.ConnectionRecoveryHandler`) attaches through.
+
+        Returns the :class:`~statesock.shell.RecoveryLink` that feeds the core the network and
+        the app's pause/resume. Raises RuntimeError when one is attached already.
+        """
+        if self._core.recovery is not None:
+            raise RuntimeError(f"client {self.label} already has a recovery handler")
+        self._step(io.AttachRecovery(config, network_available))
+        return RecoveryLink(self)
 
     async def wait_for(self, state: ConnectionState) -> ConnectionSnapshot:
-        """Return as soon as the client is in ``state`` (at once if it is already there)."""
+        """Return as soon as the client is in ``state`` (at once if it is already there).
+
+        Raises :class:`ConnectionEnded` (with the final source) when the client is done, or
+        becomes done, without being in ``state``: nothing would ever bring it there.
+        """
         if self._core.state is state:
             return self.state
-        reached: asyncio.Future[ConnectionSnapshot] = asyncio.get_running_loop().create_future()
+        if self._core.done:
+            raise ConnectionEnded(self._core.final_source)
+        # One future, resolved by whichever comes first: the listener, with the snapshot, or
+        # the end (_finished resolves done-waiters with the final source). Records are
+        # delivered before the step's effects, so reaching ``state`` in the step that ends
+        # the client still counts as reached.
+        reached: asyncio.Future[Any] = self._loop_now().create_future()
 
         def listen(record: Record) -> None:
             if isinstance(record, StateChange) and record.current is state and not reached.done():
                 reached.set_result(self.state)
 
         self.add_listener(listen)
+        self._done_waiters.append(reached)
         try:
-            return await reached
+            result = await reached
         finally:
             self.remove_listener(listen)
+            if reached in self._done_waiters:
+                self._done_waiters.remove(reached)
+        if isinstance(result, ConnectionSnapshot):
+            return result
+        raise ConnectionEnded(result)
 
     async def wait_done(self) -> DisconnectionSource | None:
         """Wait until the client is done; return the final disconnection source."""
@@ -292,11 +278,9 @@ class WebSocketClient:
         if self._core.closed:
             raise ClientClosed(f"client {self.label} is closed")
         self._loop_now()
-        if self._core.done:
-            self._fanout.reopen()  # connected again: new subscriptions are live
         self._fanout.start()  # async on() callbacks registered before the loop ran
         waiter = self._waiters.add()
-        self._step(c.UserConnect(waiter))
+        self._step(io.UserConnect(waiter))
         snapshot: ConnectionSnapshot = await self._waiters.wait(waiter)
         return snapshot
 
@@ -305,11 +289,7 @@ class WebSocketClient:
 
         A user disconnect sticks: nothing reconnects until the user connects again.
         """
-        if self._core.state is not ConnectionState.INITIALIZED:
-            # Nothing will reconnect the client now: its streams end (as they would once it
-            # is disconnected), so a full subscriber cannot keep it from reading the close.
-            self._fanout.end_all(UserInitiated())
-        await self._wait_disconnect(c.UserDisconnect)
+        await self._wait_disconnect(io.UserDisconnect)
         return self.state
 
     async def close(self) -> None:
@@ -320,8 +300,7 @@ class WebSocketClient:
         reading the server's close frame.
         """
         if not self._core.closed:
-            self._fanout.end_all(self._core.final_source if self._core.done else UserInitiated())
-            await self._wait_disconnect(c.UserClose)
+            await self._wait_disconnect(io.UserClose)
         self._timers.cancel_all()
         for hook in list(self._hooks.values()):
             hook.cancel()
@@ -342,12 +321,14 @@ class WebSocketClient:
         next connection and raises a :class:`~statesock.exceptions.SendBufferError` subclass
         if it is never written).
         """
-        route, refusal = self._core.send_route(handshake or _in_handshake.get())
-        if route is c.SendRoute.REFUSE:
+        route, refusal = self._core.send_route(handshake or in_handshake.get())
+        if route is io.SendRoute.REFUSE:
             assert refusal is not None
             raise refusal
-        data = message if isinstance(message, str | bytes) else self.settings.encoder(message)
-        if route is c.SendRoute.DIRECT:
+        data = (
+            message if isinstance(message, str | bytes) else self.settings.message_encoder(message)
+        )
+        if route is io.SendRoute.DIRECT:
             send = self._sockets[self._core.socket or 0].raw_send
             if send is None:
                 raise NotConnectedError(self._core.state.value)
@@ -361,11 +342,11 @@ class WebSocketClient:
             return
         number = self._waiters.add()
         self._outgoing[number] = data
-        self._step(c.BufferSend(number))
+        self._step(io.BufferSend(number))
         try:
             await self._waiters.wait(number)
         except asyncio.CancelledError:
-            self._step(c.SendCancelled(number))
+            self._step(io.SendCancelled(number))
             raise
         finally:
             self._outgoing.pop(number, None)
@@ -377,188 +358,9 @@ class WebSocketClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    # -- socket reports (SocketListener) ----------------------------------------------------
-
-    def socket_opened(self, handle: SocketHandle) -> None:
-        self.subprotocol = handle.subprotocol
-        self._step(c.SocketOpened(handle.id))
-
-    def socket_alive(self, handle: SocketHandle, pong: bool) -> None:
-        if handle.id != self._core.socket:
-            return
-        self._last_frame_at = self._clock()
-        if pong and self._protocol_ping_sent:  # the answer to our protocol health check
-            self._protocol_ping_sent = False
-            self._step(c.HealthAnswered(handle.id, None, ack=False))
-
-    def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
-        # The per-message hot path: a number compare, a clock read, the decoder, dispatch.
-        if handle.id != self._core.socket:
-            return None
-        self._last_frame_at = self._clock()
-        self.stats.messages_received += 1
-        try:
-            event = self.event_decoder(data)
-        except Exception as exc:
-            self.stats.decode_failed(exc, data)
-            return None
-        if event is None:
-            self.stats.ignored_messages += 1
-            return None
-        if isinstance(event, _CONTROL):
-            self._control(handle.id, event)
-        pending = self._fanout.dispatch(event)
-        return None if pending is None else self._backpressure(handle.id, pending)
-
-    def socket_closed(
-        self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
-    ) -> None:
-        self._sockets.pop(handle.id, None)
-        self._step(c.SocketClosed(handle.id, code, reason, error))
-
-    def _control(self, socket: int, event: object) -> None:
-        if isinstance(event, ServerErrorEvent):
-            self._step(c.ServerErrorReceived(socket, event))
-        elif isinstance(event, ConnectionAckEvent):
-            self._step(c.HealthAnswered(socket, event.connection_id, ack=True))
-        elif isinstance(event, HealthCheckPongEvent):
-            self._step(c.HealthAnswered(socket, event.connection_id, ack=None))
-
-    async def _backpressure(self, socket: int, pending: Awaitable[None]) -> None:
-        self._step(c.ReadingPaused(socket))
-        try:
-            await pending
-        finally:
-            self._step(c.ReadingResumed(socket))
-
-    # -- the core's effects -----------------------------------------------------------------
-
-    def _step(self, event: c.Input) -> None:
-        for effect in self._core.step(event, self._loop_time()):
-            _EFFECTS[type(effect)](self, effect)
-
-    def _open_socket(self, effect: c.OpenSocket) -> None:
-        self._last_frame_at = None
-        loop = self._loop_now()
-        # The default loop's clock is time.monotonic: call it directly, once per message.
-        default_clock = type(loop).time is asyncio.BaseEventLoop.time
-        self._clock = time.monotonic if default_clock else loop.time
-        self._sockets[effect.socket] = self._engine.open(self, effect.socket)
-
-    def _close_socket(self, effect: c.CloseSocket) -> None:
-        handle = self._sockets.get(effect.socket)
-        if handle is not None:
-            handle.close(effect.code, effect.reason, effect.timeout)
-
-    def _abort_socket(self, effect: c.AbortSocket) -> None:
-        handle = self._sockets.pop(effect.socket, None)
-        if handle is not None:
-            handle.abort()
-
-    def _start_timer(self, effect: c.StartTimer) -> None:
-        self._timers.start(self._loop_now(), effect.timer, effect.at)
-
-    def _cancel_timer(self, effect: c.CancelTimer) -> None:
-        self._timers.cancel(effect.timer)
-
-    def _timer_fired(self, timer: c.TimerKind) -> None:
-        self._step(c.TimerFired(timer, self._last_frame_at))
-
-    def _send_health_check(self, effect: c.SendHealthCheck) -> None:
-        handle = self._sockets.get(effect.socket)
-        if handle is None:
-            return
-        data = build_health_check(
-            self.ping_request_builder,
-            self.settings.encoder,
-            effect.health,
-            self.stats.callback_failed,
-        )
-        # None is a protocol Ping: its Pong comes back through socket_alive().
-        self._protocol_ping_sent = data is None
-        if not handle.write_now(data) and data is not None:
-            self._spawn(self._quietly(handle.send(data)), "health-check")
-
-    def _run_hook(self, effect: c.RunHook) -> None:
-        hook = effect.hook
-        fn = self.on_connection_established
-        if hook is c.Hook.ON_CONNECTED:
-            fn = self.on_connected
-        assert fn is not None
-        self._hooks[hook] = self._spawn(self._hook(effect.socket, hook, fn), hook.value)
-
-    async def _hook(self, socket: int, hook: c.Hook, fn: Callable[[WebSocketClient], Any]) -> None:
-        _in_handshake.set(hook is c.Hook.ON_CONNECTION_ESTABLISHED)
-        try:
-            result = fn(self)
-            if inspect.isawaitable(result):
-                await result
-        except (ConnectionFailure, NotConnectedError) as exc:
-            # The socket went away under the hook: not a bug in the hook.
-            emit("info", "hook_interrupted", client=self.label, hook=hook.value, error=str(exc))
-        except Exception as exc:
-            self.stats.callback_failed(exc, hook.value)
-        if self._hooks.get(hook) is asyncio.current_task():
-            del self._hooks[hook]
-        self._step(c.HookFinished(socket, hook))
-
-    def _cancel_hook(self, effect: c.CancelHook) -> None:
-        task = self._hooks.pop(effect.hook, None)
-        if task is not None:
-            task.cancel("statesock: its socket went away")
-
-    def _resolve_connect(self, effect: c.ResolveConnect) -> None:
-        error: Exception | None = None
-        if effect.closed:
-            error = ClientClosed(f"client {self.label} is closed")
-        elif effect.source is not None:
-            error = ConnectFailed(effect.source)
-        for waiter in effect.waiters:
-            self._waiters.settle(waiter, self.state, error)
-
-    def _resolve_disconnect(self, effect: c.ResolveDisconnect) -> None:
-        for waiter in effect.waiters:
-            self._waiters.settle(waiter)
-
-    def _write_buffered(self, effect: c.WriteBuffered) -> None:
-        data = self._outgoing[effect.message]
-        handle = self._sockets[effect.socket]
-        self._spawn(self._write(handle, effect.message, data), "flush")
-
-    async def _write(self, handle: SocketHandle, message: int, data: str | bytes) -> None:
-        try:
-            await handle.send(data)
-        except (ConnectionFailure, NotConnectedError):
-            self._step(c.SendWritten(message, ok=False))
-        else:
-            self._step(c.SendWritten(message, ok=True))
-
-    def _resolve_send(self, effect: c.ResolveSend) -> None:
-        if isinstance(effect.error, SendExpired):
-            self.stats.sends_expired += 1
-        elif isinstance(effect.error, SendAbandoned):
-            self.stats.sends_abandoned += 1
-        self._waiters.settle(effect.message, None, effect.error)
-
-    def _finished(self, effect: c.Finished) -> None:
-        self._fanout.end_all(effect.source)
-        streams, self._state_streams = self._state_streams, []
-        for sub in streams:
-            sub.end(effect.source)
-        waiters, self._done_waiters = self._done_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(effect.source)
-
-    def _log(self, effect: c.Log) -> None:
-        emit(effect.level, effect.event, client=self.label, **dict(effect.fields))
-
-    def _report_error(self, effect: c.ReportError) -> None:
-        self.stats.callback_failed(effect.error, effect.where)
-
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _wait_disconnect(self, command: type[c.UserDisconnect] | type[c.UserClose]) -> None:
+    async def _wait_disconnect(self, command: type[io.UserDisconnect] | type[io.UserClose]) -> None:
         self._loop_now()
         waiter = self._waiters.add()
         self._step(command(waiter))
@@ -568,63 +370,5 @@ class WebSocketClient:
         if sub in self._state_streams:
             self._state_streams.remove(sub)
 
-    def _feed_state_streams(self, record: Record) -> None:
-        if isinstance(record, StateChange):
-            for sub in self._state_streams:
-                sub.offer(record)
-
-    async def _fetch_token(self) -> None:
-        provider = self.settings.token_provider
-        assert provider is not None
-        try:
-            token = provider()
-            self.token = await token if inspect.isawaitable(token) else token
-        except Exception as exc:
-            raise TokenUnavailable(f"token provider failed: {type(exc).__name__}") from exc
-
-    def _loop_now(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        return loop
-
-    def _loop_time(self) -> float:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            try:
-                loop = self._loop_now()
-            except RuntimeError:  # set up before the loop runs: time has not started
-                return self._core.now
-        return loop.time()
-
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"statesock-{name}-{self.label}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _quietly(self, send: Awaitable[None]) -> None:
-        with contextlib.suppress(ConnectionFailure, NotConnectedError):
-            await send
-
     def __repr__(self) -> str:
         return f"<WebSocketClient {self.label} {redact_url(self.url)} {self._core.state.value}>"
-
-
-_EFFECTS: dict[type, Callable[[WebSocketClient, Any], None]] = {
-    c.OpenSocket: WebSocketClient._open_socket,
-    c.CloseSocket: WebSocketClient._close_socket,
-    c.AbortSocket: WebSocketClient._abort_socket,
-    c.StartTimer: WebSocketClient._start_timer,
-    c.CancelTimer: WebSocketClient._cancel_timer,
-    c.SendHealthCheck: WebSocketClient._send_health_check,
-    c.RunHook: WebSocketClient._run_hook,
-    c.CancelHook: WebSocketClient._cancel_hook,
-    c.ResolveConnect: WebSocketClient._resolve_connect,
-    c.ResolveDisconnect: WebSocketClient._resolve_disconnect,
-    c.WriteBuffered: WebSocketClient._write_buffered,
-    c.ResolveSend: WebSocketClient._resolve_send,
-    c.Finished: WebSocketClient._finished,
-    c.Log: WebSocketClient._log,
-    c.ReportError: WebSocketClient._report_error,
-}

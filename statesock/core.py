@@ -32,25 +32,28 @@ it only by firing the machine's triggers. What lives here is what the table cann
   outcome per message).
 * the end. The client is *done* when it is closed, or disconnected with nothing left to
   reconnect it (no recovery, recovery gave up, or a user disconnect); the core then says so
-  once with :class:`Finished` and the final source.
+  once with :class:`Finished` and the final source. Streams end only then, and when the user
+  disconnects or closes (:class:`EndStreams`, ahead of the close, so that a full subscriber
+  cannot hold the close up); a user connect after the end says :class:`Reopened`.
 
-Re-entrancy: an input given while the core is stepping (a listener reacting to a record)
-is queued and handled after the current one; its effects are returned by the outer call.
+The core calls nobody. :meth:`ConnectionCore.step` returns a :class:`~statesock.core_io.Step`:
+the effects and the machine's records of that one input, which the shell carries out and
+delivers *after* the step, so nothing can re-enter the core while it decides. (The one
+re-entrancy rule that remains is the shell's: see :mod:`statesock.shell`.)
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from .core_io import (
     CLOSE_GRACE,
-    MAX_CLOSE_REASON_BYTES,
     SOCKET_TIMERS,
     AbortSocket,
+    Answer,
     AppPaused,
     AppResumed,
     AttachRecovery,
@@ -61,6 +64,7 @@ from .core_io import (
     CoreConfig,
     DetachRecovery,
     Effect,
+    EndStreams,
     Finished,
     HealthAnswered,
     Hook,
@@ -69,9 +73,12 @@ from .core_io import (
     Log,
     NetworkChanged,
     OpenSocket,
+    ProtocolPingSent,
+    ProtocolPong,
     ReadingPaused,
     ReadingResumed,
     RecoveryConfig,
+    Reopened,
     ReportError,
     ResolveConnect,
     ResolveDisconnect,
@@ -85,6 +92,7 @@ from .core_io import (
     SocketClosed,
     SocketOpened,
     StartTimer,
+    Step,
     TimerFired,
     TimerKind,
     UserClose,
@@ -103,13 +111,8 @@ from .exceptions import (
     SendExpired,
     StatesockError,
 )
-from .machine import (
-    ConnectionMachine,
-    ConnectionState,
-    ListenerErrorHandler,
-    Record,
-    StateChange,
-)
+from .log_schema import LogEvent
+from .machine import ConnectionMachine, ConnectionState, Record, StateChange
 from .sources import (
     DisconnectionSource,
     NoPongReceived,
@@ -120,56 +123,8 @@ from .sources import (
     is_auth_rejection,
 )
 
-# The vocabulary (core_io) is re-exported: it is part of the core's API.
-__all__ = [
-    "CLOSE_GRACE",
-    "MAX_CLOSE_REASON_BYTES",
-    "SOCKET_TIMERS",
-    "AbortSocket",
-    "AppPaused",
-    "AppResumed",
-    "AttachRecovery",
-    "BufferSend",
-    "CancelHook",
-    "CancelTimer",
-    "CloseSocket",
-    "ConnectionCore",
-    "CoreConfig",
-    "DetachRecovery",
-    "Effect",
-    "Finished",
-    "HealthAnswered",
-    "Hook",
-    "HookFinished",
-    "Input",
-    "Log",
-    "NetworkChanged",
-    "OpenSocket",
-    "ReadingPaused",
-    "ReadingResumed",
-    "RecoveryConfig",
-    "RecoveryState",
-    "ReportError",
-    "ResolveConnect",
-    "ResolveDisconnect",
-    "ResolveSend",
-    "RunHook",
-    "SendCancelled",
-    "SendHealthCheck",
-    "SendRoute",
-    "SendWritten",
-    "ServerErrorReceived",
-    "SocketClosed",
-    "SocketOpened",
-    "StartTimer",
-    "TimerFired",
-    "TimerKind",
-    "UserClose",
-    "UserConnect",
-    "UserDisconnect",
-    "WriteBuffered",
-    "truncate_close_reason",
-]
+# The vocabulary (inputs, effects, configuration) lives in statesock.core_io.
+__all__ = ["ConnectionCore", "RecoveryState"]
 
 
 S = ConnectionState
@@ -190,8 +145,9 @@ class RecoveryState:
     attempt: int = 0
     reconnects: int = 0
     gave_up: bool = False
-    # Waiting to reconnect: for the timer, the network or a resume.
-    waiting: bool = False
+    # A reconnect will follow: once the backoff timer fires, the network is back or the app
+    # resumes (``retry_in`` is set only while the timer runs).
+    reconnect_pending: bool = False
     retry_in: float | None = None
     token_retry_used: bool = False
     buffer: deque[_Buffered] = field(default_factory=deque)
@@ -209,16 +165,14 @@ class ConnectionCore:
         "_disconnect_waiters",
         "_effects",
         "_hooks",
-        "_inputs",
         "_next_socket",
         "_now",
         "_ping_sent_at",
-        "_reacting",
+        "_protocol_ping_sent",
         "_reading_paused",
         "_records",
         "_recovery",
         "_socket",
-        "_stepping",
         "_timers",
         "closed",
         "config",
@@ -227,25 +181,16 @@ class ConnectionCore:
         "machine",
     )
 
-    def __init__(
-        self,
-        config: CoreConfig,
-        *,
-        now: float | None = None,
-        on_listener_error: ListenerErrorHandler | None = None,
-    ) -> None:
+    def __init__(self, config: CoreConfig, *, now: float | None = None) -> None:
         """``now``: the owner's time at creation; None when its clock is not running yet
         (then the time in initialized counts from the first input)."""
         self.config = config
         self._now = 0.0 if now is None else now
-        self.machine = ConnectionMachine(self._clock, on_listener_error=on_listener_error)
-        self._records: list[Record] = []
-        self.machine.add_listener(self._records.append)
+        self.machine = ConnectionMachine(self._clock)
+        # What the step being handled produced; handed over (and replaced) when it returns.
         self._effects: list[Effect] = []
-        self._inputs: list[Input] = []  # a deque costs 600 bytes; this is almost always empty
-        self._stepping = False
+        self._records: list[Record] = []
         self._clock_started = now is not None
-        self._reacting = False
         self._socket: int | None = None
         self._next_socket = 0
         self._timers: set[TimerKind] = set()
@@ -254,6 +199,8 @@ class ConnectionCore:
         self._disconnect_waiters: list[int] = []
         self._connected_at: float | None = None
         self._ping_sent_at: float | None = None
+        # The outstanding health check went out as a protocol Ping: its Pong answers it.
+        self._protocol_ping_sent = False
         self._reading_paused = False
         self._recovery: RecoveryState | None = None
         self._closing = False
@@ -279,6 +226,12 @@ class ConnectionCore:
     def socket(self) -> int | None:
         """The number of the current socket (None when there is none)."""
         return self._socket
+
+    def is_current(self, socket: int) -> bool:
+        """Whether ``socket`` is the current socket: what the shell asks before it decodes a
+        message (a query, not a step, to keep the per-message path cheap). Only the core
+        knows; anything from another socket is from one that is already gone."""
+        return socket == self._socket
 
     @property
     def timers(self) -> frozenset[TimerKind]:
@@ -320,49 +273,79 @@ class ConnectionCore:
 
     # -- the one entry point ---------------------------------------------------------------
 
-    def step(self, event: Input, now: float) -> list[Effect]:
-        """Handle ``event`` at time ``now``; return the effects to carry out, in order."""
+    def step(self, event: Input, now: float) -> Step:
+        """Handle ``event`` at time ``now``; return the effects to carry out, in order, and
+        the records the machine produced, for the shell to deliver after the step."""
         if math.isfinite(now) and now > self._now:
             self._now = now
         if not self._clock_started:
             # The first input brings the first real time: initialized lasted from there.
             self._clock_started = True
             self.machine.start_clock(self._now)
-        self._inputs.append(event)
-        if self._stepping:
-            return []
-        self._stepping = True
-        try:
-            while self._inputs:
-                self._handle(self._inputs.pop(0))
-        finally:
-            self._stepping = False
-        effects, self._effects = self._effects, []
-        return effects
+        self._handle(event)
+        step = Step(self._effects, self._records)
+        self._effects = []
+        self._records = []
+        return step
 
     def _handle(self, event: Input) -> None:
-        handler = _HANDLERS[type(event)]
-        handler(self, event)
+        match event:
+            case UserConnect():
+                self._on_user_connect(event)
+            case UserDisconnect():
+                self._on_user_disconnect(event)
+            case UserClose():
+                self._on_user_close(event)
+            case SocketOpened():
+                self._on_socket_opened(event)
+            case HealthAnswered():
+                self._on_health_answered(event)
+            case ProtocolPingSent():
+                self._on_protocol_ping_sent(event)
+            case ProtocolPong():
+                self._on_protocol_pong(event)
+            case ServerErrorReceived():
+                self._on_server_error(event)
+            case SocketClosed():
+                self._on_socket_closed(event)
+            case HookFinished():
+                self._on_hook_finished(event)
+            case TimerFired():
+                self._on_timer(event)
+            case ReadingPaused():
+                self._on_reading_paused(event)
+            case ReadingResumed():
+                self._on_reading_resumed(event)
+            case NetworkChanged():
+                self._on_network(event)
+            case AppPaused():
+                self._on_app_paused()
+            case AppResumed():
+                self._on_app_resumed()
+            case AttachRecovery():
+                self._on_attach(event)
+            case DetachRecovery():
+                self._on_detach()
+            case BufferSend():
+                self._on_buffer_send(event)
+            case SendWritten():
+                self._on_send_written(event)
+            case SendCancelled():
+                self._on_send_cancelled(event)
+            case _:
+                assert_never(event)
 
     # -- firing triggers -------------------------------------------------------------------
 
-    def _fire(self, trigger: Callable[[], object]) -> None:
-        """Fire a trigger and react to every record it produced, in order.
-
-        A reaction may fire the next trigger (authenticating without an ack step goes
-        straight on to connected); its records are reacted to after the current one's.
-        """
-        trigger()
-        if self._reacting:
-            return
-        self._reacting = True
-        try:
-            while self._records:
-                record = self._records.pop(0)
-                if isinstance(record, StateChange):
-                    self._entered(record)
-        finally:
-            self._reacting = False
+    def _fire(self, records: list[Record]) -> None:
+        """React to the records a trigger just returned, in order, and keep them for the
+        shell. A reaction may fire the next trigger (authenticating without an ack step goes
+        straight on to connected): its records are reacted to at once, depth first, which
+        is the same order, since each reaction fires at most one trigger, as its last act."""
+        self._records += records
+        for record in records:
+            if isinstance(record, StateChange):
+                self._entered(record)
 
     def _entered(self, record: StateChange) -> None:
         state = record.current
@@ -370,7 +353,7 @@ class ConnectionCore:
             self._cancel_timer(TimerKind.RECONNECT)
             recovery = self._recovery
             if recovery is not None:
-                recovery.waiting = False
+                recovery.reconnect_pending = False
                 recovery.retry_in = None
                 if record.reconnect:
                     recovery.reconnects += 1
@@ -378,6 +361,8 @@ class ConnectionCore:
                     recovery.gave_up = False
                     recovery.attempt = 0
                     recovery.token_retry_used = False
+            if self.done:  # the user connected again after the end
+                self._emit(Reopened())
             self.done = False
             self.final_source = None
             self._next_socket += 1
@@ -394,7 +379,7 @@ class ConnectionCore:
             if self.config.has_auth_hook:
                 self._run_hook(Hook.ON_CONNECTION_ESTABLISHED)
             elif not self.config.ack_required:
-                self._fire(self.machine.authenticated)
+                self._fire(self.machine.authenticated())
         elif state is S.CONNECTED:
             self._entered_connected()
         elif state is S.DISCONNECTING:
@@ -436,6 +421,7 @@ class ConnectionCore:
             self._hooks.discard(hook)
             self._emit(CancelHook(hook))
         self._ping_sent_at = None
+        self._protocol_ping_sent = False
         self._reading_paused = False
         # A buffered message being written keeps waiting for its write's outcome: it may
         # be on the wire already, so it can neither expire nor be written again until then.
@@ -472,13 +458,17 @@ class ConnectionCore:
         if not allowed:
             self._give_up(source, "the policy does not reconnect after this source")
             return
-        recovery.waiting = True
+        recovery.reconnect_pending = True
         if isinstance(source, SystemInitiated) and self._system_cause_gone():
-            self._log("info", "reconnect_now", source, reason="the system cause is already gone")
+            self._log(
+                "info", LogEvent.RECONNECT_NOW, source, reason="the system cause is already gone"
+            )
             self._reconnect()
             return
         if not self._system_cause_gone():
-            self._log("info", "recovery_waiting", source, reason="network unavailable or paused")
+            self._log(
+                "info", LogEvent.RECOVERY_WAITING, source, reason="network unavailable or paused"
+            )
             self._fail_connect_waiters(source, keep_if_retrying=True)
             return
         recovery.attempt += 1
@@ -495,7 +485,7 @@ class ConnectionCore:
         delay = max(0.0, float(delay))
         recovery.retry_in = delay
         self._start_timer(TimerKind.RECONNECT, delay)
-        self._log("info", "reconnect_scheduled", source, retry_in=round(delay, 6))
+        self._log("info", LogEvent.RECONNECT_SCHEDULED, source, retry_in=round(delay, 6))
         self._fail_connect_waiters(source, keep_if_retrying=True)
 
     def _policy_allows(self, source: DisconnectionSource) -> bool | None:
@@ -523,16 +513,16 @@ class ConnectionCore:
         recovery = self._recovery
         assert recovery is not None
         recovery.gave_up = True
-        recovery.waiting = False
+        recovery.reconnect_pending = False
         recovery.retry_in = None
         self._cancel_timer(TimerKind.RECONNECT)
-        self._log("info", "recovery_stopped", source, reason=why)
+        self._log("info", LogEvent.RECOVERY_STOPPED, source, reason=why)
         self._finish(source, gave_up=True)
 
     def _finish(self, source: DisconnectionSource | None, gave_up: bool = False) -> None:
         """Nothing will reconnect the client: settle everything that waits on it."""
         if self._recovery is not None:
-            self._recovery.waiting = False
+            self._recovery.reconnect_pending = False
             self._recovery.retry_in = None
         self._cancel_timer(TimerKind.RECONNECT)
         self._fail_connect_waiters(source, keep_if_retrying=False)
@@ -560,7 +550,7 @@ class ConnectionCore:
             keep_if_retrying
             and recovery is not None
             and recovery.config.retry_first_connect
-            and recovery.waiting
+            and recovery.reconnect_pending
         )
         if keep:
             return
@@ -577,23 +567,23 @@ class ConnectionCore:
         disconnect, which recovery never asks for)."""
         if self.machine.state is not S.DISCONNECTED or self.closed or self._closing:
             return
-        self._fire(lambda: self.machine.connect(reconnect=True))
+        self._fire(self.machine.connect(reconnect=True))
 
     def _reconnect_now(self, why: str) -> None:
         """Skip the backoff: what recovery was waiting for is back."""
         recovery = self._recovery
-        if recovery is None or not recovery.waiting or not self._system_cause_gone():
+        if recovery is None or not recovery.reconnect_pending or not self._system_cause_gone():
             return
         if self.machine.state is not S.DISCONNECTED:
             return
         self._cancel_timer(TimerKind.RECONNECT)
-        self._log("info", "reconnect_now", self.machine.source, reason=why)
+        self._log("info", LogEvent.RECONNECT_NOW, self.machine.source, reason=why)
         self._reconnect()
 
     def _system_disconnect(self, reason: str) -> None:
         self._cancel_timer(TimerKind.RECONNECT)
         if self.machine.state in (S.CONNECTING, S.AUTHENTICATING, S.CONNECTED):
-            self._fire(lambda: self.machine.disconnect(SystemInitiated(reason)))
+            self._fire(self.machine.disconnect(SystemInitiated(reason)))
 
     # -- the send buffer --------------------------------------------------------------------
 
@@ -668,7 +658,7 @@ class ConnectionCore:
         self._effects.append(effect)
 
     def _log(
-        self, level: str, event: str, source: DisconnectionSource | None, **fields: Any
+        self, level: str, event: LogEvent, source: DisconnectionSource | None, **fields: Any
     ) -> None:
         recovery = self._recovery
         base: dict[str, Any] = {
@@ -685,7 +675,7 @@ class ConnectionCore:
         self._emit(
             Log(
                 "debug",
-                "stale_socket_event",
+                LogEvent.STALE_SOCKET_EVENT,
                 (("what", what), ("socket", socket), ("current", self._socket)),
             )
         )
@@ -702,7 +692,7 @@ class ConnectionCore:
             self._emit(ResolveConnect((event.waiter,)))
             return
         self._connect_waiters[event.waiter] = state in (S.CONNECTING, S.AUTHENTICATING)
-        self._fire(self.machine.connect)
+        self._fire(self.machine.connect())
 
     def _on_user_disconnect(self, event: UserDisconnect) -> None:
         state = self.machine.state
@@ -712,7 +702,8 @@ class ConnectionCore:
             return
         if event.waiter is not None:
             self._disconnect_waiters.append(event.waiter)
-        self._fire(lambda: self.machine.disconnect(UserInitiated()))
+        self._end_streams()
+        self._fire(self.machine.disconnect(UserInitiated()))
         if self.machine.state is S.DISCONNECTED:
             # Already down: the user's source replaced the stored one; recovery stops.
             waiters = tuple(self._disconnect_waiters)
@@ -729,11 +720,12 @@ class ConnectionCore:
                 self._emit(ResolveDisconnect((event.waiter,)))
             return
         self._closing = True
+        self._end_streams()
         if self.machine.state is not S.INITIALIZED:
             if event.waiter is not None:
                 self._disconnect_waiters.append(event.waiter)
             # A close is the user's disconnect: it replaces a stored source too.
-            self._fire(lambda: self.machine.disconnect(UserInitiated()))
+            self._fire(self.machine.disconnect(UserInitiated()))
         if self.machine.state in (S.INITIALIZED, S.DISCONNECTED):
             waiters = tuple(self._disconnect_waiters)
             if event.waiter is not None and self.machine.state is S.INITIALIZED:
@@ -743,51 +735,71 @@ class ConnectionCore:
                 self._emit(ResolveDisconnect(waiters))
             self._finish(self.machine.source)
 
+    def _end_streams(self) -> None:
+        """The user ends the connection: the streams end now, before the close, so that a
+        full subscriber cannot keep the shell from reading the server's close frame."""
+        if not self.done and self.machine.state is not S.INITIALIZED:
+            self._emit(EndStreams(UserInitiated()))
+
     def _on_socket_opened(self, event: SocketOpened) -> None:
         if self._stale("opened", event.socket):
             return
         if self.machine.state is S.CONNECTING:
-            self._fire(self.machine.opened)
+            self._fire(self.machine.opened())
 
     def _on_health_answered(self, event: HealthAnswered) -> None:
         if self._stale("health answer", event.socket):
             return
         state = self.machine.state
+        answer = event.answer
         if state is S.AUTHENTICATING:
-            if event.ack is False or (event.ack is None and not self.config.ack_required):
+            if answer is Answer.PONG or (
+                answer is Answer.ACK_OR_PONG and not self.config.ack_required
+            ):
                 return  # a pong before auth completed means nothing
             health = HealthCheckInfo(event.connection_id, None, self._now, 0)
-            self._fire(lambda: self.machine.authenticated(health))
-        elif state is S.CONNECTED:
-            if event.ack is True:
-                return  # a second ack: nothing to do
-            previous = self.machine.health
-            sent_at, self._ping_sent_at = self._ping_sent_at, None
-            round_trip = self._now - sent_at if sent_at is not None else previous.round_trip
-            if sent_at is not None:
-                self._cancel_timer(TimerKind.PONG_DEADLINE)
-            health = HealthCheckInfo(
-                event.connection_id or previous.connection_id,
-                round_trip,
-                self._now,
-                previous.pongs + 1,
-            )
-            self._fire(lambda: self.machine.pong(health))
+            self._fire(self.machine.authenticated(health))
+        elif state is S.CONNECTED and answer is not Answer.ACK:  # a second ack means nothing
+            self._pong(event.connection_id)
+
+    def _pong(self, connection_id: str | None) -> None:
+        previous = self.machine.health
+        sent_at, self._ping_sent_at = self._ping_sent_at, None
+        round_trip = self._now - sent_at if sent_at is not None else previous.round_trip
+        if sent_at is not None:
+            self._cancel_timer(TimerKind.PONG_DEADLINE)
+        health = HealthCheckInfo(
+            connection_id or previous.connection_id, round_trip, self._now, previous.pongs + 1
+        )
+        self._fire(self.machine.pong(health))
+
+    def _on_protocol_ping_sent(self, event: ProtocolPingSent) -> None:
+        if not self._stale("protocol ping sent", event.socket):
+            self._protocol_ping_sent = True
+
+    def _on_protocol_pong(self, event: ProtocolPong) -> None:
+        # Only the answer to our own protocol health check is a pong; any other Pong frame
+        # (an unsolicited one, websockets' keepalive) proved liveness in the shell already.
+        if self._stale("protocol pong", event.socket) or not self._protocol_ping_sent:
+            return
+        self._protocol_ping_sent = False
+        if self.machine.state is S.CONNECTED:
+            self._pong(None)
 
     def _on_server_error(self, event: ServerErrorReceived) -> None:
         if self._stale("server error", event.socket):
             return
         if self.machine.state in (S.CONNECTING, S.AUTHENTICATING, S.CONNECTED):
-            self._fire(lambda: self.machine.disconnect(ServerInitiated(error=event.error)))
+            self._fire(self.machine.disconnect(ServerInitiated(error=event.error)))
 
     def _on_socket_closed(self, event: SocketClosed) -> None:
         if self._stale("closed", event.socket):
             return
         if self.machine.state is S.DISCONNECTING:
-            self._fire(self.machine.closed)
+            self._fire(self.machine.closed())
         else:
             source = ServerInitiated(event.code, event.reason, event.error)
-            self._fire(lambda: self.machine.closed(source))
+            self._fire(self.machine.closed(source))
 
     def _on_hook_finished(self, event: HookFinished) -> None:
         if self._stale("hook finished", event.socket):
@@ -798,7 +810,7 @@ class ConnectionCore:
             and not self.config.ack_required
             and self.machine.state is S.AUTHENTICATING
         ):
-            self._fire(self.machine.authenticated)
+            self._fire(self.machine.authenticated())
 
     def _on_timer(self, event: TimerFired) -> None:
         timer = event.timer
@@ -807,9 +819,9 @@ class ConnectionCore:
         self._timers.discard(timer)
         state = self.machine.state
         if timer is TimerKind.CONNECT_DEADLINE and state is S.CONNECTING:
-            self._fire(lambda: self.machine.disconnect(Timeout(S.CONNECTING)))
+            self._fire(self.machine.disconnect(Timeout(S.CONNECTING)))
         elif timer is TimerKind.AUTH_DEADLINE and state is S.AUTHENTICATING:
-            self._fire(lambda: self.machine.disconnect(Timeout(S.AUTHENTICATING)))
+            self._fire(self.machine.disconnect(Timeout(S.AUTHENTICATING)))
         elif timer is TimerKind.PING and state is S.CONNECTED:
             self._ping()
         elif timer is TimerKind.PONG_DEADLINE and state is S.CONNECTED:
@@ -821,14 +833,14 @@ class ConnectionCore:
             ):
                 self._ping_sent_at = None  # the peer spoke since the ping: alive
                 return
-            self._fire(lambda: self.machine.disconnect(NoPongReceived()))
+            self._fire(self.machine.disconnect(NoPongReceived()))
         elif timer is TimerKind.IDLE_DEADLINE and state is S.CONNECTED:
             self._idle_check(event.last_frame_at)
         elif timer is TimerKind.CLOSE_DEADLINE and state is S.DISCONNECTING:
             # The engine did not report the close in time: give the socket up ourselves.
             assert self._socket is not None
             self._emit(AbortSocket(self._socket))
-            self._fire(self.machine.closed)
+            self._fire(self.machine.closed())
         elif timer is TimerKind.RECONNECT:
             recovery = self._recovery
             if recovery is not None:
@@ -853,6 +865,7 @@ class ConnectionCore:
         if self._ping_sent_at is not None:
             return  # the previous check is still waiting for its deadline
         self._ping_sent_at = self._now
+        self._protocol_ping_sent = False  # until the shell says it sent a protocol Ping
         self._emit(SendHealthCheck(self._socket, self.machine.health))
         if not self._reading_paused:
             self._start_timer(TimerKind.PONG_DEADLINE, self.config.pong_timeout)
@@ -865,7 +878,7 @@ class ConnectionCore:
             base = self._now if self._reading_paused else since
             self._start_timer_at(TimerKind.IDLE_DEADLINE, base + idle)
             return
-        self._fire(lambda: self.machine.disconnect(NoPongReceived()))
+        self._fire(self.machine.disconnect(NoPongReceived()))
 
     def _on_reading_paused(self, event: ReadingPaused) -> None:
         if self._stale("reading paused", event.socket):
@@ -896,14 +909,14 @@ class ConnectionCore:
         else:
             self._system_disconnect("network unavailable")
 
-    def _on_app_paused(self, event: AppPaused) -> None:
+    def _on_app_paused(self) -> None:
         recovery = self._recovery
         if recovery is None or recovery.paused:
             return
         recovery.paused = True
         self._system_disconnect("app paused")
 
-    def _on_app_resumed(self, event: AppResumed) -> None:
+    def _on_app_resumed(self) -> None:
         recovery = self._recovery
         if recovery is None or not recovery.paused:
             return
@@ -912,11 +925,11 @@ class ConnectionCore:
 
     def _on_attach(self, event: AttachRecovery) -> None:
         if self._recovery is not None:
-            self._emit(Log("warning", "recovery_already_attached"))
+            self._emit(Log("warning", LogEvent.RECOVERY_ALREADY_ATTACHED))
             return
         self._recovery = RecoveryState(event.config, network_available=event.network_available)
 
-    def _on_detach(self, event: DetachRecovery) -> None:
+    def _on_detach(self) -> None:
         recovery = self._recovery
         if recovery is None:
             return
@@ -980,26 +993,3 @@ class ConnectionCore:
             if item.message == event.message and not item.writing:
                 recovery.buffer.remove(item)
                 self._arm_expiry()
-
-
-_HANDLERS: dict[type, Callable[[ConnectionCore, Any], None]] = {
-    UserConnect: ConnectionCore._on_user_connect,
-    UserDisconnect: ConnectionCore._on_user_disconnect,
-    UserClose: ConnectionCore._on_user_close,
-    SocketOpened: ConnectionCore._on_socket_opened,
-    HealthAnswered: ConnectionCore._on_health_answered,
-    ServerErrorReceived: ConnectionCore._on_server_error,
-    SocketClosed: ConnectionCore._on_socket_closed,
-    HookFinished: ConnectionCore._on_hook_finished,
-    TimerFired: ConnectionCore._on_timer,
-    ReadingPaused: ConnectionCore._on_reading_paused,
-    ReadingResumed: ConnectionCore._on_reading_resumed,
-    NetworkChanged: ConnectionCore._on_network,
-    AppPaused: ConnectionCore._on_app_paused,
-    AppResumed: ConnectionCore._on_app_resumed,
-    AttachRecovery: ConnectionCore._on_attach,
-    DetachRecovery: ConnectionCore._on_detach,
-    BufferSend: ConnectionCore._on_buffer_send,
-    SendWritten: ConnectionCore._on_send_written,
-    SendCancelled: ConnectionCore._on_send_cancelled,
-}

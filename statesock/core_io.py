@@ -1,8 +1,10 @@
 """The connection core's vocabulary: its configuration, inputs and effects.
 
 Small frozen dataclasses in the style of wsproto's events: what the asyncio shell tells
-:class:`~statesock.core.ConnectionCore` (*inputs*) and what the core asks the shell to do
-(*effects*). Pure module: standard library only.
+:class:`~statesock.core.ConnectionCore` (*inputs*), what the core asks the shell to do
+(*effects*), and what one step returns (:class:`Step`: the effects and the machine's records).
+Pure module: it imports the standard library and statesock's other pure modules only (no
+asyncio, no websockets, no clock).
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from typing import Any
 
 from .events import HealthCheckInfo, ServerErrorEvent
 from .exceptions import ConnectionFailure, SendBufferError
-from .machine import ConnectionState
+from .log_schema import LogEvent
+from .machine import Record
 from .retry import RetryStrategy
 from .sources import DisconnectionSource, ReconnectPolicy
+from .states import ConnectionState
 
 __all__ = [
     "CLOSE_GRACE",
     "MAX_CLOSE_REASON_BYTES",
     "SOCKET_TIMERS",
     "AbortSocket",
+    "Answer",
     "AppPaused",
     "AppResumed",
     "AttachRecovery",
@@ -32,6 +37,7 @@ __all__ = [
     "CoreConfig",
     "DetachRecovery",
     "Effect",
+    "EndStreams",
     "Finished",
     "HealthAnswered",
     "Hook",
@@ -40,9 +46,12 @@ __all__ = [
     "Log",
     "NetworkChanged",
     "OpenSocket",
+    "ProtocolPingSent",
+    "ProtocolPong",
     "ReadingPaused",
     "ReadingResumed",
     "RecoveryConfig",
+    "Reopened",
     "ReportError",
     "ResolveConnect",
     "ResolveDisconnect",
@@ -56,6 +65,7 @@ __all__ = [
     "SocketClosed",
     "SocketOpened",
     "StartTimer",
+    "Step",
     "TimerFired",
     "TimerKind",
     "UserClose",
@@ -101,6 +111,18 @@ class Hook(enum.Enum):
     ON_CONNECTED = "on_connected"
 
 
+class Answer(enum.Enum):
+    """What a decoded health-check answer may mean (see :class:`HealthAnswered`)."""
+
+    ACK = "ack"
+    """A connection ack (``ConnectionAckEvent``): completes authenticating, nothing more."""
+    PONG = "pong"
+    """A pong that is never an ack."""
+    ACK_OR_PONG = "ack or pong"
+    """The legacy ``HealthCheckPongEvent``: the ack in authenticating (when one is required),
+    a pong once connected."""
+
+
 class SendRoute(enum.Enum):
     """Where ``send()`` must put a message now (see :meth:`ConnectionCore.send_route`)."""
 
@@ -114,27 +136,33 @@ class SendRoute(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
-    connect_timeout: float = 10.0
-    auth_timeout: float = 10.0
-    close_timeout: float = 5.0
-    ping_interval: float | None = 25.0
-    pong_timeout: float = 3.0
-    idle_timeout: float | None = None
-    ack_required: bool = True
-    has_auth_hook: bool = False
-    has_connected_hook: bool = False
-    has_token_provider: bool = False
+    """The core's part of the client's settings. No defaults here: the client's defaults are
+    written once, in :class:`~statesock.settings.ClientSettings`, which builds this."""
+
+    connect_timeout: float
+    auth_timeout: float
+    close_timeout: float
+    ping_interval: float | None
+    pong_timeout: float
+    idle_timeout: float | None
+    ack_required: bool
+    has_auth_hook: bool
+    has_connected_hook: bool
+    has_token_provider: bool
 
 
 @dataclass(frozen=True, slots=True)
 class RecoveryConfig:
+    """What a recovery handler attaches (its defaults are written once, in
+    :class:`~statesock.recovery.ConnectionRecoveryHandler`)."""
+
     policy: ReconnectPolicy
     strategy: RetryStrategy
-    stable_after: float = 10.0
-    buffer_size: int = 0
-    buffer_ttl: float = 30.0
+    stable_after: float
+    buffer_size: int
+    buffer_ttl: float
     # connect() keeps waiting through failed attempts while recovery retries.
-    retry_first_connect: bool = False
+    retry_first_connect: bool
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -162,12 +190,25 @@ class SocketOpened:
 
 @dataclass(frozen=True, slots=True)
 class HealthAnswered:
-    """A health-check answer. ``ack``: True for a connection ack, False for a pong that is
-    never an ack (a protocol Pong), None for the legacy event that is both."""
+    """The decoder mapped a message to a health-check answer (``answer`` says which kind)."""
 
     socket: int
-    connection_id: str | None = None
-    ack: bool | None = None
+    connection_id: str | None
+    answer: Answer
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolPingSent:
+    """The shell sent the health check as a protocol Ping (the builder returned None)."""
+
+    socket: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolPong:
+    """A protocol Pong frame arrived; the core decides whether it answers a health check."""
+
+    socket: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +301,8 @@ Input = (
     | UserClose
     | SocketOpened
     | HealthAnswered
+    | ProtocolPingSent
+    | ProtocolPong
     | ServerErrorReceived
     | SocketClosed
     | HookFinished
@@ -362,9 +405,24 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
+class EndStreams:
+    """The user disconnected or closed: end the event streams that exist now, so that a full
+    subscriber cannot keep the client from reading the close. Subscriptions made from now on
+    stay live unless :class:`Finished` follows (a connect may come first)."""
+
+    source: DisconnectionSource
+
+
+@dataclass(frozen=True, slots=True)
+class Reopened:
+    """The client is no longer done (the user connected after :class:`Finished`): streams
+    subscribed from now on are live."""
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     level: str
-    event: str
+    event: LogEvent
     fields: tuple[tuple[str, Any], ...] = ()
 
 
@@ -389,10 +447,21 @@ Effect = (
     | ResolveDisconnect
     | WriteBuffered
     | ResolveSend
+    | EndStreams
     | Finished
+    | Reopened
     | Log
     | ReportError
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one :meth:`~statesock.core.ConnectionCore.step` did: the effects to carry out, in
+    order, and the machine's records to deliver (the core delivers nothing itself)."""
+
+    effects: list[Effect]
+    records: list[Record]
 
 
 def truncate_close_reason(reason: str) -> str:

@@ -1,11 +1,13 @@
 """WebSocketEngine: opens sockets over ``websockets.asyncio.client`` and hands out handles.
 
-The engine owns the I/O and nothing else. :meth:`WebSocketEngine.open` starts a socket in a
-task of its own and returns its :class:`SocketHandle`; the task reports, in this order,
-``socket_opened``, each ``socket_message``, and exactly one ``socket_closed`` (also when it
-never opened, and also when it was cancelled before its first step) to a
-:class:`SocketListener`, each report carrying the handle. The handle's number is what the
-connection core checks, so nothing from an old socket can reach a new one.
+The engine owns the I/O and nothing else; what it needs to open a socket is an
+:class:`EngineConfig`, built (with every default) by :mod:`statesock.settings`.
+:meth:`WebSocketEngine.open` starts a socket in a task of its own and returns its
+:class:`SocketHandle`; the task reports, in this order, ``socket_opened``, each
+``socket_message``, and exactly one ``socket_closed`` (also when it never opened, and also
+when it was cancelled before its first step) to a :class:`SocketListener`, each report
+carrying the handle. The handle's number is what the connection core checks, so nothing from
+an old socket can reach a new one.
 
 Every foreign exception (``websockets``, ``OSError``, ``ssl``) is mapped here, at the
 boundary, to the ``ConnectionFailure`` tree of :mod:`statesock.exceptions`, with the
@@ -23,7 +25,8 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -54,7 +57,6 @@ from .exceptions import (
     TLSFailure,
 )
 from .redaction import redact_url
-from .settings import EngineConfig, HeadersSource, QuerySource
 
 __all__ = [
     "EngineConfig",
@@ -67,6 +69,34 @@ __all__ = [
     "send_failure",
     "validate_url",
 ]
+
+Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
+# Static values, or a callable (sync or async) evaluated before every attempt so that a
+# token in a header or the query string is always fresh.
+HeadersSource = Pairs | Callable[[], Pairs | Awaitable[Pairs]] | None
+QuerySource = HeadersSource
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What the engine needs to open a socket. Built by
+    :meth:`ClientSettings.engine_config <statesock.settings.ClientSettings.engine_config>`,
+    which holds every default: no field here has one."""
+
+    url: str
+    subprotocols: Sequence[str]
+    headers: HeadersSource
+    query_params: QuerySource
+    ssl: ssl.SSLContext | None
+    max_size: int | None
+    compression: bool
+    close_timeout: float
+    protocol_keepalive: float | None
+    # Awaited before every attempt (the client fetches a fresh token here).
+    before_attempt: Callable[[], Awaitable[None]] | None
+    # websockets' meaning: True = from the environment (HTTPS_PROXY...), a URL, or None = off.
+    proxy: str | bool | None
+    logger: Any
 
 
 def validate_url(url: str) -> str:
@@ -204,10 +234,6 @@ class SocketHandle:
         self._reported = False
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def is_open(self) -> bool:
-        return self._ws is not None
-
     async def send(self, data: str | bytes) -> None:
         ws = self._ws
         if ws is None:
@@ -258,6 +284,9 @@ class SocketHandle:
                 ws.close(code, reason), name=f"statesock-close-{self._engine.label}-{self.id}"
             )
             closer.add_done_callback(_consume)
+            closers = self._engine._closers
+            closers.add(closer)
+            closer.add_done_callback(closers.discard)
         elif task is not None and not task.done():
             task.cancel("statesock: close requested while connecting")
 
@@ -370,13 +399,15 @@ def _close_outcome(
 class WebSocketEngine:
     """Opens one socket per :meth:`open` for one client; knows nothing about states."""
 
-    __slots__ = ("_handles", "_next", "config", "label")
+    __slots__ = ("_closers", "_handles", "_next", "config", "label")
 
     def __init__(self, config: EngineConfig, label: str) -> None:
         validate_url(config.url)
         self.config = config
         self.label = label
         self._handles: set[SocketHandle] = set()
+        # Close handshakes under way: aclose() waits for them, so nothing is left running.
+        self._closers: set[asyncio.Task[None]] = set()
         self._next = 0
 
     def open(self, listener: SocketListener, number: int | None = None) -> SocketHandle:
@@ -410,6 +441,10 @@ class WebSocketEngine:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # The sockets are aborted: a close handshake still under way ends at once.
+        closers = [task for task in self._closers if task is not current]
+        if closers:
+            await asyncio.gather(*closers, return_exceptions=True)
 
     async def _url(self) -> str:
         extra = await _evaluate(self.config.query_params)

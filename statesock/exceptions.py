@@ -27,7 +27,11 @@ The tree::
 
 Foreign exceptions (``websockets``, ``OSError``, ``ssl``) are mapped to this tree at the
 engine boundary; callers never see a ``websockets`` type. The original is kept as
-``__cause__``. This module is pure: it imports only the standard library.
+``__cause__``. Each ``ConnectionFailure`` carries what the reconnect policy needs, including
+its own verdict (``retryable``, ``auth_rejected``), so :mod:`statesock.sources` classifies a
+failure without importing this module, and this one names ``DisconnectionSource`` without an
+import cycle. Pure module: it imports only the standard library (and, for typing only,
+:mod:`statesock.sources`).
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ __all__ = [
     "TLSFailure",
     "TokenUnavailable",
 ]
+
+
+_RETRYABLE_HTTP_4XX = frozenset({408, 429})
+_AUTH_STATUSES = frozenset({401, 403})
 
 
 class StatesockError(Exception):
@@ -128,15 +136,31 @@ class SendAbandoned(SendBufferError):
 
 
 class ConnectionFailure(StatesockError):
-    """The transport failed. Subclasses say how; the policy classifies by type and fields."""
+    """The transport failed. Subclasses say how, and what that means for a retry.
+
+    Two answers feed :func:`statesock.sources.default_reconnect_policy` (like
+    :attr:`ServerErrorEvent.retryable <statesock.events.ServerErrorEvent.retryable>`) and
+    custom policies alike; None means the failure has no verdict of its own, and the close
+    code, when there is one, decides:
+
+    * ``retryable``: whether trying again can help at all;
+    * ``auth_rejected``: whether the server refused the credentials (a fresh token may help).
+    """
+
+    retryable: bool | None = None
+    auth_rejected: bool | None = None
 
 
 class InvalidURL(ConnectionFailure, ValueError):
     """The URL is malformed or not ws:// / wss://; retrying can never help."""
 
+    retryable = False
+
 
 class ConfigurationError(ConnectionFailure):
     """The attempt failed before any I/O because of the client's settings; retrying won't help."""
+
+    retryable = False
 
 
 class HandshakeRejected(ConnectionFailure):
@@ -146,6 +170,10 @@ class HandshakeRejected(ConnectionFailure):
         self.status = status
         self.retry_after = retry_after
         self.body = body
+        # HTTP 4xx is the request's fault, except a timeout or a rate limit: retrying the
+        # same request fails the same way. 401/403: the credentials were refused.
+        self.retryable = not (400 <= status <= 499 and status not in _RETRYABLE_HTTP_4XX)
+        self.auth_rejected = status in _AUTH_STATUSES
         detail = f"server rejected the WebSocket handshake with HTTP {status}"
         if retry_after is not None:
             detail += f" (Retry-After {retry_after:g} s)"
@@ -157,6 +185,7 @@ class TLSFailure(ConnectionFailure):
 
     def __init__(self, message: str, certificate: bool) -> None:
         self.certificate = certificate
+        self.retryable = not certificate  # a bad certificate stays bad
         super().__init__(message)
 
 

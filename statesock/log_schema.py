@@ -44,6 +44,12 @@ class LogEvent(enum.StrEnum):
     """A network monitor's status changed."""
     NETWORK_CALLBACK_FAILED = "network_callback_failed"
     """A network monitor's subscriber raised."""
+    DECODE_FAILED = "decode_failed"
+    """The event decoder raised on a message (skipped, counted)."""
+    EVENTS_DROPPED = "events_dropped"
+    """A ``DROP_*`` subscription dropped events (the first, then every 1000th)."""
+    CALLBACK_FAILED = "callback_failed"
+    """A user callback (hook, ``on()`` callback, listener, policy, strategy) raised."""
 
 
 TRANSITION_FIELDS: tuple[str, ...] = (

@@ -6,7 +6,7 @@ A client's lifecycle is one of six states. Nothing assigns a state directly: the
 core (:mod:`statesock.core`, the only owner of a client's machine) *fires triggers* at a
 :class:`ConnectionMachine`, which looks the trigger up in :data:`RULES` and either applies the
 first rule whose guard accepts it or raises :class:`InvalidTransition` with the state left
-unchanged. Users read the state and add listeners; they cannot fire triggers.
+unchanged. Users read the state and receive records; they cannot fire triggers.
 
 ::
 
@@ -28,14 +28,16 @@ A rule has one of three outcomes:
 
 ``disconnecting`` and ``disconnected`` always carry the disconnection source; no other state
 does. A user's disconnect sticks: once stored, no other source replaces it, and a reconnect
-(``connect(reconnect=True)``, what the recovery handler fires) is refused until the user
-connects again. ``connect`` while ``disconnecting`` is remembered and fired as soon as the
-close completes.
+(``connect(reconnect=True)``, what the core fires when recovery decides to reconnect) is
+refused until the user connects again. ``connect`` while ``disconnecting`` is remembered and
+fired as soon as the close completes.
 
-Records get a gap-free ``seq`` and are delivered to listeners strictly in order: a listener
-may fire triggers; they take effect at once, and their records queue behind the one being
-delivered. The machine is pure and synchronous: it imports no asyncio and never reads the
-clock itself (the owner passes a ``clock`` callable).
+Firing a trigger *returns* its records (a list: empty for a no-op, two when a close completes
+and the connect remembered while disconnecting follows), each with a gap-free ``seq``. The
+machine calls nobody: it has no listeners, and whoever fires a trigger delivers the records
+(websockets' ``events_received()`` model). The machine is pure and synchronous: it imports no
+asyncio and never reads the clock itself (its owner passes a ``clock`` callable that returns
+the time of the input being handled).
 
 What lives outside the table, in the core, is everything that is not a state rule: which
 socket is current (so a late event from an old socket is dropped before it could become a
@@ -185,7 +187,7 @@ Record = StateChange | InternalTransition
 RECONNECT_DETAIL = "reconnect"
 USER_CONNECT_DETAIL = "user connect"
 Listener = Callable[[Record], None]
-ListenerErrorHandler = Callable[[Exception, Record, Listener], None]
+"""What the shell hands each record to (``client.add_listener``); the machine calls nobody."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,32 +256,18 @@ class ConnectionMachine:
         "_applied",
         "_clock",
         "_connect_after_close",
-        "_delivering",
         "_entered_at",
         "_health",
-        "_listeners",
         "_matched",
-        "_on_listener_error",
-        "_outbox",
         "_pending_reconnect",
         "_seq",
         "_source",
         "_state",
-        "_table",
+        "_transitions",
     )
 
-    def __init__(
-        self,
-        clock: Callable[[], float],
-        *,
-        on_listener_error: ListenerErrorHandler | None = None,
-    ) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._on_listener_error = on_listener_error
-        self._listeners: list[Listener] = []
-        # A list, not a deque: it is almost always empty, and a deque costs 600 bytes.
-        self._outbox: list[Record] = []
-        self._delivering = False
         self._seq = 0
         self._source: DisconnectionSource | None = None
         self._health = HealthCheckInfo()
@@ -289,8 +277,9 @@ class ConnectionMachine:
         self._applied: list[Record] = []
         self._matched = False
         self._state = ConnectionState.INITIALIZED
-        # This thread's shared machine (a client belongs to its loop's thread).
-        self._table = _shared_machine()
+        # This thread's shared transitions.Machine, which applies RULES (a client belongs to
+        # its loop's thread).
+        self._transitions = _shared_machine()
 
     def start_clock(self, at: float) -> None:
         """Count the time in ``initialized`` from ``at`` (the owner's clock may only start
@@ -341,41 +330,30 @@ class ConnectionMachine:
     def snapshot(self) -> ConnectionSnapshot:
         return ConnectionSnapshot(self.state, self._source, self._health)
 
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     # -- triggers ------------------------------------------------------------------------
 
-    def connect(self, *, reconnect: bool = False) -> Record | None:
+    def connect(self, *, reconnect: bool = False) -> list[Record]:
         """User connect (``reconnect=False``) or recovery's reconnect (``reconnect=True``)."""
         return self.fire(Trigger.CONNECT, reconnect=reconnect)
 
-    def opened(self) -> Record | None:
+    def opened(self) -> list[Record]:
         return self.fire(Trigger.OPENED)
 
-    def authenticated(self, health: HealthCheckInfo | None = None) -> Record | None:
+    def authenticated(self, health: HealthCheckInfo | None = None) -> list[Record]:
         return self.fire(Trigger.AUTHENTICATED, health=health)
 
-    def pong(self, health: HealthCheckInfo) -> Record | None:
+    def pong(self, health: HealthCheckInfo) -> list[Record]:
         # The hot path (one per health check): no source to validate, no connect to chain.
-        records = self._apply(Trigger.PONG, {"health": health})
-        self._outbox.extend(records)
-        if not self._delivering:
-            self._deliver()
-        return records[0] if records else None
+        return self._apply(Trigger.PONG, {"health": health})
 
-    def disconnect(self, source: DisconnectionSource) -> Record | None:
+    def disconnect(self, source: DisconnectionSource) -> list[Record]:
         return self.fire(Trigger.DISCONNECT, source=source)
 
-    def closed(self, source: DisconnectionSource | None = None) -> Record | None:
+    def closed(self, source: DisconnectionSource | None = None) -> list[Record]:
         return self.fire(Trigger.CLOSED, source=source)
 
-    def fire(self, trigger: Trigger, **kwargs: Any) -> Record | None:
-        """Apply ``trigger`` now; return its record (None for a no-op) and deliver in order.
+    def fire(self, trigger: Trigger, **kwargs: Any) -> list[Record]:
+        """Apply ``trigger`` now and return its records, in order (empty for a no-op).
 
         Raises :class:`InvalidTransition` (state unchanged) when no rule accepts it.
         """
@@ -388,10 +366,7 @@ class ConnectionMachine:
         if self._connect_after_close and self.state is ConnectionState.DISCONNECTED:
             self._connect_after_close = False
             records += self._apply(Trigger.CONNECT, {"reconnect": self._pending_reconnect})
-        self._outbox.extend(records)
-        if not self._delivering:
-            self._deliver()
-        return records[0] if records else None
+        return records
 
     # -- internals -----------------------------------------------------------------------
 
@@ -401,7 +376,7 @@ class ConnectionMachine:
         self._matched = False
         try:
             # A StrEnum member hashes and compares as its value: no .value lookup per call.
-            self._table.events[trigger].trigger(self, **kwargs)
+            self._transitions.events[trigger].trigger(self, **kwargs)
         except MachineError:
             raise InvalidTransition(trigger.value, state.value, "no rule for it") from None
         if not self._matched:
@@ -468,25 +443,6 @@ class ConnectionMachine:
             previous, self.state, trigger, self._source, self._seq, now, in_state, detail,
             trigger is Trigger.CONNECT and bool(kwargs.get("reconnect")),
         )  # fmt: skip
-
-    def _deliver(self) -> None:
-        self._delivering = True
-        first_error: Exception | None = None
-        try:
-            while self._outbox:
-                record = self._outbox.pop(0)
-                for listener in tuple(self._listeners):
-                    try:
-                        listener(record)
-                    except Exception as exc:
-                        if self._on_listener_error is not None:
-                            self._on_listener_error(exc, record, listener)
-                        elif first_error is None:
-                            first_error = exc
-        finally:
-            self._delivering = False
-        if first_error is not None:
-            raise first_error
 
 
 def _previous(event: EventData) -> ConnectionState:

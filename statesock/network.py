@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol
 
+from .log_schema import LogEvent
 from .transition_log import emit
 
 __all__ = ["ManualNetworkMonitor", "NetworkMonitor", "RouteNetworkMonitor", "has_route"]
@@ -54,13 +55,13 @@ class _Notifier:
         if available == self._available:
             return
         self._available = available
-        emit("info", "network_status", available=available)
+        emit("info", LogEvent.NETWORK_STATUS, available=available)
         for callback in tuple(self._callbacks):
             try:
                 callback(available)
             except Exception as exc:
                 # emit() logs the traceback redacted, never the raw exception.
-                emit("error", "network_callback_failed", error=exc, exc_info=exc)
+                emit("error", LogEvent.NETWORK_CALLBACK_FAILED, error=exc, exc_info=exc)
 
 
 class ManualNetworkMonitor(_Notifier):

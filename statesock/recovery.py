@@ -28,8 +28,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import core as c
 from .client import WebSocketClient
+from .core import RecoveryState
+from .core_io import RecoveryConfig
 from .network import NetworkMonitor
 from .retry import RetryStrategy, as_strategy
 from .sources import DisconnectionSource, ReconnectPolicy, default_reconnect_policy
@@ -75,29 +76,28 @@ class ConnectionRecoveryHandler:
             raise ValueError(f"send_buffer_size must be >= 0, not {send_buffer_size!r}")
         if not isinstance(send_ttl, int | float) or not math.isfinite(send_ttl) or send_ttl <= 0:
             raise ValueError(f"send_ttl must be a positive, finite number, not {send_ttl!r}")
-        if client._core.recovery is not None:
-            raise RuntimeError(f"client {client.label} already has a recovery handler")
         self.client = client
         self.network_monitor = network_monitor
         self.policy = policy
         self.strategy = as_strategy(strategy)
         self.stable_after = float(stable_after)
         self._closed = False
-        config = c.RecoveryConfig(
+        config = RecoveryConfig(
             policy, self.strategy, self.stable_after, send_buffer_size, float(send_ttl),
             retry_first_connect,
         )  # fmt: skip
         available = network_monitor.available if network_monitor is not None else True
-        client._step(c.AttachRecovery(config, bool(available)))
+        # The client's public seam (raises RuntimeError when a handler is attached already).
+        self._link = client.attach_recovery(config, network_available=bool(available))
         self._unsubscribe = (
-            network_monitor.subscribe(self._network_changed) if network_monitor else None
+            network_monitor.subscribe(self._link.network_changed) if network_monitor else None
         )
 
     # -- reading ----------------------------------------------------------------------------
 
     @property
-    def _state(self) -> c.RecoveryState | None:
-        return self.client._core.recovery if not self._closed else None
+    def _state(self) -> RecoveryState | None:
+        return self._link.state
 
     @property
     def attempt(self) -> int:
@@ -147,13 +147,11 @@ class ConnectionRecoveryHandler:
 
     def pause(self) -> None:
         """The app goes idle: disconnect (SystemInitiated) and suspend reconnecting."""
-        if not self._closed:
-            self.client._step(c.AppPaused())
+        self._link.pause()
 
     def resume(self) -> None:
         """The app is back: reconnect at once if the last disconnection allows it."""
-        if not self._closed:
-            self.client._step(c.AppResumed())
+        self._link.resume()
 
     def close(self) -> None:
         """Stop recovering: no timer, no monitor subscription, no buffered message remain."""
@@ -162,8 +160,4 @@ class ConnectionRecoveryHandler:
         self._closed = True
         if self._unsubscribe is not None:
             self._unsubscribe()
-        self.client._step(c.DetachRecovery())
-
-    def _network_changed(self, available: bool) -> None:
-        if not self._closed:
-            self.client._step(c.NetworkChanged(bool(available)))
+        self._link.detach()

@@ -27,7 +27,8 @@ attempts a stationary random process from the first retry on:
 ``(attempt, source) -> float | None`` callable works too (:func:`as_strategy`).
 
 Pure module: the random source is injected (``rng``) so a strategy is deterministic under
-test, and no clock is read: the recovery handler owns time.
+test, and no clock is read: the connection core asks for a delay and the shell's timers wait
+it out.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class PacedBackoff:
     """The default: a paced phase with stationary jitter, then exponential backoff to the cap.
 
     See the module docstring for why. Stateless apart from ``rng``: the delay depends only on
-    ``attempt`` (which the recovery handler resets after a stable connection) and ``source``.
+    ``attempt`` (which the connection core resets after a stable connection) and ``source``.
     """
 
     low: float = 1.0

@@ -5,7 +5,12 @@ Every ``disconnecting`` / ``disconnected`` state carries exactly one source (see
 becomes the reason of the close frame the client sends) and a ``kind`` used in logs.
 
 :func:`default_reconnect_policy` encodes the reconnect table of the README; any ``(source) -> bool``
-callable can replace it. Pure module: standard library only.
+callable can replace it. It reads a failure's own verdict (``retryable``, ``auth_rejected``,
+set by the :class:`~statesock.exceptions.ConnectionFailure` subclasses and by
+:class:`~statesock.events.ServerErrorEvent`) instead of testing exception types, so this module
+does not import :mod:`statesock.exceptions`, which names ``DisconnectionSource`` in
+``ConnectFailed.source``: no import cycle. Pure module: the standard library and
+:mod:`statesock.events` (and :mod:`statesock.states`, for typing).
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from .events import ServerErrorEvent
-from .exceptions import ConfigurationError, HandshakeRejected, InvalidURL, TLSFailure
 
 if TYPE_CHECKING:
     from .states import ConnectionState
@@ -133,7 +137,6 @@ ReconnectPolicy = Callable[[DisconnectionSource], bool]
 _FATAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
 # 4400-4499 mirror HTTP 4xx: the client's fault, except timeouts and rate limits.
 _RETRYABLE_4XXX = frozenset({4408, 4429})
-_RETRYABLE_HTTP_4XX = frozenset({408, 429})
 
 
 def is_fatal_close_code(code: int) -> bool:
@@ -146,29 +149,24 @@ def is_fatal_close_code(code: int) -> bool:
 def default_reconnect_policy(source: DisconnectionSource) -> bool:
     """The README's reconnect table: whether to reconnect after ``source``.
 
-    ``SystemInitiated`` answers True: the recovery handler still waits for the network to come
-    back (or the app to resume) before it acts on that answer.
+    ``SystemInitiated`` answers True: the connection core still waits for the network to come
+    back (or the app to resume) before it acts on that answer. A server-side source's error
+    decides when it has a verdict (``retryable`` is not None: an invalid URL, a bad setting, a
+    certificate, an HTTP 4xx, a server error event), else its close code.
     """
     if isinstance(source, UserInitiated):
         return False
     if not isinstance(source, ServerInitiated):
         return True
-    error = source.error
-    if isinstance(error, ServerErrorEvent):
-        return error.retryable
-    if isinstance(error, InvalidURL | ConfigurationError):
-        return False
-    if isinstance(error, TLSFailure):
-        return not error.certificate
-    if isinstance(error, HandshakeRejected):
-        return not (400 <= error.status <= 499 and error.status not in _RETRYABLE_HTTP_4XX)
+    verdict = getattr(source.error, "retryable", None)
+    if verdict is not None:
+        return bool(verdict)
     if source.close_code is not None:
         return not is_fatal_close_code(source.close_code)
     return True
 
 
 _AUTH_CLOSE_CODES = frozenset({4401, 4403})
-_AUTH_STATUSES = frozenset({401, 403})
 
 
 def is_auth_rejection(source: DisconnectionSource | None) -> bool:
@@ -176,6 +174,7 @@ def is_auth_rejection(source: DisconnectionSource | None) -> bool:
     may help where retrying the same one cannot."""
     if not isinstance(source, ServerInitiated):
         return False
-    if isinstance(source.error, HandshakeRejected):
-        return source.error.status in _AUTH_STATUSES
+    verdict = getattr(source.error, "auth_rejected", None)
+    if verdict is not None:
+        return bool(verdict)
     return source.close_code in _AUTH_CLOSE_CODES

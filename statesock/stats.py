@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .log_schema import LogEvent
 from .redaction import redact_text
 from .transition_log import emit
 
@@ -34,7 +35,7 @@ class ClientStats:
         self.decode_errors += 1
         emit(
             "warning",
-            "decode_failed",
+            LogEvent.DECODE_FAILED,
             client=self.label,
             error=redact_text(f"{type(exc).__name__}: {exc}"),
             message=redact_text(data),
@@ -46,7 +47,7 @@ class ClientStats:
         self.callback_errors += 1
         emit(
             "error",
-            "callback_failed",
+            LogEvent.CALLBACK_FAILED,
             client=self.label,
             callback=name,
             error=redact_text(f"{type(exc).__name__}: {exc}"),
@@ -62,7 +63,7 @@ class ClientStats:
         if sub.dropped == 1 or sub.dropped % 1000 == 0:
             emit(
                 "warning",
-                "events_dropped",
+                LogEvent.EVENTS_DROPPED,
                 client=self.label,
                 dropped=sub.dropped,
                 queue_size=sub.maxsize,

@@ -15,11 +15,16 @@ Every string written passes through :func:`statesock.redaction.redact_text`; an 
 variables) but becomes a redacted ``exception`` field holding the formatted traceback.
 :func:`websockets_logger` gives websockets a logger that redacts its own debug lines.
 
-Each state change and internal transition is one ``transition`` record with ``client``,
-``seq``, ``src``, ``dst``, ``trigger``, ``source``, ``code``, ``detail``, ``in_state_ms``,
-``internal``, ``at`` (the client's monotonic clock), ``ts`` (wall clock, epoch seconds) and
-``run`` (:data:`RUN_ID`, random per process, so records of two runs appended to one file stay
-apart). ``statesock logs`` (:mod:`statesock.log_reader`) reads these records back.
+Each state change and internal transition is one ``transition`` record
+(:attr:`LogEvent.TRANSITION <statesock.log_schema.LogEvent.TRANSITION>`) with the fields of
+:data:`statesock.log_schema.TRANSITION_FIELDS`, in this order: ``client``, ``seq``, ``src``,
+``dst``, ``trigger``, ``source``, ``code``, ``detail``, ``in_state_ms``, ``internal``,
+``reconnect`` (True for a connect that recovery fired, False for the user's connect and for
+every other record: :attr:`StateChange.reconnect <statesock.machine.StateChange.reconnect>`),
+``at`` (the client's monotonic clock), ``ts`` (wall clock, epoch seconds) and ``run``
+(:data:`RUN_ID`, random per process, so records of two runs appended to one file stay apart).
+``detail`` is free text for people: no reader takes a decision from it. ``statesock logs``
+(:mod:`statesock.tools.log_reader`) reads these records back.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 import structlog
 
+from .log_schema import LogEvent
 from .machine import InternalTransition, Record, StateChange
 from .redaction import REDACTED, is_secret_name, redact_exception, redact_text
 
@@ -70,6 +76,9 @@ _LEVELS: dict[str, int] = {
 # method is then this shared no-op.
 _STRUCTLOG_NOP = getattr(structlog.make_filtering_bound_logger(logging.CRITICAL), "debug", None)
 _FIELD_LIMIT = 1000
+# Event names reach renderers as plain strings: a renderer that prints repr() (logfmt,
+# key=value) must show transition, not <LogEvent.TRANSITION: 'transition'>.
+_TRANSITION = str(LogEvent.TRANSITION)
 _EXCEPTION_LIMIT = 8000
 
 ExcInfo = (
@@ -182,7 +191,8 @@ def _write(
 def emit(level: str, event: str, **fields: Any) -> None:
     """Log one event (``level`` is "debug", "info", "warning", "error" or "critical").
 
-    Nothing is built for a disabled level. ``exc_info=`` (an exception, True, or a
+    ``event`` is a :class:`~statesock.log_schema.LogEvent` member; it reaches the log as a plain
+    string. Nothing is built for a disabled level. ``exc_info=`` (an exception, True, or a
     ``sys.exc_info()`` tuple) becomes a redacted ``exception`` field. A failure of the app's
     logging (a broken processor, a closed file) is swallowed: the connection must not depend
     on the log sink.
@@ -191,17 +201,19 @@ def emit(level: str, event: str, **fields: Any) -> None:
         levelno = _levelno(level)
         sink = _sink(levelno)
         if sink is not None:
-            _write(sink, levelno, event, fields)
+            _write(sink, levelno, str(event), fields)  # str(): a LogEvent becomes its name
     except Exception:  # the app's logging must not break the connection
         pass
 
 
 def transition_fields(client: str, record: Record) -> dict[str, Any]:
-    """The log fields of one record (the schema ``statesock logs`` reads)."""
+    """The log fields of one record, in :data:`~statesock.log_schema.TRANSITION_FIELDS` order
+    (the schema ``statesock logs`` reads)."""
     if isinstance(record, StateChange):
-        src, dst = record.previous.value, record.current.value
+        src, dst, reconnect = record.previous.value, record.current.value, record.reconnect
     else:
         src = dst = record.state.value
+        reconnect = False
     source = record.source
     return {
         "client": client,
@@ -214,6 +226,7 @@ def transition_fields(client: str, record: Record) -> dict[str, Any]:
         "detail": redact_text(record.detail),
         "in_state_ms": round(record.in_state * 1000, 3),
         "internal": isinstance(record, InternalTransition),
+        "reconnect": reconnect,
         "at": round(record.at, 6),
         "ts": round(time.time(), 6),
         "run": RUN_ID,
@@ -238,7 +251,7 @@ class TransitionLogger:
             sink = _sink(logging.INFO)
             if sink is not None:
                 fields = transition_fields(self.client, record)
-                _write(sink, logging.INFO, "transition", fields, cleaned=True)
+                _write(sink, logging.INFO, _TRANSITION, fields, cleaned=True)
         except Exception:  # the app's logging must not break the machine
             pass
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from statesock import core as c
+from statesock import core_io as c
+from statesock.core import ConnectionCore
 from statesock.exceptions import SendBufferError
 from statesock.machine import ConnectionState, InternalTransition, Record, StateChange
 from statesock.retry import DelayList, ExponentialBackoff, RetryStrategy
@@ -34,9 +35,11 @@ from statesock.sources import (
     UserInitiated,
     default_reconnect_policy,
 )
-from tests.test_machine_properties import DOWN, LEGAL_CHANGES
+from tests.support import DOWN, LEGAL_CHANGES, core_config
 
 S = ConnectionState
+# What a decoded answer means, by the old boolean: ack, legacy ack-or-pong, pong only.
+_ANSWERS = {True: c.Answer.ACK, None: c.Answer.ACK_OR_PONG, False: c.Answer.PONG}
 # Longest a settled world may take to connect: the 25 s backoff cap, a connect timeout and
 # an auth timeout, twice over (a timer may be pending from before the faults stopped).
 SETTLE_BOUND = 2 * (25.0 + 10.0 + 10.0) + 5.0
@@ -52,7 +55,7 @@ class Socket:
 
 @dataclass
 class World:
-    core: c.ConnectionCore
+    core: ConnectionCore
     rng: random.Random
     now: float = 0.0
     steps: int = 0
@@ -91,15 +94,13 @@ class World:
         strategy: RetryStrategy | None = None,
         retry_first_connect: bool = False,
     ) -> World:
-        config = c.CoreConfig(
+        config = core_config(
             ack_required=ack_required,
             has_auth_hook=auth_hook,
             has_connected_hook=True,
             has_token_provider=True,
         )
-        world = cls(c.ConnectionCore(config), random.Random(seed))
-        world.core.machine.add_listener(world.records.append)
-        world.core.machine.add_listener(world._check_record)
+        world = cls(ConnectionCore(config), random.Random(seed))
         if recovery:
             rng = random.Random(seed)
             world.step(
@@ -124,7 +125,11 @@ class World:
             self.user_down = False
         elif isinstance(event, c.UserDisconnect | c.UserClose):
             self.user_down = self.core.state is not S.INITIALIZED or self.user_down
-        for effect in self.core.step(event, self.now):
+        step = self.core.step(event, self.now)
+        for record in step.records:  # delivered after the step, as the shell does
+            self.records.append(record)
+            self._check_record(record)
+        for effect in step.effects:
             self._carry_out(effect)
         self.check()
 
@@ -251,7 +256,7 @@ class World:
         sock = self.current()
         if sock is not None and sock.opened and not sock.closed and self.server_acks:
             self.last_frame_at = self.now
-            self.step(c.HealthAnswered(sock.number, "c-1", ack))
+            self.step(c.HealthAnswered(sock.number, "c-1", _ANSWERS[ack]))
 
     def socket_closes(self, code: int | None = 1011) -> None:
         """The current socket closes: the server's close, a failed attempt, or our close
@@ -273,7 +278,8 @@ class World:
         before = (len(self.records), self.core.state, dict(self.timers))
         stale: list[c.Input] = [
             c.SocketOpened(number),
-            c.HealthAnswered(number, "old"),
+            c.HealthAnswered(number, "old", c.Answer.ACK_OR_PONG),
+            c.ProtocolPong(number),
             c.SocketClosed(number, 1011),
             c.HookFinished(number, c.Hook.ON_CONNECTION_ESTABLISHED),
             c.ReadingPaused(number),
@@ -403,11 +409,64 @@ SERVER_CLOSE_CODES = (1000, 1001, 1006, 1008, 1011, 1012, 4000, 4401, 4429)
 _ = ServerInitiated
 
 
+# The situations a test starts a world in, each reached through legal moves only.
+SITUATIONS = (
+    "initialized",
+    "connecting",
+    "authenticating",
+    "connected",
+    "disconnecting",
+    "backoff",
+    "offline",
+    "paused",
+    "buffered",
+    "user_down",
+    "gave_up",
+    "no_recovery",
+    "hung_hook",
+)
+
+
+def reach(world: World, situation: str) -> None:
+    """Drive a fresh world to ``situation`` through legal moves only."""
+    if situation == "initialized":
+        return
+    world.user_connect()
+    if situation == "connecting":
+        return
+    world.socket_opens()
+    if situation == "hung_hook":
+        world.hook_hangs = True
+        return
+    world.hook_finishes()
+    if situation == "authenticating":
+        return
+    world.server_acks_or_answers(ack=True)
+    assert world.core.state is S.CONNECTED
+    if situation in ("connected", "no_recovery"):
+        return
+    if situation == "disconnecting":
+        world.user_disconnect()
+        return
+    if situation == "offline":
+        world.network(False)
+        return
+    if situation == "paused":
+        world.pause(True)
+        return
+    if situation == "user_down":
+        world.user_disconnect()
+        world.socket_closes()
+        return
+    world.socket_closes(1008 if situation == "gave_up" else 1011)
+    if situation == "buffered":
+        world.send()
+        world.send()
+
+
 def random_walk(seed: int, steps: int) -> World:
     """``steps`` random moves from a random situation, checking every invariant as it goes;
     the faults stop and the world settles every few hundred moves."""
-    from tests.test_core_simulation import SITUATIONS, reach
-
     rng = random.Random(seed)
     situation = rng.choice(SITUATIONS)
     world = World.new(

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from statesock.cli import build_parser, main
 from statesock.testing import TestServer
-from tests.test_log_reader import session_lines, write
+from statesock.tools.cli import build_parser, main
+from tests.support import session_lines, write
 
 ROOT = Path(__file__).resolve().parent.parent
 

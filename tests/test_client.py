@@ -9,11 +9,18 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from statesock import core_io as io
 from statesock.client import WebSocketClient
 from statesock.events import HealthCheckPongEvent, ServerErrorEvent
-from statesock.exceptions import ClientClosed, ConnectFailed, InvalidURL, NotConnectedError
-from statesock.machine import ConnectionState
-from statesock.sources import ServerInitiated
+from statesock.exceptions import (
+    ClientClosed,
+    ConnectFailed,
+    ConnectionEnded,
+    InvalidURL,
+    NotConnectedError,
+)
+from statesock.machine import ConnectionState, Record, StateChange
+from statesock.sources import ServerInitiated, UserInitiated
 from statesock.subscriptions import Overflow
 from statesock.testing import AppEvent, TestServer, auth_hook, decode_message
 from tests.conftest import make_client, transitions_of, virtual_time, wait_for_state
@@ -430,3 +437,166 @@ def test_events_of_a_union_type_checks() -> None:
     assert_type(client.events(AppEvent), Subscription[AppEvent])
     assert_type(client.events(AppEvent | Err), Subscription[AppEvent | Err])
     assert client.events(AppEvent | Err).pending == 0
+
+
+# -- listeners: the shell delivers records after each step, in order ----------------------------
+
+
+@virtual_time
+async def test_a_listener_that_steps_the_client_sees_records_in_seq_order() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        seen: list[tuple[str, int]] = []
+
+        def first(record: Record) -> None:
+            seen.append(("first", record.seq))
+            if isinstance(record, StateChange) and record.current is S.CONNECTED:
+                # Steps the core while the step that connected is still being delivered.
+                client._step(io.UserDisconnect())
+
+        client.add_listener(first)
+        client.add_listener(lambda record: seen.append(("second", record.seq)))
+        await client.connect()
+        await client.wait_for(S.DISCONNECTED)
+        seqs = [seq for name, seq in seen if name == "first"]
+        assert seqs == sorted(seqs) == list(range(1, len(seqs) + 1))
+        # Each record reaches every listener, in registration order, before the next record.
+        assert seen == [(name, seq) for seq in seqs for name in ("first", "second")]
+        assert client.state.state is S.DISCONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_a_raising_listener_is_counted_and_the_others_still_hear() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        heard: list[int] = []
+
+        def broken(record: Record) -> None:
+            raise RuntimeError("listener")
+
+        client.add_listener(broken)
+        client.add_listener(lambda record: heard.append(record.seq))
+        await client.connect()
+        assert heard == [1, 2, 3]
+        assert client.stats.callback_errors == 3
+        client.remove_listener(broken)
+        await client.close()
+        assert client.stats.callback_errors == 3
+
+
+# -- streams end only when the client is done (issue 18, item 1) --------------------------------
+
+
+@virtual_time
+async def test_overlapping_disconnect_and_connect_leave_new_streams_live() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        await asyncio.gather(client.disconnect(), client.connect())
+        assert client.state.state is S.CONNECTED and not client.done
+        events = client.events(AppEvent)
+        assert not events.ended
+        await server.send_burst(3)
+        got = [(await events.__anext__()).payload["seq"] for _ in range(3)]
+        assert got == [0, 1, 2]
+        await client.close()
+        assert events.ended
+
+
+@virtual_time
+async def test_a_disconnect_before_any_connect_leaves_streams_live() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.disconnect()
+        events = client.events(AppEvent)
+        await client.connect()
+        assert not events.ended
+        await server.send_burst(1)
+        assert (await events.__anext__()).payload["seq"] == 0
+        await client.close()
+
+
+@virtual_time
+async def test_a_user_disconnect_ends_the_streams_that_exist_and_new_ones_come_back_ended() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        before = client.events()
+        await client.disconnect()
+        assert before.ended and client.done
+        after = client.events()
+        assert after.ended and isinstance(after.cause, UserInitiated)
+        await client.connect()  # connected again: new subscriptions are live
+        assert not client.events().ended
+        await client.close()
+
+
+# -- waiting for a state -----------------------------------------------------------------------
+
+
+@virtual_time
+async def test_wait_for_on_a_done_client_returns_its_state_or_raises_at_once() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        await client.disconnect()
+        assert client.done
+        assert (await client.wait_for(S.DISCONNECTED)).state is S.DISCONNECTED
+        with pytest.raises(ConnectionEnded) as info:
+            await client.wait_for(S.CONNECTED)
+        assert isinstance(info.value.source, UserInitiated)
+        await client.close()
+
+
+@virtual_time
+async def test_wait_for_raises_when_the_client_ends_while_it_waits() -> None:
+    client = make_client("ws://127.0.0.1:1/")  # nothing listens: the connect fails
+    waiting = asyncio.ensure_future(client.wait_for(S.CONNECTED))
+    await asyncio.sleep(0)
+    with pytest.raises(ConnectFailed):
+        await client.connect()
+    with pytest.raises(ConnectionEnded):
+        await waiting
+    assert not client._done_waiters and not client._listeners  # nothing left behind
+    await client.close()
+
+
+@virtual_time
+async def test_wait_for_a_state_reached_in_the_step_that_ends_the_client_returns_it() -> None:
+    client = make_client("ws://127.0.0.1:1/")
+    waiting = asyncio.ensure_future(client.wait_for(S.DISCONNECTED))
+    await asyncio.sleep(0)
+    with pytest.raises(ConnectFailed):
+        await client.connect()
+    assert (await waiting).state is S.DISCONNECTED
+    await client.close()
+
+
+@virtual_time
+async def test_close_returns_once_everything_it_started_has_finished() -> None:
+    async with TestServer() as server:
+        for _ in range(5):
+            client = make_client(server.url)
+            await client.connect()
+            await client.close()
+            pending = [
+                task.get_name()
+                for task in asyncio.all_tasks()
+                if task.get_name().startswith("statesock-") and not task.done()
+            ]
+            assert pending == []
+
+
+@virtual_time
+async def test_acks_and_pongs_are_never_counted_as_unclaimed() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=0.2, pong_timeout=0.1)
+        await client.connect()
+        await asyncio.sleep(2.1)
+        assert client.health.pongs >= 9
+        assert client.unclaimed_events == 0
+        await server.send_burst(2)  # app events nobody subscribed to: these count
+        await asyncio.sleep(0.1)
+        assert client.unclaimed_events == 2
+        await client.close()

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from statesock import core
+from statesock import core_io as core
 from statesock.client import WebSocketClient
 from statesock.exceptions import (
     ClientClosed,
@@ -37,7 +37,7 @@ from statesock.exceptions import (
 from statesock.machine import ConnectionState, Record, StateChange
 from statesock.sources import UserInitiated
 from statesock.testing import TestServer, auth_hook, decode_message
-from tests.test_machine_properties import DOWN, LEGAL_CHANGES
+from tests.support import DOWN, LEGAL_CHANGES
 
 S = ConnectionState
 R = TypeVar("R")

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from statesock.core import (
+from statesock.core import ConnectionCore
+from statesock.core_io import (
     AbortSocket,
+    Answer,
     AppPaused,
     AppResumed,
     AttachRecovery,
@@ -22,10 +24,10 @@ from statesock.core import (
     CancelHook,
     CancelTimer,
     CloseSocket,
-    ConnectionCore,
     CoreConfig,
     DetachRecovery,
     Effect,
+    EndStreams,
     Finished,
     HealthAnswered,
     Hook,
@@ -34,6 +36,8 @@ from statesock.core import (
     Log,
     NetworkChanged,
     OpenSocket,
+    ProtocolPingSent,
+    ProtocolPong,
     ReadingPaused,
     ReadingResumed,
     RecoveryConfig,
@@ -68,6 +72,7 @@ from statesock.exceptions import (
     SendBufferFull,
     SendExpired,
 )
+from statesock.log_schema import LogEvent
 from statesock.machine import ConnectionState, InternalTransition, Record, StateChange
 from statesock.sources import (
     DisconnectionSource,
@@ -78,6 +83,7 @@ from statesock.sources import (
     UserInitiated,
     default_reconnect_policy,
 )
+from tests.support import core_config, recovery_config_with
 
 S = ConnectionState
 T = TimerKind
@@ -105,7 +111,7 @@ def recovery_config(
     policy: Callable[[DisconnectionSource], bool] = default_reconnect_policy,
     **kwargs: float | bool,
 ) -> RecoveryConfig:
-    return RecoveryConfig(policy, strategy or Strategy(), **kwargs)  # type: ignore[arg-type]
+    return recovery_config_with(policy, strategy or Strategy(), **kwargs)
 
 
 class Sim:
@@ -120,11 +126,10 @@ class Sim:
         now: float = 0.0,
     ) -> None:
         self.now = now
-        self.core = ConnectionCore(config or CoreConfig(), now=now)
+        self.core = ConnectionCore(config or core_config(), now=now)
         self.timers: dict[TimerKind, float] = {}
         self.effects: list[Effect] = []
         self.records: list[Record] = []
-        self.core.machine.add_listener(self.records.append)
         self.last_frame_at: float | None = None
         self._waiter = 0
         if recovery is not None:
@@ -139,7 +144,9 @@ class Sim:
         return self.core.socket
 
     def step(self, event: Input) -> list[Effect]:
-        out = self.core.step(event, self.now)
+        step = self.core.step(event, self.now)
+        out = step.effects
+        self.records += step.records
         for effect in out:
             if isinstance(effect, StartTimer):
                 self.timers[effect.timer] = effect.at
@@ -181,7 +188,7 @@ class Sim:
     def open_and_ack(self) -> list[Effect]:
         socket = self.socket
         out = self.step(SocketOpened(socket))
-        out += self.step(HealthAnswered(socket, "c-1", ack=True))
+        out += self.step(HealthAnswered(socket, "c-1", Answer.ACK))
         assert self.state() is S.CONNECTED
         return out
 
@@ -206,10 +213,26 @@ class Sim:
 
 
 def no_ping(**kwargs: float | bool | None) -> CoreConfig:
-    return CoreConfig(ping_interval=None, **kwargs)  # type: ignore[arg-type]
+    return core_config(ping_interval=None, **kwargs)
+
+
+def log_of(effects: list[Effect], event: str) -> dict[str, object]:
+    [log] = [e for e in effects if isinstance(e, Log) and e.event == event]
+    assert isinstance(log, Log) and log.level == "info"
+    return dict(log.fields)
 
 
 # -- connecting, authenticating, connected ----------------------------------------------------
+
+
+def test_a_fresh_core_starts_at_zero_with_nothing_current() -> None:
+    core = ConnectionCore(core_config(ping_interval=None))
+    assert core.socket is None
+    assert (core.closed, core.done, core.final_source) == (False, False, None)
+    assert core.step(UserConnect(1), 0.0).effects == [
+        OpenSocket(1),
+        StartTimer(T.CONNECT_DEADLINE, 10.0),
+    ]
 
 
 def test_a_user_connect_opens_one_socket_and_arms_the_connect_deadline() -> None:
@@ -222,7 +245,7 @@ def test_a_user_connect_opens_one_socket_and_arms_the_connect_deadline() -> None
     out = sim.step(SocketOpened(1))
     assert out == [CancelTimer(T.CONNECT_DEADLINE), StartTimer(T.AUTH_DEADLINE, 16.0)]
     sim.now = 7.0
-    out = sim.step(HealthAnswered(1, "c-7", ack=True))
+    out = sim.step(HealthAnswered(1, "c-7", Answer.ACK))
     assert out == [
         CancelTimer(T.AUTH_DEADLINE),
         StartTimer(T.PING, 32.0),
@@ -259,7 +282,7 @@ def test_the_auth_hook_runs_in_authenticating_and_its_end_authenticates_without_
     assert sim.state() is S.AUTHENTICATING
     assert sim.core.hooks == {Hook.ON_CONNECTION_ESTABLISHED}
     # A pong before auth completed means nothing.
-    assert sim.step(HealthAnswered(1, None, ack=None)) == []
+    assert sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG)) == []
     assert sim.state() is S.AUTHENTICATING
     out = sim.step(HookFinished(1, Hook.ON_CONNECTION_ESTABLISHED))
     assert sim.state() is S.CONNECTED
@@ -274,9 +297,9 @@ def test_with_an_ack_step_the_auth_hook_finishing_does_not_authenticate() -> Non
     assert sim.step(HookFinished(1, Hook.ON_CONNECTION_ESTABLISHED)) == []
     assert sim.state() is S.AUTHENTICATING
     assert sim.core.hooks == frozenset()
-    assert sim.step(HealthAnswered(1, None, ack=False)) == []  # a protocol pong is no ack
+    assert sim.step(HealthAnswered(1, None, Answer.PONG)) == []  # a protocol pong is no ack
     assert sim.state() is S.AUTHENTICATING
-    sim.step(HealthAnswered(1, None, ack=None))  # the legacy answer that is both
+    sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG))  # the legacy answer that is both
     assert sim.state() is S.CONNECTED
 
 
@@ -324,7 +347,7 @@ def test_the_close_deadline_gives_the_socket_up_when_the_engine_never_reports() 
 
 
 def test_a_dead_link_is_not_given_time_for_a_close_handshake() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
     sim.up()
     sim.advance(12.0)
     assert sim.state() is S.DISCONNECTING
@@ -341,6 +364,28 @@ def test_the_close_deadline_is_cancelled_when_the_engine_reports_in_time() -> No
     assert sim.core.machine.source == UserInitiated()  # the close keeps the stored source
     assert sim.timers == {}
     assert sim.core.done
+
+
+def test_socket_timers_and_hooks_are_cancelled_in_a_fixed_order() -> None:
+    sim = Sim(
+        core_config(
+            ping_interval=10.0, idle_timeout=60.0, has_auth_hook=True, has_connected_hook=True
+        )
+    )
+    sim.connect()
+    sim.step(SocketOpened(1))
+    sim.step(HealthAnswered(1, None, Answer.ACK))  # the auth hook is still running
+    sim.advance(10.0)
+    assert set(sim.timers) == {T.PING, T.PONG_DEADLINE, T.IDLE_DEADLINE}
+    out = sim.step(UserDisconnect())
+    assert out[:6] == [
+        EndStreams(UserInitiated()),  # first: a full subscriber must not hold up the close
+        CancelTimer(T.IDLE_DEADLINE),
+        CancelTimer(T.PING),
+        CancelTimer(T.PONG_DEADLINE),
+        CancelHook(Hook.ON_CONNECTED),
+        CancelHook(Hook.ON_CONNECTION_ESTABLISHED),
+    ]
 
 
 def test_a_user_disconnect_before_any_connect_only_resolves_its_waiter() -> None:
@@ -367,7 +412,7 @@ def test_connect_while_disconnecting_opens_the_next_socket_once_the_close_comple
 
 
 def test_ping_cadence_is_fixed_whatever_the_round_trips_and_late_timers() -> None:
-    sim = Sim(CoreConfig(ping_interval=25.0, pong_timeout=3.0), now=13.0)
+    sim = Sim(core_config(ping_interval=25.0, pong_timeout=3.0), now=13.0)
     sim.up()  # connected at 13.0
     assert sim.timers[T.PING] == 38.0
     due = [38.0]
@@ -381,7 +426,7 @@ def test_ping_cadence_is_fixed_whatever_the_round_trips_and_late_timers() -> Non
         ]
         due.append(due[-1] + 25.0)
         sim.now += round_trip
-        out = sim.step(HealthAnswered(1, None, ack=None))
+        out = sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG))
         assert out == [CancelTimer(T.PONG_DEADLINE)]  # the pong does not move the cadence
         assert sim.core.machine.health.round_trip == pytest.approx(round_trip)
         assert sim.timers[T.PING] == due[-1]
@@ -389,7 +434,7 @@ def test_ping_cadence_is_fixed_whatever_the_round_trips_and_late_timers() -> Non
 
 
 def test_a_ping_timer_that_fired_very_late_skips_to_the_next_slot_of_the_cadence() -> None:
-    sim = Sim(CoreConfig(ping_interval=25.0), now=13.0)
+    sim = Sim(core_config(ping_interval=25.0), now=13.0)
     sim.up()
     sim.now = 90.0  # slots at 38, 63, 88: the next is 113
     out = sim.fire(T.PING)
@@ -397,7 +442,7 @@ def test_a_ping_timer_that_fired_very_late_skips_to_the_next_slot_of_the_cadence
 
 
 def test_a_ping_slot_that_division_rounds_down_is_not_scheduled_for_now() -> None:
-    sim = Sim(CoreConfig(ping_interval=0.7, pong_timeout=0.1))
+    sim = Sim(core_config(ping_interval=0.7, pong_timeout=0.1))
     sim.up()
     sim.now = 3 * 0.7  # 2.0999999999999996: floor(now / 0.7) rounds down to 2
     out = sim.fire(T.PING)
@@ -406,29 +451,105 @@ def test_a_ping_slot_that_division_rounds_down_is_not_scheduled_for_now() -> Non
     assert out[0].at == pytest.approx(2.8)
 
 
+def test_the_next_health_check_is_never_due_a_float_bit_after_the_one_that_fired() -> None:
+    # Found by the day-long soak: connected at 3764.837535, the check due at 4114.837535
+    # computed its successor 1 ULP ahead; a microsecond clock (looptime's) fired it again at
+    # once, for ever.
+    from statesock import core_io as cc
+
+    machine = ConnectionCore(core_config(ack_required=False), now=0.0)
+    connected_at = 3764.837535
+    machine.step(cc.UserConnect(1), connected_at)
+    machine.step(cc.SocketOpened(1), connected_at)
+    assert machine.state.value == "connected"
+    fired_at = 4114.837535  # 14 intervals later
+    effects = machine.step(cc.TimerFired(cc.TimerKind.PING, fired_at), fired_at).effects
+    [next_ping] = [
+        e for e in effects if isinstance(e, cc.StartTimer) and e.timer is cc.TimerKind.PING
+    ]
+    assert next_ping.at == pytest.approx(fired_at + 25.0)
+
+
 def test_a_pong_updates_health_with_round_trip_and_count() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0))
+    sim = Sim(core_config(ping_interval=10.0))
     sim.up()
     sim.advance(10.0)
     sim.now = 10.25
-    sim.step(HealthAnswered(1, None, ack=None))
+    sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG))
     sim.advance(9.75)
     sim.now = 20.5
-    sim.step(HealthAnswered(1, "c-2", ack=False))
+    sim.step(HealthAnswered(1, "c-2", Answer.PONG))
     assert sim.core.machine.health == HealthCheckInfo("c-2", 0.5, 20.5, 2)
     pongs = [r for r in sim.records if isinstance(r, InternalTransition)]
     assert [r.seq for r in pongs] == [4, 5]
     # An unsolicited pong keeps the last round trip and cancels nothing.
     sim.now = 21.0
-    assert sim.step(HealthAnswered(1, None, ack=None)) == []
+    assert sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG)) == []
     assert sim.core.machine.health == HealthCheckInfo("c-2", 0.5, 21.0, 3)
     # A second ack is nothing.
-    assert sim.step(HealthAnswered(1, "c-9", ack=True)) == []
+    assert sim.step(HealthAnswered(1, "c-9", Answer.ACK)) == []
     assert sim.core.machine.health.pongs == 3
 
 
+def test_a_protocol_pong_answers_only_a_check_sent_as_a_protocol_ping() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    # A Pong nobody asked for (websockets' keepalive, an eager server): no record, nothing.
+    assert sim.step(ProtocolPong(1)) == []
+    assert sim.core.machine.health.pongs == 0
+    sim.advance(10.0)
+    assert T.PONG_DEADLINE in sim.timers
+    assert sim.step(ProtocolPingSent(1)) == []
+    sim.now = 10.25
+    records = len(sim.records)
+    assert sim.step(ProtocolPong(1)) == [CancelTimer(T.PONG_DEADLINE)]
+    assert sim.core.machine.health == HealthCheckInfo("c-1", 0.25, 10.25, 1)  # the ack's id
+    [pong] = sim.records[records:]
+    assert isinstance(pong, InternalTransition) and pong.trigger.value == "pong"
+    # Answered once: a second Pong is nothing.
+    assert sim.step(ProtocolPong(1)) == []
+    assert sim.core.machine.health.pongs == 1
+
+
+def test_a_check_sent_as_a_message_is_not_answered_by_a_protocol_pong() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.step(ProtocolPingSent(1))
+    sim.step(ProtocolPong(1))
+    sim.advance(10.0)  # the next check goes out as a message: no ProtocolPingSent
+    assert sim.step(ProtocolPong(1)) == []
+    assert T.PONG_DEADLINE in sim.timers
+    assert sim.core.machine.health.pongs == 1
+
+
+def test_protocol_pings_and_pongs_of_a_socket_that_is_gone_are_dropped() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0), recovery_config())
+    sim.up()
+    sim.advance(10.0)
+    sim.drop()
+    sim.reconnect_up()
+    sim.advance(10.0)
+    out = sim.step(ProtocolPingSent(1)) + sim.step(ProtocolPong(1))
+    assert [e.event for e in out if isinstance(e, Log)] == [LogEvent.STALE_SOCKET_EVENT] * 2
+    assert T.PONG_DEADLINE in sim.timers
+    # The current socket's Pong finds no protocol Ping outstanding either.
+    assert sim.step(ProtocolPong(2)) == []
+
+
+def test_a_socket_going_forgets_its_protocol_ping() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.step(ProtocolPingSent(1))
+    sim.step(ReadingPaused(1))
+    sim.step(UserDisconnect())
+    assert sim.step(ProtocolPong(1)) == []
+    assert sim.core.machine.health.pongs == 0
+
+
 def test_a_ping_still_unanswered_at_the_next_slot_sends_no_second_check() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=30.0))
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=30.0))
     sim.up()
     sim.advance(10.0)
     out = sim.advance(10.0)
@@ -436,7 +557,7 @@ def test_a_ping_still_unanswered_at_the_next_slot_sends_no_second_check() -> Non
 
 
 def test_no_pong_within_the_deadline_disconnects() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
     sim.up()
     sim.advance(11.999)
     assert sim.state() is S.CONNECTED
@@ -445,7 +566,7 @@ def test_no_pong_within_the_deadline_disconnects() -> None:
 
 
 def test_any_frame_after_the_ping_counts_as_alive() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
     sim.up()
     sim.advance(10.0)
     sim.last_frame_at = 10.5
@@ -460,7 +581,7 @@ def test_any_frame_after_the_ping_counts_as_alive() -> None:
 
 
 def test_a_stalled_reader_stops_the_pong_deadline_and_resuming_restarts_it() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
     sim.up()
     sim.advance(10.0)
     assert sim.step(ReadingPaused(1)) == [CancelTimer(T.PONG_DEADLINE)]
@@ -474,8 +595,22 @@ def test_a_stalled_reader_stops_the_pong_deadline_and_resuming_restarts_it() -> 
     assert sim.core.machine.source == NoPongReceived()
 
 
+def test_a_frame_after_resuming_proves_the_peer_alive() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.step(ReadingPaused(1))
+    sim.advance(60.0)
+    sim.step(ReadingResumed(1))
+    sim.last_frame_at = 71.0
+    sim.advance(1.999)
+    out = sim.advance(0.001)
+    assert sim.state() is S.CONNECTED
+    assert sim.of(CloseSocket, out) == []
+
+
 def test_a_ping_while_the_reader_is_stalled_arms_no_pong_deadline() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
     sim.up()
     sim.step(ReadingPaused(1))
     out = sim.advance(10.0)
@@ -496,8 +631,24 @@ def test_the_idle_deadline_counts_from_the_last_frame() -> None:
     assert sim.core.machine.source == NoPongReceived()
 
 
+def test_with_no_frames_at_all_the_idle_deadline_disconnects_exactly_on_time() -> None:
+    sim = Sim(no_ping(idle_timeout=30.0))
+    sim.up()
+    sim.advance(29.999)
+    assert sim.state() is S.CONNECTED
+    sim.advance(0.001)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+def test_an_idle_check_that_fires_early_counts_from_the_connection() -> None:
+    sim = Sim(no_ping(idle_timeout=30.0), now=50.0)
+    sim.up()
+    sim.now = 60.0
+    assert sim.fire(T.IDLE_DEADLINE) == [StartTimer(T.IDLE_DEADLINE, 80.0)]
+
+
 def test_a_pong_from_an_older_socket_is_dropped() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0), recovery_config())
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0), recovery_config())
     sim.up()
     sim.drop()
     sim.reconnect_up()
@@ -505,11 +656,11 @@ def test_a_pong_from_an_older_socket_is_dropped() -> None:
     sim.advance(sim.timers[T.PING] - sim.now)
     assert T.PONG_DEADLINE in sim.timers
     records = len(sim.records)
-    out = sim.step(HealthAnswered(1, "old", ack=None))
+    out = sim.step(HealthAnswered(1, "old", Answer.ACK_OR_PONG))
     assert out == [
         Log(
             "debug",
-            "stale_socket_event",
+            LogEvent.STALE_SOCKET_EVENT,
             (("what", "health answer"), ("socket", 1), ("current", 2)),
         )
     ]
@@ -523,8 +674,8 @@ def test_a_pong_from_an_older_socket_is_dropped() -> None:
 
 STALE_INPUTS: list[Input] = [
     SocketOpened(1),
-    HealthAnswered(1, "old", ack=True),
-    HealthAnswered(1, "old", ack=None),
+    HealthAnswered(1, "old", Answer.ACK),
+    HealthAnswered(1, "old", Answer.ACK_OR_PONG),
     ServerErrorReceived(1, ServerErrorEvent("late")),
     SocketClosed(1, 1006),
     HookFinished(1, Hook.ON_CONNECTION_ESTABLISHED),
@@ -549,7 +700,7 @@ STALE_WHAT: dict[type, str] = {
 def test_inputs_from_a_socket_that_is_gone_are_dropped(
     state: ConnectionState, event: Input
 ) -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, ack_required=False, has_auth_hook=True))
+    sim = Sim(core_config(ping_interval=10.0, ack_required=False, has_auth_hook=True))
     sim.connect()
     sim.step(SocketOpened(1))
     sim.step(SocketClosed(1, 1006))  # no recovery: disconnected for good
@@ -566,7 +717,7 @@ def test_inputs_from_a_socket_that_is_gone_are_dropped(
     assert out == [
         Log(
             "debug",
-            "stale_socket_event",
+            LogEvent.STALE_SOCKET_EVENT,
             (("what", STALE_WHAT[type(event)]), ("socket", 1), ("current", current)),
         )
     ]
@@ -698,7 +849,7 @@ def test_a_user_connect_while_waiting_to_reconnect_resets_the_attempt_count() ->
     out = sim.connect()  # the user does not wait for the backoff
     assert CancelTimer(T.RECONNECT) in out
     assert sim.core.recovery is not None and sim.core.recovery.attempt == 0
-    assert not sim.core.recovery.waiting
+    assert not sim.core.recovery.reconnect_pending
     reconnect = sim.records[-1]
     assert isinstance(reconnect, StateChange) and not reconnect.reconnect
     sim.open_and_ack()
@@ -745,6 +896,13 @@ def test_odd_strategy_answers(delay: float, at: float | None) -> None:
         assert isinstance(sim.core.recovery.retry_in, float)  # type: ignore[union-attr]
 
 
+def test_a_strategy_answer_that_is_not_a_number_gives_up() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay="soon")))  # type: ignore[arg-type]
+    sim.up()
+    out = sim.drop()
+    assert out[-1] == Finished(DROP, gave_up=True)
+
+
 class Broken(Exception):
     pass
 
@@ -754,7 +912,7 @@ def test_a_raising_strategy_is_reported_and_recovery_gives_up() -> None:
         def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
             raise Broken("strategy")
 
-    sim = Sim(no_ping(), RecoveryConfig(default_reconnect_policy, Raising()))
+    sim = Sim(no_ping(), recovery_config_with(default_reconnect_policy, Raising()))
     sim.up()
     out = sim.drop()
     [report] = sim.of(ReportError, out)
@@ -776,6 +934,28 @@ def test_a_raising_policy_is_reported_and_recovery_gives_up() -> None:
     assert isinstance(report, ReportError) and report.where == "reconnect policy"
     assert out[-1] == Finished(DROP, gave_up=True)
     assert strategy.calls == []
+
+
+def test_raising_user_functions_are_reported_with_their_exception_and_why() -> None:
+    error = Broken("policy")
+
+    def policy(source: DisconnectionSource) -> bool:
+        raise error
+
+    sim = Sim(no_ping(), recovery_config(Strategy(), policy))
+    sim.up()
+    out = sim.drop()
+    assert ReportError(error, "reconnect policy") in out
+    assert log_of(out, "recovery_stopped")["reason"] == "the reconnect policy raised"
+
+    class Raising:
+        def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
+            raise error
+
+    sim = Sim(no_ping(), recovery_config_with(default_reconnect_policy, Raising()))
+    sim.up()
+    out = sim.drop()
+    assert log_of(out, "recovery_stopped")["reason"] == "the retry strategy raised"
 
 
 def test_a_user_connect_after_giving_up_recovers_again() -> None:
@@ -842,6 +1022,22 @@ def test_a_user_connect_earns_a_new_token_retry() -> None:
     assert T.RECONNECT in sim.timers
 
 
+def test_recovery_flags_are_plain_booleans() -> None:
+    sim = Sim(no_ping(has_token_provider=True), recovery_config(stable_after=1.0))
+    sim.up()
+    sim.step(SocketClosed(1, 4401))
+    recovery = sim.core.recovery
+    assert recovery is not None and recovery.token_retry_used is True
+    assert recovery.reconnect_pending is True
+    sim.reconnect_up()
+    assert (recovery.reconnect_pending, recovery.gave_up, sim.core.done) == (False, False, False)
+    sim.advance(1.0)
+    sim.drop()
+    assert recovery.token_retry_used is False
+    sim.step(UserDisconnect())
+    assert recovery.reconnect_pending is False
+
+
 # -- recovery: a user disconnect sticks ---------------------------------------------------------
 
 
@@ -855,7 +1051,7 @@ def test_a_user_disconnect_cancels_the_backoff_timer_at_once() -> None:
     assert ResolveDisconnect((5,)) in out
     assert out[-1] == Finished(UserInitiated())
     assert sim.core.timers == frozenset()
-    assert sim.core.recovery is not None and not sim.core.recovery.waiting
+    assert sim.core.recovery is not None and not sim.core.recovery.reconnect_pending
     assert sim.core.recovery.retry_in is None
     assert sim.advance(100.0) == []
 
@@ -873,7 +1069,7 @@ def test_a_user_close_cancels_the_backoff_timer_at_once() -> None:
 
 
 def test_a_user_disconnect_while_going_down_prevents_the_reconnect() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=1.0), recovery_config())
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=1.0), recovery_config())
     sim.up()
     sim.advance(11.0)  # no pong: disconnecting
     assert sim.state() is S.DISCONNECTING
@@ -899,10 +1095,26 @@ def test_detaching_recovery_cancels_its_timers_and_settles_the_buffer() -> None:
     assert sim.step(DetachRecovery()) == []
 
 
+def test_detaching_recovery_while_connected_finishes_nothing() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=2))
+    sim.up()
+    assert sim.step(DetachRecovery()) == []
+    assert sim.core.done is False and sim.core.recovery is None
+
+
+def test_detaching_recovery_abandons_each_waiting_message_by_number() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(7))
+    out = sim.step(DetachRecovery())
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and abandoned.message == 7
+    assert str(abandoned.error) == "message not sent: the recovery handler was closed"
+
+
 def test_attaching_recovery_twice_is_refused_with_a_warning() -> None:
     sim = Sim(recovery=recovery_config())
     assert sim.step(AttachRecovery(recovery_config())) == [
-        Log("warning", "recovery_already_attached")
+        Log("warning", LogEvent.RECOVERY_ALREADY_ATTACHED)
     ]
 
 
@@ -921,11 +1133,11 @@ def test_losing_the_network_disconnects_and_schedules_nothing_until_it_is_back()
     assert not sim.of(OpenSocket, out)
     assert sim.advance(1000.0) == []
     assert strategy.calls == []
-    assert sim.core.recovery is not None and sim.core.recovery.waiting
+    assert sim.core.recovery is not None and sim.core.recovery.reconnect_pending
     out = sim.step(NetworkChanged(available=True))
     assert out[0] == Log(
         "info",
-        "reconnect_now",
+        LogEvent.RECONNECT_NOW,
         (("attempt", 0), ("source", "system"), ("code", None), ("reason", "network available")),
     )
     assert OpenSocket(2) in out
@@ -1008,6 +1220,15 @@ def test_a_reconnect_timer_that_fires_while_paused_does_not_connect() -> None:
     assert recovery.retry_in is None
 
 
+def test_the_network_coming_back_after_recovery_gave_up_does_not_reconnect() -> None:
+    sim = Sim(no_ping(), recovery_config(policy=lambda s: False))
+    sim.up()
+    sim.drop()
+    assert sim.step(NetworkChanged(available=False)) == []
+    assert sim.step(NetworkChanged(available=True)) == []
+    assert sim.state() is S.DISCONNECTED
+
+
 # -- connect() waiters ----------------------------------------------------------------------------
 
 
@@ -1062,6 +1283,35 @@ def test_retry_first_connect_fails_waiters_on_user_disconnect() -> None:
     assert ResolveConnect((1,), UserInitiated()) in out
 
 
+def test_retry_first_connect_keeps_waiting_while_offline() -> None:
+    sim = Sim(no_ping(), recovery_config(retry_first_connect=True), network=False)
+    sim.step(UserConnect(1))
+    out = sim.step(SocketClosed(1, None, "", ConnectionRefused("offline")))
+    assert sim.of(ResolveConnect, out) == []
+    sim.step(NetworkChanged(available=True))
+    sim.open_and_ack()
+    assert sim.of(ResolveConnect)[-1] == ResolveConnect((1,))
+
+
+def test_without_retry_first_connect_an_offline_failure_fails_the_waiter_with_its_source() -> None:
+    sim = Sim(no_ping(), recovery_config(), network=False)
+    sim.step(UserConnect(1))
+    error = ConnectionRefused("offline")
+    out = sim.step(SocketClosed(1, None, "", error))
+    assert sim.of(ResolveConnect, out) == [ResolveConnect((1,), ServerInitiated(None, "", error))]
+
+
+def test_a_connect_remembered_then_cancelled_by_the_user_fails_its_waiter() -> None:
+    sim = Sim(no_ping(), recovery_config())
+    sim.up()
+    sim.step(UserDisconnect())
+    assert sim.step(UserConnect(5)) == []  # remembered until the close completes
+    sim.step(UserDisconnect())  # the user's last word
+    out = sim.step(SocketClosed(1, 1000))
+    assert ResolveConnect((5,), UserInitiated()) in out
+    assert sim.state() is S.DISCONNECTED
+
+
 def test_a_connect_waiter_that_arrived_between_attempts_waits_for_the_next() -> None:
     sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), retry_first_connect=True))
     sim.step(UserConnect(1))
@@ -1093,6 +1343,13 @@ def test_close_before_any_connect_finishes_at_once() -> None:
     assert sim.step(UserConnect(2)) == [ResolveConnect((2,), None, closed=True)]
 
 
+def test_a_connect_while_closing_fails_at_once() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    sim.step(UserClose())
+    assert sim.step(UserConnect(9)) == [ResolveConnect((9,), None, closed=True)]
+
+
 # -- the send buffer ------------------------------------------------------------------------------
 
 
@@ -1111,7 +1368,7 @@ def test_send_routes() -> None:
     plain.connect()
     plain.step(SocketOpened(1))
     assert plain.core.send_route() == (SendRoute.DIRECT, None)
-    plain.step(HealthAnswered(1, None, ack=True))
+    plain.step(HealthAnswered(1, None, Answer.ACK))
     assert plain.core.send_route() == (SendRoute.DIRECT, None)
     plain.step(UserClose())
     route, error = plain.core.send_route()
@@ -1124,7 +1381,7 @@ def test_send_routes() -> None:
     # In authenticating only the auth hook's messages go straight out.
     assert sim.core.send_route(handshake=True) == (SendRoute.DIRECT, None)
     assert sim.core.send_route()[0] is SendRoute.BUFFER
-    sim.step(HealthAnswered(2, None, ack=True))
+    sim.step(HealthAnswered(2, None, Answer.ACK))
     assert sim.core.send_route() == (SendRoute.DIRECT, None)
     sim.step(SocketClosed(2, 1006))
     sim.step(BufferSend(1))
@@ -1183,6 +1440,18 @@ def test_a_full_buffer_refuses_the_message() -> None:
     assert sim.core.pending_sends == 2
 
 
+def test_a_buffer_of_one_buffers_and_no_buffer_refuses() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), buffer_size=1))
+    sim.up()
+    sim.drop()
+    assert sim.core.send_route() == (SendRoute.BUFFER, None)
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0)))
+    sim.up()
+    sim.drop()
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and isinstance(error, NotConnectedError)
+
+
 def test_a_buffered_message_expires_after_its_time_to_live() -> None:
     sim = buffered_sim(ttl=3.0)
     sim.step(BufferSend(1))
@@ -1200,6 +1469,42 @@ def test_a_buffered_message_expires_after_its_time_to_live() -> None:
     out = sim.advance(1.0)
     assert [e.message for e in sim.of(ResolveSend, out)] == [2]  # type: ignore[union-attr]
     assert T.SEND_EXPIRY not in sim.timers
+
+
+def test_a_waiting_message_keeps_its_expiry_when_the_socket_goes() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), buffer_size=3))
+    sim.up()
+    sim.step(BufferSend(1))
+    sim.step(BufferSend(2))
+    sim.drop()
+    assert sim.timers[T.SEND_EXPIRY] == 30.0
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING])
+def test_a_message_expiring_while_connecting_does_not_touch_the_connection(
+    state: ConnectionState,
+) -> None:
+    sim = buffered_sim(ttl=6.0)
+    sim.step(BufferSend(1))
+    sim.advance(5.0)  # the reconnect: connecting
+    if state is S.AUTHENTICATING:
+        sim.step(SocketOpened(2))
+    out = sim.advance(1.0)
+    assert sim.of(ResolveSend, out) != []
+    assert sim.state() is state
+
+
+def test_a_message_expiring_while_disconnecting_does_not_abort_the_socket() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=3, buffer_ttl=0.5))
+    sim.up()
+    sim.step(BufferSend(1))  # being written
+    sim.step(BufferSend(2))
+    sim.step(ServerErrorReceived(1, ServerErrorEvent("bye")))
+    assert sim.state() is S.DISCONNECTING
+    out = sim.advance(0.5)
+    assert [e.message for e in sim.of(ResolveSend, out)] == [2]  # type: ignore[union-attr]
+    assert sim.of(AbortSocket, out) == []
+    assert sim.state() is S.DISCONNECTING
 
 
 def test_a_failed_write_puts_the_message_back_for_the_next_socket() -> None:
@@ -1228,6 +1533,43 @@ def test_a_failed_write_past_its_time_to_live_expires() -> None:
     assert sim.core.pending_sends == 0
 
 
+def test_a_write_failing_at_the_instant_its_time_is_up_expires_at_once() -> None:
+    sim = buffered_sim(ttl=10.0)
+    sim.step(BufferSend(1))
+    sim.reconnect_up()
+    sim.advance(5.0)
+    sim.step(SocketClosed(2, 1006))
+    assert sim.now == 10.0
+    out = sim.step(SendWritten(1, ok=False))
+    [expired] = sim.of(ResolveSend, out)
+    assert isinstance(expired, ResolveSend) and isinstance(expired.error, SendExpired)
+
+
+def test_a_failed_write_after_the_client_is_done_is_abandoned_with_the_final_cause() -> None:
+    sim = Sim(no_ping(), recovery_config(Strategy(delay=None), buffer_size=3))
+    sim.up()
+    sim.step(BufferSend(1))
+    sim.drop()
+    assert sim.core.done
+    out = sim.step(SendWritten(1, ok=False))
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and abandoned.message == 1
+    assert str(abandoned.error) == "message not sent: server closed with 1006"
+    assert sim.core.pending_sends == 0
+
+
+def test_a_failed_write_while_closing_is_abandoned() -> None:
+    sim = Sim(no_ping(), recovery_config(buffer_size=3))
+    sim.up()
+    sim.step(BufferSend(1))
+    sim.step(UserClose())
+    out = sim.step(SendWritten(1, ok=False))  # before the close completed
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and isinstance(abandoned.error, SendAbandoned)
+    assert str(abandoned.error) == "message not sent: the client is done"
+    assert sim.core.pending_sends == 0
+
+
 def test_a_user_disconnect_abandons_waiting_messages_at_once() -> None:
     sim = Sim(no_ping(), recovery_config(buffer_size=3))
     sim.up()
@@ -1239,6 +1581,28 @@ def test_a_user_disconnect_abandons_waiting_messages_at_once() -> None:
     assert isinstance(abandoned.error, SendAbandoned)
     assert str(abandoned.error) == "message not sent: the user disconnected"
     assert sim.step(SendWritten(1, ok=True)) == [ResolveSend(1)]
+
+
+def test_a_user_disconnect_while_waiting_to_reconnect_abandons_the_buffer() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    out = sim.step(UserDisconnect())
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend) and abandoned.message == 1
+    assert str(abandoned.error) == "message not sent: the user disconnected"
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and str(error) == "message not sent: user disconnect"
+
+
+def test_closing_while_waiting_to_reconnect_abandons_the_buffer() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    out = sim.step(UserClose())
+    [abandoned] = sim.of(ResolveSend, out)
+    assert isinstance(abandoned, ResolveSend)
+    assert str(abandoned.error) == "message not sent: the client was closed"
+    route, error = sim.core.send_route()
+    assert route is SendRoute.REFUSE and str(error) == "the client is closed"
 
 
 def test_giving_up_abandons_the_buffer_and_refuses_later_sends() -> None:
@@ -1274,6 +1638,12 @@ def test_a_cancelled_send_leaves_the_buffer() -> None:
     assert sim.core.pending_sends == 1
 
 
+def test_a_cancelled_last_message_cancels_the_expiry_check() -> None:
+    sim = buffered_sim()
+    sim.step(BufferSend(1))
+    assert sim.step(SendCancelled(1)) == [CancelTimer(T.SEND_EXPIRY)]
+
+
 def test_without_recovery_buffer_inputs_are_refused_or_ignored() -> None:
     sim = Sim(no_ping())
     [refused] = sim.step(BufferSend(1))
@@ -1283,20 +1653,17 @@ def test_without_recovery_buffer_inputs_are_refused_or_ignored() -> None:
     assert sim.core.pending_sends == 0
 
 
-# -- found by mutation testing: details a shell or a log reader relies on ----------------------
+def test_without_recovery_a_buffered_send_is_refused_with_why() -> None:
+    sim = Sim(no_ping())
+    [refused] = sim.step(BufferSend(4))
+    assert isinstance(refused, ResolveSend) and refused.message == 4
+    assert isinstance(refused.error, SendAbandoned)
+    assert str(refused.error) == (
+        "cannot send in state 'initialized': sending needs authenticating or connected"
+    )
 
 
-def log_of(effects: list[Effect], event: str) -> dict[str, object]:
-    [log] = [e for e in effects if isinstance(e, Log) and e.event == event]
-    assert isinstance(log, Log) and log.level == "info"
-    return dict(log.fields)
-
-
-def test_a_fresh_core_starts_at_zero_with_nothing_current() -> None:
-    core = ConnectionCore(CoreConfig(ping_interval=None))
-    assert core.socket is None
-    assert (core.closed, core.done, core.final_source) == (False, False, None)
-    assert core.step(UserConnect(1), 0.0) == [OpenSocket(1), StartTimer(T.CONNECT_DEADLINE, 10.0)]
+# -- the clock: it never goes back; time in a state counts from the right instant -----------------
 
 
 def test_the_core_clock_never_goes_back_and_ignores_nan() -> None:
@@ -1310,36 +1677,57 @@ def test_the_core_clock_never_goes_back_and_ignores_nan() -> None:
     ]
 
 
-def test_a_listener_error_goes_to_the_handler_given_to_the_core() -> None:
-    errors: list[str] = []
-    core = ConnectionCore(
-        CoreConfig(ping_interval=None),
-        on_listener_error=lambda exc, _r, _l: errors.append(str(exc)),
-    )
+def test_time_in_initialized_counts_from_the_core_creation_when_given() -> None:
+    core = ConnectionCore(core_config(ping_interval=None), now=3.0)
+    records = core.step(UserConnect(1), 7.0).records
+    assert records[-1].in_state == 4.0
 
-    def broken(record: Record) -> None:
-        raise RuntimeError("listener")
 
-    core.machine.add_listener(broken)
+def test_without_a_creation_time_initialized_counts_from_the_first_input_only() -> None:
+    core = ConnectionCore(core_config(ping_interval=None))
+    records = core.step(UserConnect(1), 7.0).records + core.step(SocketOpened(1), 9.5).records
+    assert [r.in_state for r in records] == [0.0, 2.5]
+
+
+def test_inputs_before_the_first_record_do_not_restart_the_clock() -> None:
+    core = ConnectionCore(core_config(ping_interval=None))
+    core.step(AttachRecovery(recovery_config()), 2.0)
+    records = core.step(UserConnect(1), 7.0).records
+    assert records[0].in_state == 5.0
+
+
+# -- the core calls nobody: a step returns its effects and its records -----------------------------
+
+
+def test_a_step_returns_every_record_its_input_produced_in_order() -> None:
+    core = ConnectionCore(core_config(ping_interval=None, ack_required=False), now=0.0)
     core.step(UserConnect(1), 0.0)
-    assert errors == ["listener"]
+    step = core.step(SocketOpened(1), 1.0)
+    assert [(r.previous, r.current) for r in step.records if isinstance(r, StateChange)] == [
+        (S.CONNECTING, S.AUTHENTICATING),
+        (S.AUTHENTICATING, S.CONNECTED),
+    ]
+    assert [r.seq for r in step.records] == [2, 3]
+    assert ResolveConnect((1,)) in step.effects
 
 
-def test_an_input_given_while_stepping_is_handled_after_and_returned_by_the_outer_step() -> None:
-    sim = Sim(no_ping())
-    inner: list[list[Effect]] = []
+def test_a_step_that_changes_nothing_returns_no_record() -> None:
+    core = ConnectionCore(core_config(ping_interval=None), now=0.0)
+    core.step(UserConnect(1), 0.0)
+    step = core.step(UserConnect(2), 0.5)  # already connecting: a no-op
+    assert step.records == []
+    assert step.effects == []
 
-    def on_connected(record: Record) -> None:
-        if isinstance(record, StateChange) and record.current is S.CONNECTED:
-            inner.append(sim.core.step(UserDisconnect(), sim.now))
 
-    sim.core.machine.add_listener(on_connected)
-    sim.connect()
-    sim.step(SocketOpened(1))
-    out = sim.step(HealthAnswered(1, None, ack=True))
-    assert inner == [[]]
-    assert out.index(ResolveConnect((1,))) < out.index(CloseSocket(1, 1000, "user disconnect", 5.0))
-    assert sim.state() is S.DISCONNECTING
+def test_records_are_handed_over_once() -> None:
+    core = ConnectionCore(core_config(ping_interval=None), now=0.0)
+    first = core.step(UserConnect(1), 0.0)
+    second = core.step(SocketOpened(1), 0.1)
+    assert [r.seq for r in first.records] == [1]
+    assert [r.seq for r in second.records] == [2]
+
+
+# -- logs a reader relies on ----------------------------------------------------------------------
 
 
 def test_the_recovery_logs_a_reader_relies_on() -> None:
@@ -1414,329 +1802,4 @@ def test_recovery_stopped_says_why(
     }
     recovery = sim.core.recovery
     assert recovery is not None
-    assert (recovery.gave_up, recovery.waiting, recovery.retry_in) == (True, False, None)
-
-
-def test_raising_user_functions_are_reported_with_their_exception_and_why() -> None:
-    error = Broken("policy")
-
-    def policy(source: DisconnectionSource) -> bool:
-        raise error
-
-    sim = Sim(no_ping(), recovery_config(Strategy(), policy))
-    sim.up()
-    out = sim.drop()
-    assert ReportError(error, "reconnect policy") in out
-    assert log_of(out, "recovery_stopped")["reason"] == "the reconnect policy raised"
-
-    class Raising:
-        def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
-            raise error
-
-    sim = Sim(no_ping(), RecoveryConfig(default_reconnect_policy, Raising()))
-    sim.up()
-    out = sim.drop()
-    assert log_of(out, "recovery_stopped")["reason"] == "the retry strategy raised"
-
-
-def test_a_strategy_answer_that_is_not_a_number_gives_up() -> None:
-    sim = Sim(no_ping(), recovery_config(Strategy(delay="soon")))  # type: ignore[arg-type]
-    sim.up()
-    out = sim.drop()
-    assert out[-1] == Finished(DROP, gave_up=True)
-
-
-def test_recovery_flags_are_plain_booleans() -> None:
-    sim = Sim(no_ping(has_token_provider=True), recovery_config(stable_after=1.0))
-    sim.up()
-    sim.step(SocketClosed(1, 4401))
-    recovery = sim.core.recovery
-    assert recovery is not None and recovery.token_retry_used is True
-    assert recovery.waiting is True
-    sim.reconnect_up()
-    assert (recovery.waiting, recovery.gave_up, sim.core.done) == (False, False, False)
-    sim.advance(1.0)
-    sim.drop()
-    assert recovery.token_retry_used is False
-    sim.step(UserDisconnect())
-    assert recovery.waiting is False
-
-
-def test_a_connect_remembered_then_cancelled_by_the_user_fails_its_waiter() -> None:
-    sim = Sim(no_ping(), recovery_config())
-    sim.up()
-    sim.step(UserDisconnect())
-    assert sim.step(UserConnect(5)) == []  # remembered until the close completes
-    sim.step(UserDisconnect())  # the user's last word
-    out = sim.step(SocketClosed(1, 1000))
-    assert ResolveConnect((5,), UserInitiated()) in out
-    assert sim.state() is S.DISCONNECTED
-
-
-def test_a_connect_while_closing_fails_at_once() -> None:
-    sim = Sim(no_ping())
-    sim.up()
-    sim.step(UserClose())
-    assert sim.step(UserConnect(9)) == [ResolveConnect((9,), None, closed=True)]
-
-
-def test_retry_first_connect_keeps_waiting_while_offline() -> None:
-    sim = Sim(no_ping(), recovery_config(retry_first_connect=True), network=False)
-    sim.step(UserConnect(1))
-    out = sim.step(SocketClosed(1, None, "", ConnectionRefused("offline")))
-    assert sim.of(ResolveConnect, out) == []
-    sim.step(NetworkChanged(available=True))
-    sim.open_and_ack()
-    assert sim.of(ResolveConnect)[-1] == ResolveConnect((1,))
-
-
-def test_without_retry_first_connect_an_offline_failure_fails_the_waiter_with_its_source() -> None:
-    sim = Sim(no_ping(), recovery_config(), network=False)
-    sim.step(UserConnect(1))
-    error = ConnectionRefused("offline")
-    out = sim.step(SocketClosed(1, None, "", error))
-    assert sim.of(ResolveConnect, out) == [ResolveConnect((1,), ServerInitiated(None, "", error))]
-
-
-def test_the_network_coming_back_after_recovery_gave_up_does_not_reconnect() -> None:
-    sim = Sim(no_ping(), recovery_config(policy=lambda s: False))
-    sim.up()
-    sim.drop()
-    assert sim.step(NetworkChanged(available=False)) == []
-    assert sim.step(NetworkChanged(available=True)) == []
-    assert sim.state() is S.DISCONNECTED
-
-
-def test_detaching_recovery_while_connected_finishes_nothing() -> None:
-    sim = Sim(no_ping(), recovery_config(buffer_size=2))
-    sim.up()
-    assert sim.step(DetachRecovery()) == []
-    assert sim.core.done is False and sim.core.recovery is None
-
-
-def test_detaching_recovery_abandons_each_waiting_message_by_number() -> None:
-    sim = buffered_sim()
-    sim.step(BufferSend(7))
-    out = sim.step(DetachRecovery())
-    [abandoned] = sim.of(ResolveSend, out)
-    assert isinstance(abandoned, ResolveSend) and abandoned.message == 7
-    assert str(abandoned.error) == "message not sent: the recovery handler was closed"
-
-
-def test_a_user_disconnect_while_waiting_to_reconnect_abandons_the_buffer() -> None:
-    sim = buffered_sim()
-    sim.step(BufferSend(1))
-    out = sim.step(UserDisconnect())
-    [abandoned] = sim.of(ResolveSend, out)
-    assert isinstance(abandoned, ResolveSend) and abandoned.message == 1
-    assert str(abandoned.error) == "message not sent: the user disconnected"
-    route, error = sim.core.send_route()
-    assert route is SendRoute.REFUSE and str(error) == "message not sent: user disconnect"
-
-
-def test_closing_while_waiting_to_reconnect_abandons_the_buffer() -> None:
-    sim = buffered_sim()
-    sim.step(BufferSend(1))
-    out = sim.step(UserClose())
-    [abandoned] = sim.of(ResolveSend, out)
-    assert isinstance(abandoned, ResolveSend)
-    assert str(abandoned.error) == "message not sent: the client was closed"
-    route, error = sim.core.send_route()
-    assert route is SendRoute.REFUSE and str(error) == "the client is closed"
-
-
-def test_a_buffer_of_one_buffers_and_no_buffer_refuses() -> None:
-    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), buffer_size=1))
-    sim.up()
-    sim.drop()
-    assert sim.core.send_route() == (SendRoute.BUFFER, None)
-    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0)))
-    sim.up()
-    sim.drop()
-    route, error = sim.core.send_route()
-    assert route is SendRoute.REFUSE and isinstance(error, NotConnectedError)
-
-
-def test_without_recovery_a_buffered_send_is_refused_with_why() -> None:
-    sim = Sim(no_ping())
-    [refused] = sim.step(BufferSend(4))
-    assert isinstance(refused, ResolveSend) and refused.message == 4
-    assert isinstance(refused.error, SendAbandoned)
-    assert str(refused.error) == (
-        "cannot send in state 'initialized': sending needs authenticating or connected"
-    )
-
-
-def test_a_cancelled_last_message_cancels_the_expiry_check() -> None:
-    sim = buffered_sim()
-    sim.step(BufferSend(1))
-    assert sim.step(SendCancelled(1)) == [CancelTimer(T.SEND_EXPIRY)]
-
-
-@pytest.mark.parametrize("state", [S.CONNECTING, S.AUTHENTICATING])
-def test_a_message_expiring_while_connecting_does_not_touch_the_connection(
-    state: ConnectionState,
-) -> None:
-    sim = buffered_sim(ttl=6.0)
-    sim.step(BufferSend(1))
-    sim.advance(5.0)  # the reconnect: connecting
-    if state is S.AUTHENTICATING:
-        sim.step(SocketOpened(2))
-    out = sim.advance(1.0)
-    assert sim.of(ResolveSend, out) != []
-    assert sim.state() is state
-
-
-def test_a_message_expiring_while_disconnecting_does_not_abort_the_socket() -> None:
-    sim = Sim(no_ping(), recovery_config(buffer_size=3, buffer_ttl=0.5))
-    sim.up()
-    sim.step(BufferSend(1))  # being written
-    sim.step(BufferSend(2))
-    sim.step(ServerErrorReceived(1, ServerErrorEvent("bye")))
-    assert sim.state() is S.DISCONNECTING
-    out = sim.advance(0.5)
-    assert [e.message for e in sim.of(ResolveSend, out)] == [2]  # type: ignore[union-attr]
-    assert sim.of(AbortSocket, out) == []
-    assert sim.state() is S.DISCONNECTING
-
-
-def test_a_waiting_message_keeps_its_expiry_when_the_socket_goes() -> None:
-    sim = Sim(no_ping(), recovery_config(Strategy(delay=5.0), buffer_size=3))
-    sim.up()
-    sim.step(BufferSend(1))
-    sim.step(BufferSend(2))
-    sim.drop()
-    assert sim.timers[T.SEND_EXPIRY] == 30.0
-
-
-def test_a_failed_write_after_the_client_is_done_is_abandoned_with_the_final_cause() -> None:
-    sim = Sim(no_ping(), recovery_config(Strategy(delay=None), buffer_size=3))
-    sim.up()
-    sim.step(BufferSend(1))
-    sim.drop()
-    assert sim.core.done
-    out = sim.step(SendWritten(1, ok=False))
-    [abandoned] = sim.of(ResolveSend, out)
-    assert isinstance(abandoned, ResolveSend) and abandoned.message == 1
-    assert str(abandoned.error) == "message not sent: server closed with 1006"
-    assert sim.core.pending_sends == 0
-
-
-def test_a_failed_write_while_closing_is_abandoned() -> None:
-    sim = Sim(no_ping(), recovery_config(buffer_size=3))
-    sim.up()
-    sim.step(BufferSend(1))
-    sim.step(UserClose())
-    out = sim.step(SendWritten(1, ok=False))  # before the close completed
-    [abandoned] = sim.of(ResolveSend, out)
-    assert isinstance(abandoned, ResolveSend) and isinstance(abandoned.error, SendAbandoned)
-    assert str(abandoned.error) == "message not sent: the client is done"
-    assert sim.core.pending_sends == 0
-
-
-def test_a_write_failing_at_the_instant_its_time_is_up_expires_at_once() -> None:
-    sim = buffered_sim(ttl=10.0)
-    sim.step(BufferSend(1))
-    sim.reconnect_up()
-    sim.advance(5.0)
-    sim.step(SocketClosed(2, 1006))
-    assert sim.now == 10.0
-    out = sim.step(SendWritten(1, ok=False))
-    [expired] = sim.of(ResolveSend, out)
-    assert isinstance(expired, ResolveSend) and isinstance(expired.error, SendExpired)
-
-
-def test_socket_timers_and_hooks_are_cancelled_in_a_fixed_order() -> None:
-    sim = Sim(
-        CoreConfig(
-            ping_interval=10.0, idle_timeout=60.0, has_auth_hook=True, has_connected_hook=True
-        )
-    )
-    sim.connect()
-    sim.step(SocketOpened(1))
-    sim.step(HealthAnswered(1, None, ack=True))  # the auth hook is still running
-    sim.advance(10.0)
-    assert set(sim.timers) == {T.PING, T.PONG_DEADLINE, T.IDLE_DEADLINE}
-    out = sim.step(UserDisconnect())
-    assert out[:5] == [
-        CancelTimer(T.IDLE_DEADLINE),
-        CancelTimer(T.PING),
-        CancelTimer(T.PONG_DEADLINE),
-        CancelHook(Hook.ON_CONNECTED),
-        CancelHook(Hook.ON_CONNECTION_ESTABLISHED),
-    ]
-
-
-def test_with_no_frames_at_all_the_idle_deadline_disconnects_exactly_on_time() -> None:
-    sim = Sim(no_ping(idle_timeout=30.0))
-    sim.up()
-    sim.advance(29.999)
-    assert sim.state() is S.CONNECTED
-    sim.advance(0.001)
-    assert sim.core.machine.source == NoPongReceived()
-
-
-def test_an_idle_check_that_fires_early_counts_from_the_connection() -> None:
-    sim = Sim(no_ping(idle_timeout=30.0), now=50.0)
-    sim.up()
-    sim.now = 60.0
-    assert sim.fire(T.IDLE_DEADLINE) == [StartTimer(T.IDLE_DEADLINE, 80.0)]
-
-
-def test_a_frame_after_resuming_proves_the_peer_alive() -> None:
-    sim = Sim(CoreConfig(ping_interval=10.0, pong_timeout=2.0))
-    sim.up()
-    sim.advance(10.0)
-    sim.step(ReadingPaused(1))
-    sim.advance(60.0)
-    sim.step(ReadingResumed(1))
-    sim.last_frame_at = 71.0
-    sim.advance(1.999)
-    out = sim.advance(0.001)
-    assert sim.state() is S.CONNECTED
-    assert sim.of(CloseSocket, out) == []
-
-
-def test_time_in_initialized_counts_from_the_core_creation_when_given() -> None:
-    core = ConnectionCore(CoreConfig(ping_interval=None), now=3.0)
-    records: list[Record] = []
-    core.machine.add_listener(records.append)
-    core.step(UserConnect(1), 7.0)
-    assert records[-1].in_state == 4.0
-
-
-def test_without_a_creation_time_initialized_counts_from_the_first_input_only() -> None:
-    core = ConnectionCore(CoreConfig(ping_interval=None))
-    records: list[Record] = []
-    core.machine.add_listener(records.append)
-    core.step(UserConnect(1), 7.0)
-    core.step(SocketOpened(1), 9.5)
-    assert [r.in_state for r in records] == [0.0, 2.5]
-
-
-def test_inputs_before_the_first_record_do_not_restart_the_clock() -> None:
-    core = ConnectionCore(CoreConfig(ping_interval=None))
-    records: list[Record] = []
-    core.machine.add_listener(records.append)
-    core.step(AttachRecovery(recovery_config()), 2.0)
-    core.step(UserConnect(1), 7.0)
-    assert records[0].in_state == 5.0
-
-
-def test_the_next_health_check_is_never_due_a_float_bit_after_the_one_that_fired() -> None:
-    # Found by the day-long soak: connected at 3764.837535, the check due at 4114.837535
-    # computed its successor 1 ULP ahead; a microsecond clock (looptime's) fired it again at
-    # once, for ever.
-    from statesock import core as cc
-
-    machine = cc.ConnectionCore(cc.CoreConfig(ack_required=False), now=0.0)
-    connected_at = 3764.837535
-    machine.step(cc.UserConnect(1), connected_at)
-    machine.step(cc.SocketOpened(1), connected_at)
-    assert machine.state.value == "connected"
-    fired_at = 4114.837535  # 14 intervals later
-    effects = machine.step(cc.TimerFired(cc.TimerKind.PING, fired_at), fired_at)
-    [next_ping] = [
-        e for e in effects if isinstance(e, cc.StartTimer) and e.timer is cc.TimerKind.PING
-    ]
-    assert next_ping.at == pytest.approx(fired_at + 25.0)
+    assert (recovery.gave_up, recovery.reconnect_pending, recovery.retry_in) == (True, False, None)

@@ -22,64 +22,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from statesock import core as c
+from statesock import core_io as c
 from statesock.machine import ConnectionState
-from tests.core_world import SERVER_CLOSE_CODES, World, strategies
+from tests.core_world import SERVER_CLOSE_CODES, SITUATIONS, World, reach, strategies
 
 S = ConnectionState
-SITUATIONS = (
-    "initialized",
-    "connecting",
-    "authenticating",
-    "connected",
-    "disconnecting",
-    "backoff",
-    "offline",
-    "paused",
-    "buffered",
-    "user_down",
-    "gave_up",
-    "no_recovery",
-    "hung_hook",
-)
 STEPS = [0]  # inputs fed to cores across this test run, reported by the soak target
-
-
-def reach(world: World, situation: str) -> None:
-    """Drive a fresh world to ``situation`` through legal moves only."""
-    if situation == "initialized":
-        return
-    world.user_connect()
-    if situation == "connecting":
-        return
-    world.socket_opens()
-    if situation == "hung_hook":
-        world.hook_hangs = True
-        return
-    world.hook_finishes()
-    if situation == "authenticating":
-        return
-    world.server_acks_or_answers(ack=True)
-    assert world.core.state is S.CONNECTED
-    if situation in ("connected", "no_recovery"):
-        return
-    if situation == "disconnecting":
-        world.user_disconnect()
-        return
-    if situation == "offline":
-        world.network(False)
-        return
-    if situation == "paused":
-        world.pause(True)
-        return
-    if situation == "user_down":
-        world.user_disconnect()
-        world.socket_closes()
-        return
-    world.socket_closes(1008 if situation == "gave_up" else 1011)
-    if situation == "buffered":
-        world.send()
-        world.send()
 
 
 class CoreSimulation(RuleBasedStateMachine):

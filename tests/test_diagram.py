@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from statesock import diagram
-from statesock.cli import main
 from statesock.machine import RULES, ConnectionState, Outcome
+from statesock.tools import diagram
+from statesock.tools.cli import main
 
 DIAGRAMS = Path(__file__).resolve().parent.parent / "diagrams"
 

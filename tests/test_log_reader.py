@@ -1,4 +1,5 @@
-"""Reading, checking and summarising transition logs (statesock.log_reader), hostile input too."""
+"""Reading (statesock.tools.log_reader), checking and summarising (statesock.tools.log_analysis)
+transition logs, hostile input too."""
 
 from __future__ import annotations
 
@@ -12,78 +13,16 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 
-from statesock.log_reader import (
-    Checker,
-    EdgeCounter,
-    LogReader,
-    LogRecord,
-    RetryNote,
-    check,
-    edge_counts,
-    read_records,
-    summarise,
-)
-from statesock.machine import ConnectionMachine
-from statesock.sources import NoPongReceived, ServerInitiated, UserInitiated
-from statesock.transition_log import TransitionLogger
-
-
-def session_lines(client: str = "c1", *, plain: bool = False) -> list[str]:
-    """A real session's log, as an app writing structlog JSON lines would have it.
-
-    ``plain`` drops the writer's ``run`` and ``ts`` (what older writers produced).
-    """
-    now = [0.0]
-    machine = ConnectionMachine(lambda: now[0])
-    machine.add_listener(TransitionLogger(client))
-
-    def at(t: float) -> None:
-        now[0] = t
-
-    with capture_logs() as logs:
-        machine.connect()
-        at(0.1)
-        machine.opened()
-        at(0.2)
-        machine.authenticated()
-        at(60.0)
-        machine.disconnect(NoPongReceived())
-        at(60.1)
-        machine.closed()
-        at(61.0)
-        machine.connect(reconnect=True)
-        at(61.5)
-        machine.opened()
-        machine.authenticated()
-        at(100.0)
-        machine.closed(ServerInitiated(1011, "overloaded"))
-        at(104.0)
-        machine.connect(reconnect=True)
-        machine.opened()
-        machine.authenticated()
-        at(200.0)
-        machine.disconnect(UserInitiated())
-        machine.closed()
-    entries = [dict(entry) for entry in logs]
-    assert entries and all(e["event"] == "transition" for e in entries)
-    if plain:
-        for entry in entries:
-            entry.pop("run", None)
-            entry.pop("ts", None)
-    return [json.dumps(entry) for entry in entries]
-
-
-def write(tmp_path: Path, lines: list[str], name: str = "log.jsonl") -> Path:
-    path = tmp_path / name
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from statesock.log_schema import LEGACY_RECONNECT_DETAIL, LogEvent
+from statesock.tools.log_analysis import Checker, EdgeCounter, check, edge_counts, summarise
+from statesock.tools.log_reader import LogReader, LogRecord, RetryNote, read_records
+from tests.support import session_lines, write
 
 
 def record(**fields: Any) -> str:
     base: dict[str, Any] = {
-        "event": "transition",
+        "event": LogEvent.TRANSITION,
         "client": "x",
         "seq": 1,
         "src": "initialized",
@@ -111,6 +50,41 @@ def test_a_good_log_reads_checks_and_summarises(tmp_path: Path) -> None:
     assert summary.p50_reconnect == 1.5
     assert summary.p95_reconnect == 4.0
     assert round(summary.time_in_state["connected"], 3) == round(59.8 + 38.5 + 96.0, 3)
+
+
+def _reconnects(tmp_path: Path, entries: list[dict[str, Any]]) -> tuple[list[bool], int]:
+    """Each connect record's ``reconnect`` as read, and the summary's reconnect count."""
+    records = read_records(write(tmp_path, [json.dumps(e) for e in entries])).records
+    [summary] = summarise(records)
+    return [r.reconnect for r in records if r.trigger == "connect"], summary.reconnects
+
+
+def test_reconnects_are_counted_from_the_reconnect_field_not_the_detail(tmp_path: Path) -> None:
+    entries = [json.loads(line) for line in session_lines()]
+    connects = [e for e in entries if e["trigger"] == "connect"]
+    assert [e["reconnect"] for e in connects] == [False, True, True]  # what the writer says
+    assert all(isinstance(e["reconnect"], bool) for e in entries)
+    # The detail is text for people: rewording it changes nothing.
+    for entry in connects:
+        entry["detail"] = "whatever" if entry["reconnect"] else LEGACY_RECONNECT_DETAIL
+    assert _reconnects(tmp_path, entries) == ([False, True, True], 2)
+
+
+def test_old_logs_without_the_reconnect_field_count_reconnects_from_the_detail(
+    tmp_path: Path,
+) -> None:
+    entries = [json.loads(line) for line in session_lines()]
+    for entry in entries:
+        del entry["reconnect"]  # written before the field existed
+    connects = [e for e in entries if e["trigger"] == "connect"]
+    assert [e["detail"] for e in connects][1:] == [LEGACY_RECONNECT_DETAIL] * 2
+    assert _reconnects(tmp_path, entries) == ([False, True, True], 2)
+    # Only a connect's detail counts, and a malformed field falls back to it.
+    entries[4]["detail"] = LEGACY_RECONNECT_DETAIL  # connected -> ... : not a connect
+    connects[1]["reconnect"] = "yes"
+    assert _reconnects(tmp_path, entries) == ([False, True, True], 2)
+    records = read_records(write(tmp_path, [json.dumps(e) for e in entries])).records
+    assert not records[4].reconnect
 
 
 def test_bad_input_is_skipped_and_counted(tmp_path: Path) -> None:
@@ -365,7 +339,7 @@ def test_seq_gaps_are_warnings_and_their_list_is_bounded(tmp_path: Path) -> None
     for seq in range(0, 200, 2):
         checker.feed(
             LogRecord("f", seq, "x", "1", seq, "connected", "connected", "pong", None, None,
-                      "", None, None, None, True, {})
+                      "", None, None, None, True, False, {})
         )  # fmt: skip
     assert checker.warning_count == 99 and len(checker.warnings) == 3
 

@@ -26,6 +26,7 @@ from statesock.sources import (
     Timeout,
     UserInitiated,
 )
+from tests.support import Recording
 
 S = ConnectionState
 
@@ -38,12 +39,10 @@ class Clock:
         return self.now
 
 
-def make() -> tuple[ConnectionMachine, list[Record], Clock]:
+def make() -> tuple[Recording, list[Record], Clock]:
     clock = Clock()
-    machine = ConnectionMachine(clock)
-    records: list[Record] = []
-    machine.add_listener(records.append)
-    return machine, records, clock
+    machine = Recording(clock)
+    return machine, machine.records, clock
 
 
 def drive_to(machine: ConnectionMachine, state: ConnectionState) -> None:
@@ -86,7 +85,7 @@ def test_happy_path_records_each_change_in_order() -> None:
 def test_disconnect_from_active_state_stores_source(state: ConnectionState) -> None:
     machine, _records, _ = make()
     drive_to(machine, state)
-    record = machine.disconnect(NoPongReceived())
+    [record] = machine.disconnect(NoPongReceived())
     assert isinstance(record, StateChange)
     assert (record.previous, record.current) == (state, S.DISCONNECTING)
     assert machine.source == NoPongReceived()
@@ -118,8 +117,8 @@ def test_connect_while_active_is_a_noop(state: ConnectionState) -> None:
     machine, records, _ = make()
     drive_to(machine, state)
     before = len(records)
-    assert machine.connect() is None
-    assert machine.connect(reconnect=True) is None
+    assert machine.connect() == []
+    assert machine.connect(reconnect=True) == []
     assert machine.state is state
     assert len(records) == before
 
@@ -127,7 +126,7 @@ def test_connect_while_active_is_a_noop(state: ConnectionState) -> None:
 def test_connect_while_disconnecting_connects_once_the_close_completes() -> None:
     machine, records, _ = make()
     drive_to(machine, S.DISCONNECTING)
-    assert machine.connect() is None
+    assert machine.connect() == []
     assert machine.connect_pending
     assert machine.state is S.DISCONNECTING
     machine.closed()
@@ -156,7 +155,7 @@ def test_user_disconnect_replaces_stored_source_as_internal_transition(
     machine, records, _ = make()
     drive_to(machine, state)
     old = machine.source
-    record = machine.disconnect(UserInitiated())
+    [record] = machine.disconnect(UserInitiated())
     assert isinstance(record, InternalTransition)
     assert (record.state, record.previous_source, record.source) == (state, old, UserInitiated())
     assert machine.state is state
@@ -170,8 +169,8 @@ def test_user_disconnect_sticks_against_later_sources(state: ConnectionState) ->
     drive_to(machine, state)
     machine.disconnect(UserInitiated())
     count = len(records)
-    assert machine.disconnect(NoPongReceived()) is None
-    assert machine.disconnect(UserInitiated()) is None
+    assert machine.disconnect(NoPongReceived()) == []
+    assert machine.disconnect(UserInitiated()) == []
     if state is S.DISCONNECTING:
         machine.closed()
     assert machine.source == UserInitiated()
@@ -190,7 +189,7 @@ def test_first_non_user_source_stands_while_going_down() -> None:
     machine, _, _ = make()
     drive_to(machine, S.CONNECTED)
     machine.disconnect(NoPongReceived())
-    assert machine.disconnect(Timeout(S.CONNECTED)) is None
+    assert machine.disconnect(Timeout(S.CONNECTED)) == []
     machine.closed(ServerInitiated(1006))
     assert machine.source == NoPongReceived()
 
@@ -216,7 +215,7 @@ def test_reconnect_after_user_disconnect_is_refused_until_user_connects() -> Non
 def test_reconnect_after_other_sources_is_allowed() -> None:
     machine, _records, _ = make()
     drive_to(machine, S.DISCONNECTED)
-    record = machine.connect(reconnect=True)
+    [record] = machine.connect(reconnect=True)
     assert isinstance(record, StateChange)
     assert record.detail == "reconnect"
     assert machine.state is S.CONNECTING
@@ -224,7 +223,7 @@ def test_reconnect_after_other_sources_is_allowed() -> None:
 
 def test_user_disconnect_before_any_connect_is_a_noop() -> None:
     machine, records, _ = make()
-    assert machine.disconnect(UserInitiated()) is None
+    assert machine.disconnect(UserInitiated()) == []
     assert machine.state is S.INITIALIZED
     assert machine.source is None
     assert records == []
@@ -236,7 +235,7 @@ def test_pong_is_internal_and_updates_health() -> None:
     machine, _records, clock = make()
     drive_to(machine, S.CONNECTED)
     clock.now += 25
-    record = machine.pong(HealthCheckInfo("c-9", round_trip=0.012, last_pong_at=clock.now))
+    [record] = machine.pong(HealthCheckInfo("c-9", round_trip=0.012, last_pong_at=clock.now))
     assert isinstance(record, InternalTransition)
     assert record.state is S.CONNECTED
     assert record.detail == "round trip 12.0 ms"
@@ -288,62 +287,24 @@ def test_disconnect_needs_a_real_source() -> None:
     assert machine.state is S.CONNECTED
 
 
-def test_listener_firing_a_trigger_does_not_reorder_delivery() -> None:
-    machine, _, _ = make()
-    seen_by: dict[str, list[int]] = {"first": [], "second": []}
-
-    def first(record: Record) -> None:
-        seen_by["first"].append(record.seq)
-        # Like a client with no ack step: authenticate the moment the socket opens.
-        if isinstance(record, StateChange) and record.current is S.AUTHENTICATING:
-            machine.authenticated()
-
-    machine.add_listener(first)
-    machine.add_listener(lambda r: seen_by["second"].append(r.seq))
-    machine.connect()
-    machine.opened()
-    assert machine.state is S.CONNECTED
-    assert seen_by["first"] == seen_by["second"] == [1, 2, 3]
-
-
-def test_listener_errors_go_to_the_handler_and_delivery_continues() -> None:
-    errors: list[tuple[str, int]] = []
-    machine = ConnectionMachine(
-        lambda: 0.0, on_listener_error=lambda exc, rec, _l: errors.append((str(exc), rec.seq))
-    )
-    seen: list[int] = []
-
-    def broken(record: Record) -> None:
-        raise RuntimeError("boom")
-
-    machine.add_listener(broken)
-    machine.add_listener(lambda r: seen.append(r.seq))
-    machine.connect()
-    machine.opened()
-    assert seen == [1, 2]
-    assert errors == [("boom", 1), ("boom", 2)]
-
-
-def test_listener_error_without_handler_propagates_after_full_delivery() -> None:
+def test_a_trigger_returns_its_records_and_calls_nobody() -> None:
     machine = ConnectionMachine(lambda: 0.0)
-    seen: list[int] = []
-
-    def broken(record: Record) -> None:
-        raise RuntimeError("boom")
-
-    machine.add_listener(broken)
-    machine.add_listener(lambda r: seen.append(r.seq))
-    with pytest.raises(RuntimeError, match="boom"):
-        machine.connect()
-    assert seen == [1]
-    assert machine.state is S.CONNECTING
+    assert not hasattr(machine, "add_listener")  # the shell delivers records, not the machine
+    connecting = machine.connect()
+    assert [(r.seq, r.trigger) for r in connecting] == [(1, Trigger.CONNECT)]
+    assert [r.seq for r in machine.opened()] == [2]
+    assert machine.connect() == []  # a no-op records nothing
 
 
-def test_removed_listener_hears_nothing_more() -> None:
-    machine, records, _ = make()
-    machine.remove_listener(records.append)
+def test_a_completed_close_returns_the_remembered_connect_with_it() -> None:
+    machine = ConnectionMachine(lambda: 0.0)
     machine.connect()
-    assert records == []
+    machine.disconnect(UserInitiated())
+    assert machine.connect() == []  # remembered while disconnecting
+    closed, connecting = machine.closed()
+    assert isinstance(closed, StateChange) and closed.current is S.DISCONNECTED
+    assert isinstance(connecting, StateChange) and connecting.current is S.CONNECTING
+    assert (closed.seq, connecting.seq) == (3, 4)
 
 
 def test_machines_are_not_kept_alive_by_the_shared_transitions_machine() -> None:
@@ -563,12 +524,13 @@ def check_matrix_case(
         assert machine.connect_pending == pending
         assert len(records) == count
     else:
-        result = machine.fire(trigger, **kw)
+        returned = machine.fire(trigger, **kw)
+        result = returned[0] if returned else None
         assert machine.state is state_after
         assert machine.source == source_after
         assert machine.snapshot() == ConnectionSnapshot(state_after, source_after, machine.health)
         if kind == "noop":
-            assert result is None
+            assert returned == []
             assert len(records) == count
             assert machine.snapshot() == before
             remembered = trigger is Trigger.CONNECT and state is S.DISCONNECTING
@@ -604,113 +566,17 @@ def check_matrix_case(
         assert records[-1].seq == seq_now + 1
 
 
-def test_listeners_hear_each_record_in_registration_order() -> None:
-    machine = ConnectionMachine(lambda: 0.0)
-    heard: list[tuple[str, int]] = []
-
-    def listener(name: str) -> Callable[[Record], None]:
-        return lambda record: heard.append((name, record.seq))
-
-    for name in ("first", "second", "third"):
-        machine.add_listener(listener(name))
-    machine.connect()
-    machine.opened()
-    assert heard == [
-        ("first", 1),
-        ("second", 1),
-        ("third", 1),
-        ("first", 2),
-        ("second", 2),
-        ("third", 2),
-    ]
-
-
-def test_refusal_matrix_holds_for_a_table_built_in_a_fresh_thread() -> None:
-    # The transitions machine is built once per thread: run the whole matrix on a thread
-    # whose table is built now, so that the code building it is what is tested.
-    import threading
-
-    errors: list[BaseException] = []
-    events: list[set[str]] = []
-
-    def run() -> None:
-        from statesock.machine import _shared_machine
-
-        try:
-            for param in MATRIX:
-                check_matrix_case(*param.values)  # type: ignore[arg-type]
-            events.append(set(_shared_machine().events))
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    assert errors == []
-    # Exactly the table's triggers: no auto transitions (to_connected...) as a back door.
-    assert events == [{t.value for t in Trigger}]
-
-
-@pytest.mark.parametrize(
-    ("first", "second", "reconnect"),
-    [
-        (False, None, False),
-        (True, None, True),
-        (True, True, True),
-        (True, False, False),  # the user's connect wins over recovery's
-        (False, True, False),
-    ],
-)
-def test_a_remembered_connect_fires_as_user_or_reconnect(
-    first: bool, second: bool | None, reconnect: bool
-) -> None:
-    machine, records, _ = make()
-    drive_to(machine, S.DISCONNECTING)
-    machine.connect(reconnect=first)
-    if second is not None:
-        machine.connect(reconnect=second)
-    machine.closed()
-    change = records[-1]
-    assert isinstance(change, StateChange)
-    assert (change.previous, change.current) == (S.DISCONNECTED, S.CONNECTING)
-    assert change.reconnect is reconnect
-    assert change.detail == ("reconnect" if reconnect else "user connect")
-    assert machine.connect_pending is False
-
-
-def test_a_later_user_disconnect_cancels_a_remembered_connect_even_with_the_source_stored() -> None:
-    machine, _, _ = make()
-    drive_to(machine, S.CONNECTED)
-    machine.disconnect(UserInitiated())
-    machine.connect()  # the user changed their mind...
-    assert machine.connect_pending
-    machine.disconnect(UserInitiated())  # ...and back again: the last word stands
-    assert not machine.connect_pending
-    machine.closed()
-    assert machine.state is S.DISCONNECTED
-
-
-def test_another_source_does_not_cancel_a_remembered_connect() -> None:
-    machine, _, _ = make()
-    drive_to(machine, S.DISCONNECTING)
-    machine.connect()
-    machine.disconnect(NoPongReceived())
-    assert machine.connect_pending
-    machine.closed()
-    assert machine.state is S.CONNECTING
-
-
 def test_fire_without_reconnect_is_a_user_connect() -> None:
     machine, records, _ = make()
     drive_to(machine, S.CONNECTED)
     machine.disconnect(UserInitiated())
     machine.closed()
-    record = machine.fire(Trigger.CONNECT)
+    [record] = machine.fire(Trigger.CONNECT)
     assert isinstance(record, StateChange) and not record.reconnect
     assert record.detail == "user connect"
     machine.opened()
     machine.disconnect(UserInitiated())
-    assert machine.fire(Trigger.CONNECT) is None
+    assert machine.fire(Trigger.CONNECT) == []
     assert machine.connect_pending
     machine.closed()
     assert isinstance(records[-1], StateChange) and not records[-1].reconnect
@@ -723,20 +589,6 @@ def test_type_errors_say_what_was_wrong() -> None:
         machine.fire(Trigger.DISCONNECT)
     with pytest.raises(TypeError, match=r"^source must be a DisconnectionSource, not str$"):
         machine.fire(Trigger.DISCONNECT, source="user")
-
-
-def test_the_listener_error_handler_is_told_which_listener_failed() -> None:
-    calls: list[tuple[str, int, object]] = []
-
-    def broken(record: Record) -> None:
-        raise RuntimeError("boom")
-
-    machine = ConnectionMachine(
-        lambda: 0.0, on_listener_error=lambda exc, rec, lis: calls.append((str(exc), rec.seq, lis))
-    )
-    machine.add_listener(broken)
-    machine.connect()
-    assert calls == [("boom", 1, broken)]
 
 
 def test_only_authenticated_reports_the_round_trip_in_its_detail() -> None:

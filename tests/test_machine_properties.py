@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from statesock.events import HealthCheckInfo
 from statesock.exceptions import InvalidTransition
-from statesock.machine import ConnectionMachine, ConnectionState, Record, StateChange
+from statesock.machine import ConnectionState, Record, StateChange
 from statesock.sources import (
     DisconnectionSource,
     NoPongReceived,
@@ -33,25 +33,10 @@ from statesock.sources import (
     UserInitiated,
 )
 from statesock.transition_log import TransitionLogger
+from tests.support import DOWN, LEGAL_CHANGES, Recording
 
 S = ConnectionState
 ACTIVE = {S.CONNECTING, S.AUTHENTICATING, S.CONNECTED}
-DOWN = {S.DISCONNECTING, S.DISCONNECTED}
-
-# Written out by hand from DESIGN.md, not derived from machine.RULES.
-LEGAL_CHANGES = {
-    (S.INITIALIZED, S.CONNECTING, "connect"),
-    (S.DISCONNECTED, S.CONNECTING, "connect"),
-    (S.CONNECTING, S.AUTHENTICATING, "opened"),
-    (S.AUTHENTICATING, S.CONNECTED, "authenticated"),
-    (S.CONNECTING, S.DISCONNECTING, "disconnect"),
-    (S.AUTHENTICATING, S.DISCONNECTING, "disconnect"),
-    (S.CONNECTED, S.DISCONNECTING, "disconnect"),
-    (S.CONNECTING, S.DISCONNECTED, "closed"),
-    (S.AUTHENTICATING, S.DISCONNECTED, "closed"),
-    (S.CONNECTED, S.DISCONNECTED, "closed"),
-    (S.DISCONNECTING, S.DISCONNECTED, "closed"),
-}
 
 sources = st.one_of(
     st.just(UserInitiated()),
@@ -66,12 +51,10 @@ class MachineSpec(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
-        self.machine = ConnectionMachine(lambda: self.now)
-        self.records: list[Record] = []
-        self.machine.add_listener(self.records.append)
         self._capture = capture_logs()
         self.logs: list[MutableMapping[str, Any]] = self._capture.__enter__()
-        self.machine.add_listener(TransitionLogger("prop"))
+        self.machine = Recording(lambda: self.now, TransitionLogger("prop"))
+        self.records: list[Record] = self.machine.records
         # The independent record.
         self.state = S.INITIALIZED
         self.source: DisconnectionSource | None = None
@@ -103,11 +86,11 @@ class MachineSpec(RuleBasedStateMachine):
     def connect(self, reconnect: bool) -> None:
         refused = reconnect and isinstance(self.source, UserInitiated)
         if self.state in ACTIVE:
-            assert self.machine.connect(reconnect=reconnect) is None
+            assert self.machine.connect(reconnect=reconnect) == []
         elif refused or (self.state is S.DISCONNECTING and refused):
             self._expect_refusal(lambda: self.machine.connect(reconnect=reconnect))
         elif self.state is S.DISCONNECTING:
-            assert self.machine.connect(reconnect=reconnect) is None
+            assert self.machine.connect(reconnect=reconnect) == []
             self.connect_pending = True
         else:
             self.machine.connect(reconnect=reconnect)
@@ -152,7 +135,7 @@ class MachineSpec(RuleBasedStateMachine):
                 self.source = source
                 self.connect_pending = False
         elif user:
-            assert self.machine.disconnect(source) is None
+            assert self.machine.disconnect(source) == []
         else:
             self._expect_refusal(lambda: self.machine.disconnect(source))
         if user and self.state is not S.INITIALIZED:

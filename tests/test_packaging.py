@@ -4,11 +4,15 @@ that carries everything its own test suite needs."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,11 +73,73 @@ def test_the_license_is_mit() -> None:
 
 def test_package_modules_cite_no_document_missing_from_the_repository() -> None:
     cited: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "statesock").glob("*.py")):
+    for path in sorted((ROOT / "statesock").rglob("*.py")):
         for name in re.findall(r"[\w./-]+\.md\b", path.read_text(encoding="utf-8")):
             if not (ROOT / name).exists() and not (ROOT / Path(name).name).exists():
-                cited.setdefault(path.name, set()).add(name)
+                cited.setdefault(path.relative_to(ROOT).as_posix(), set()).add(name)
     assert not cited, cited
+
+
+def _setuptools() -> dict[str, Any]:
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        config: dict[str, Any] = tomllib.load(file)
+    return config
+
+
+def test_the_command_is_the_tools_cli_and_every_package_directory_is_listed() -> None:
+    config = _setuptools()
+    assert config["project"]["scripts"] == {"statesock": "statesock.tools.cli:main"}
+    packages = config["tool"]["setuptools"]["packages"]
+    on_disk = {
+        path.parent.relative_to(ROOT).as_posix().replace("/", ".")
+        for path in (ROOT / "statesock").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert sorted(packages) == sorted(on_disk)  # a directory left out would not ship
+    result = subprocess.run(
+        [sys.executable, "-m", "statesock", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "usage: statesock" in result.stdout, result.stderr
+
+
+def test_the_report_assets_are_found_from_an_installed_layout(tmp_path: Path) -> None:
+    """Copy what pyproject.toml ships (each package's modules and package data, nothing
+    else) to a fresh directory and render a report from there: the CSS, JavaScript and HTML
+    template are found through importlib.resources, not through the source tree."""
+    config = _setuptools()["tool"]["setuptools"]
+    data = config["package-data"]
+    for package in config["packages"]:
+        source = ROOT / package.replace(".", "/")
+        target = tmp_path / package.replace(".", "/")
+        target.mkdir(parents=True)
+        files = {*source.glob("*.py"), *(p for g in data.get(package, []) for p in source.glob(g))}
+        for path in files:
+            shutil.copy(path, target / path.name)
+    assets = sorted(p.name for p in (tmp_path / "statesock/tools/report_assets").iterdir())
+    assert assets == ["report.css", "report.html", "report.js"]
+    code = (
+        "import statesock.tools.report as report\n"
+        "print(report.__file__)\n"
+        "page = report.build_report([], title='installed').html\n"
+        "assert page.startswith('<!DOCTYPE html>') and '<title>installed</title>' in page\n"
+        "assert report.asset('report.css') in page and report.asset('report.js') in page\n"
+        "assert 'svg.diagram' in page and 'getElementById(\"report-data\")' in page\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).is_relative_to(tmp_path)
 
 
 def _source_files() -> set[str]:

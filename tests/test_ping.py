@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from statesock import core
+from statesock import core_io as core
 from statesock.client import WebSocketClient
 from statesock.events import HealthCheckInfo
 from statesock.machine import ConnectionState

@@ -1,4 +1,4 @@
-"""The HTML report (statesock.report) without a browser: content, safety, scale.
+"""The HTML report (statesock.tools.report) without a browser: content, safety, scale.
 
 tests/test_report_browser.py loads the same pages in a real headless Chromium.
 """
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from statesock.cli import main
-from statesock.log_reader import LogReader
-from statesock.report import build_report
-from tests.test_log_reader import session_lines, write
+from statesock.tools.cli import main
+from statesock.tools.log_reader import LogReader
+from statesock.tools.report import build_report
+from tests.support import fleet_lines, session_lines, write
 
 
 def payload_of(page: str) -> Any:
@@ -25,28 +25,6 @@ def payload_of(page: str) -> Any:
     )
     assert found is not None
     return json.loads(found.group(1))
-
-
-def fleet_lines(clients: int, cycles: int) -> list[str]:
-    """``clients`` clients, each connecting and dropping ``cycles`` times, with wall times."""
-    lines = []
-    for c in range(clients):
-        seq, t, state = 0, 1_796_000_000.0 + c, "initialized"
-        for cycle in range(cycles):
-            for dst, trigger, extra in (
-                ("connecting", "connect", {"detail": "reconnect" if cycle else "user connect"}),
-                ("authenticating", "opened", {}),
-                ("connected", "authenticated", {}),
-                ("disconnected", "closed", {"source": "server", "code": 1011}),
-            ):
-                seq += 1
-                t += 1.0 + (c % 7)
-                record = {"event": "transition", "client": f"feed-{c:04d}", "run": "r", "seq": seq}
-                record.update(src=state, dst=dst, trigger=trigger, ts=t, at=t - 1_796_000_000)
-                record.update(in_state_ms=1000.0, **extra)
-                lines.append(json.dumps(record))
-                state = dst
-    return lines
 
 
 def test_the_report_is_self_contained_and_carries_the_log() -> None:

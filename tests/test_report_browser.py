@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from statesock.log_reader import LogReader
-from statesock.report import build_report
-from tests.test_log_reader import session_lines
-from tests.test_report import fleet_lines
+from statesock.tools.log_reader import LogReader
+from statesock.tools.report import build_report
+from tests.support import fleet_lines, session_lines
 
 CHROMIUM = os.environ.get("STATESOCK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import math
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from statesock.client import WebSocketClient
+from statesock.core_io import CoreConfig
+from statesock.engine import EngineConfig
 from statesock.recovery import ConnectionRecoveryHandler
-from statesock.settings import ClientSettings
+from statesock.settings import ClientOptions, ClientSettings
 from statesock.testing import decode_message
 
 URL = "ws://127.0.0.1:1/"
@@ -107,6 +113,111 @@ def test_good_settings_pass_through_unchanged() -> None:
     assert settings.max_size is None
     core = settings.core_config(None, print)
     assert (core.has_auth_hook, core.has_connected_hook, core.idle_timeout) == (False, True, 30.0)
+
+
+def test_an_unknown_option_is_refused_by_check_itself() -> None:
+    with pytest.raises(TypeError, match="'ping_timeout'"):
+        ClientSettings.check(URL, decode_message, None, None, None, ping_timeout=3.0)  # type: ignore[call-arg]
+
+
+# -- one source of truth: the ClientSettings fields ----------------------------------------
+
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(ClientSettings)}
+
+
+def test_every_option_has_exactly_one_default_the_settings_field_of_its_name() -> None:
+    # One field per option, of the same name, each with a plain default ...
+    assert ClientOptions.__optional_keys__ == DEFAULTS.keys()
+    assert not ClientOptions.__required_keys__
+    assert dataclasses.MISSING not in DEFAULTS.values()
+    # ... and no signature restates one: options pass through as **options.
+    for function in (ClientSettings.check, WebSocketClient.__init__):
+        parameters = inspect.signature(function).parameters.values()
+        restated = [p.name for p in parameters if p.name in DEFAULTS]
+        assert not restated, f"{function.__qualname__} restates {restated}"
+        assert inspect.Parameter.VAR_KEYWORD in {p.kind for p in parameters}
+
+
+@pytest.mark.parametrize("config", [CoreConfig, EngineConfig])
+def test_the_core_and_engine_configs_have_no_defaults_of_their_own(config: type) -> None:
+    defaulted = [
+        field.name
+        for field in dataclasses.fields(config)
+        if field.default is not dataclasses.MISSING
+        or field.default_factory is not dataclasses.MISSING
+    ]
+    assert not defaulted, f"{config.__name__} restates defaults: {defaulted}"
+
+
+def test_the_configs_built_from_the_defaults_carry_the_settings_defaults() -> None:
+    settings = ClientSettings.check(URL, decode_message, None, None, None)
+    assert settings == ClientSettings()
+    core = settings.core_config(None, None)
+    from_settings = {f.name for f in dataclasses.fields(CoreConfig)} - {
+        "has_auth_hook",
+        "has_connected_hook",
+        "has_token_provider",
+    }
+    assert from_settings <= DEFAULTS.keys()
+    assert {name: getattr(core, name) for name in from_settings} == {
+        name: DEFAULTS[name] for name in from_settings
+    }
+    assert (core.has_auth_hook, core.has_connected_hook, core.has_token_provider) == (
+        False,
+        False,
+        False,
+    )
+    engine = settings.engine_config(URL, None, None)
+    from_settings = {f.name for f in dataclasses.fields(EngineConfig)} - {
+        "url",
+        "before_attempt",
+        "logger",
+    }
+    assert from_settings <= DEFAULTS.keys()
+    assert {name: getattr(engine, name) for name in from_settings} == {
+        name: DEFAULTS[name] for name in from_settings
+    }
+    assert (engine.url, engine.before_attempt, engine.logger) == (URL, None, None)
+
+
+def test_the_configs_carry_what_was_set() -> None:
+    async def fetch() -> None:
+        return None
+
+    settings = ClientSettings.check(
+        URL, decode_message, None, print, None, connect_timeout=2, ping_interval=None,
+        ack_required=False, token_provider=lambda: "t", subprotocols=["p"], proxy=None,
+    )  # fmt: skip
+    core = settings.core_config(print, None)
+    assert (core.connect_timeout, core.ping_interval, core.ack_required) == (2.0, None, False)
+    assert (core.has_auth_hook, core.has_connected_hook, core.has_token_provider) == (
+        True,
+        False,
+        True,
+    )
+    engine = settings.engine_config(URL, fetch, "logger")
+    assert (engine.subprotocols, engine.proxy, engine.before_attempt, engine.logger) == (
+        ("p",),
+        None,
+        fetch,
+        "logger",
+    )
+
+
+def test_checking_settings_loads_no_network_stack() -> None:
+    code = (
+        "import sys, json, statesock.settings as s\n"
+        "s.ClientSettings.check('ws://x/', json.loads, None, None, None).core_config(None, None)\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('websockets', 'asyncio')]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# -- recovery ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from statesock.retry import PacedBackoff
 from statesock.sources import default_reconnect_policy
 from statesock.testing import FaultProxy, TestServer, auth_hook, decode_message
 from tests.conftest import run_virtual, wait_for_state
-from tests.test_machine_properties import DOWN, LEGAL_CHANGES
+from tests.support import DOWN, LEGAL_CHANGES
 
 S = ConnectionState
 DAY = 86_400.0

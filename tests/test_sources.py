@@ -7,6 +7,7 @@ import pytest
 from statesock.events import ServerErrorEvent
 from statesock.exceptions import (
     ConfigurationError,
+    ConnectionFailure,
     ConnectionLost,
     ConnectionRefused,
     ConnectTimeout,
@@ -153,3 +154,36 @@ def test_auth_rejections_are_401_403_and_4401_4403_from_the_server_only(
     source: DisconnectionSource | None, expected: bool
 ) -> None:
     assert is_auth_rejection(source) is expected
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable", "auth_rejected"),
+    [
+        (InvalidURL("ftp://x"), False, None),
+        (ConfigurationError("bad settings"), False, None),
+        (TLSFailure("certificate verify failed", certificate=True), False, None),
+        (TLSFailure("handshake aborted", certificate=False), True, None),
+        (HandshakeRejected(401), False, True),
+        (HandshakeRejected(403), False, True),
+        (HandshakeRejected(404), False, False),
+        (HandshakeRejected(429), True, False),
+        (HandshakeRejected(503), True, False),
+        (ConnectionLost("reset"), None, None),
+        (ConnectionRefused("refused"), None, None),
+    ],
+)
+def test_a_failure_carries_its_own_verdict_for_the_policy(
+    error: ConnectionFailure, retryable: bool | None, auth_rejected: bool | None
+) -> None:
+    # None: no verdict of its own, the close code decides (see the next test).
+    assert (error.retryable, error.auth_rejected) == (retryable, auth_rejected)
+
+
+def test_a_failure_without_a_verdict_leaves_the_decision_to_the_close_code() -> None:
+    lost = ConnectionLost("closed with 1002")
+    assert default_reconnect_policy(ServerInitiated(1002, error=lost)) is False
+    assert default_reconnect_policy(ServerInitiated(1011, error=lost)) is True
+    assert is_auth_rejection(ServerInitiated(4401, error=lost)) is True
+    # A failure with a verdict decides, whatever the code.
+    assert default_reconnect_policy(ServerInitiated(1011, error=HandshakeRejected(404))) is False
+    assert is_auth_rejection(ServerInitiated(4401, error=HandshakeRejected(500))) is False

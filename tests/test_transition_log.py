@@ -20,16 +20,17 @@ from structlog.testing import capture_logs
 
 from statesock import transition_log
 from statesock.events import HealthCheckInfo
+from statesock.log_schema import TRANSITION_FIELDS, LogEvent
 from statesock.machine import ConnectionMachine
-from statesock.sources import ServerInitiated, UserInitiated
+from statesock.sources import NoPongReceived, ServerInitiated, UserInitiated
 from statesock.transition_log import (
     LOGGER_NAME,
     RUN_ID,
-    TransitionLogger,
     emit,
     log_enabled,
     transition_fields,
 )
+from tests.support import Recording, logged_machine
 
 FIELDS = (
     "client",
@@ -42,6 +43,7 @@ FIELDS = (
     "detail",
     "in_state_ms",
     "internal",
+    "reconnect",
     "at",
     "ts",
     "run",
@@ -59,10 +61,8 @@ def unconfigured() -> Iterator[None]:
     logger.setLevel(level)
 
 
-def _machine(label: str = "c") -> ConnectionMachine:
-    machine = ConnectionMachine(lambda: 0.0)
-    machine.add_listener(TransitionLogger(label))
-    return machine
+def _machine(label: str = "c") -> Recording:
+    return logged_machine(label)
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -73,8 +73,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_each_change_and_internal_transition_is_one_transition_event() -> None:
     now = [0.0]
-    machine = ConnectionMachine(lambda: now[0])
-    machine.add_listener(TransitionLogger("feed-1"))
+    machine = logged_machine("feed-1", lambda: now[0])
     before = time.time()
     with capture_logs() as logs:
         machine.connect()
@@ -113,6 +112,59 @@ def test_each_change_and_internal_transition_is_one_transition_event() -> None:
     assert all(before <= e["ts"] <= time.time() for e in logs)
 
 
+def test_the_fields_are_the_schema_in_its_order() -> None:
+    assert FIELDS == TRANSITION_FIELDS
+    [record] = ConnectionMachine(lambda: 0.0).connect()
+    assert tuple(transition_fields("c", record)) == TRANSITION_FIELDS
+
+
+def test_the_reconnect_field_says_whether_recovery_fired_the_connect() -> None:
+    machine = logged_machine("feed-1")
+    with capture_logs() as logs:
+        machine.connect()
+        machine.opened()
+        machine.authenticated()
+        machine.pong(HealthCheckInfo("c-1"))
+        machine.disconnect(NoPongReceived())
+        machine.closed()
+        machine.connect(reconnect=True)
+        machine.disconnect(NoPongReceived())
+        machine.disconnect(UserInitiated())
+    steps = [(e["trigger"], e["internal"], e["reconnect"]) for e in logs]
+    assert steps == [
+        ("connect", False, False),  # the user's
+        ("opened", False, False),
+        ("authenticated", False, False),
+        ("pong", True, False),
+        ("disconnect", False, False),
+        ("closed", False, False),
+        ("connect", False, True),  # recovery's
+        ("disconnect", False, False),
+        ("disconnect", True, False),
+    ]
+    assert all(type(e["reconnect"]) is bool for e in logs)
+
+
+def test_event_names_reach_renderers_as_plain_strings() -> None:
+    out = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.KeyValueRenderer(key_order=["event"])],
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+    )
+    with capture_logs() as logs:
+        _machine("kv").connect()
+        emit("info", LogEvent.NETWORK_STATUS, available=False)
+    assert [type(e["event"]) for e in logs] == [str, str]
+    assert [e["event"] for e in logs] == [LogEvent.TRANSITION, LogEvent.NETWORK_STATUS]
+    _machine("kv").connect()
+    emit("info", LogEvent.NETWORK_STATUS, available=False)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "event='transition'",
+        "event='network_status'",
+    ]
+
+
 def test_the_run_id_is_drawn_once_per_process() -> None:
     assert re.fullmatch(r"[0-9a-f]{12}", RUN_ID)
     other = _run("import statesock.transition_log as t; print(t.RUN_ID)").stdout.strip()
@@ -132,8 +184,8 @@ def test_using_the_library_never_configures_logging() -> None:
     code = (
         "import logging, structlog, statesock.transition_log as log, statesock.machine as m\n"
         "mc = m.ConnectionMachine(lambda: 0.0)\n"
-        "mc.add_listener(log.TransitionLogger('x'))\n"
-        "mc.connect()\n"
+        "lg = log.TransitionLogger('x')\n"
+        "[lg(r) for r in mc.connect()]\n"
         "log.emit('error', 'boom', exc_info=ValueError('x'))\n"
         "assert not structlog.is_configured()\n"
         "assert not logging.getLogger().handlers\n"
@@ -147,8 +199,8 @@ def test_silent_by_default_even_for_errors() -> None:
     code = (
         "import statesock.transition_log as log, statesock.machine as m\n"
         "mc = m.ConnectionMachine(lambda: 0.0)\n"
-        "mc.add_listener(log.TransitionLogger('x'))\n"
-        "mc.connect()\n"
+        "lg = log.TransitionLogger('x')\n"
+        "[lg(r) for r in mc.connect()]\n"
         "log.emit('error', 'callback_failed', error='boom', exc_info=ValueError('x'))\n"
         "log.emit('critical', 'worse')\n"
     )
@@ -167,8 +219,8 @@ def test_basic_config_at_info_shows_transitions_and_hides_debug() -> None:
         ")\n"
         "import statesock.transition_log as log, statesock.machine as m\n"
         "mc = m.ConnectionMachine(lambda: 0.0)\n"
-        "mc.add_listener(log.TransitionLogger('feed-1'))\n"
-        "mc.connect()\n"
+        "lg = log.TransitionLogger('feed-1')\n"
+        "[lg(r) for r in mc.connect()]\n"
         "log.emit('debug', 'hidden_detail')\n"
     )
     result = _run(code)
@@ -247,7 +299,7 @@ def _log_everything_below_warning(explode: Explode) -> None:
     explode.arm()
     machine.connect()
     machine.opened()
-    emit("info", "network_status", available=True, obj=_Loud())
+    emit("info", LogEvent.NETWORK_STATUS, available=True, obj=_Loud())
     emit("debug", "stale_engine_event", what=_Loud(), exc_info=ValueError("x"))
 
 
@@ -358,8 +410,7 @@ def test_secrets_in_sources_never_reach_the_log() -> None:
     machine = ConnectionMachine(lambda: 0.0)
     machine.connect()
     machine.opened()
-    record = machine.closed(ServerInitiated(4001, 'bad token="s3cr3t-tok"'))
-    assert record is not None
+    [record] = machine.closed(ServerInitiated(4001, 'bad token="s3cr3t-tok"'))
     fields = transition_fields("c", record)
     assert "s3cr3t-tok" not in str(fields)
 
@@ -373,8 +424,9 @@ def _readme_recipe(title: str) -> str:
 _DRIVE_A_MACHINE = (
     "import statesock.machine as m, statesock.sources as s, statesock.transition_log as t\n"
     "mc = m.ConnectionMachine(lambda: 0.0)\n"
-    "mc.add_listener(t.TransitionLogger('feed-1'))\n"
-    "mc.connect(); mc.opened(); mc.disconnect(s.UserInitiated()); mc.closed()\n"
+    "lg = t.TransitionLogger('feed-1')\n"
+    "for r in [*mc.connect(), *mc.opened(), *mc.disconnect(s.UserInitiated()), *mc.closed()]:\n"
+    "    lg(r)\n"
 )
 
 

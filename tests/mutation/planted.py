@@ -109,10 +109,10 @@ PLANTS = [
     ),
     Plant(
         "listeners called out of registration order",
-        "statesock/machine.py",
+        "statesock/shell.py",
         "for listener in tuple(self._listeners):",
         "for listener in reversed(tuple(self._listeners)):",
-        ("tests/test_machine.py",),
+        ("tests/test_client.py",),
     ),
     Plant(
         "jitter removed from the paced phase of the default strategy",
@@ -144,14 +144,14 @@ PLANTS = [
     ),
     Plant(
         "logs --check accepts a self-loop (internal records skip the edge check)",
-        "statesock/log_reader.py",
+        "statesock/tools/log_analysis.py",
         "if record.edge not in self.legal:",
         "if record.edge not in self.legal and not record.internal:",
         ("tests/test_log_reader.py", "tests/test_cli.py"),
     ),
     Plant(
         "logs --check accepts a self-loop (no-op rules counted as edges)",
-        "statesock/diagram.py",
+        "statesock/tools/diagram.py",
         "        if rule.outcome is Outcome.NOOP:\n            continue\n",
         "",
         ("tests/test_log_reader.py", "tests/test_cli.py", "tests/test_diagram.py"),

@@ -16,14 +16,15 @@ import contextlib
 import sys
 from pathlib import Path
 
-from .client import WebSocketClient
+from ..client import WebSocketClient
+from ..machine import ConnectionState
+from ..network import ManualNetworkMonitor
+from ..recovery import ConnectionRecoveryHandler
+from ..retry import ExponentialBackoff
+from ..testing import AppEvent, TestServer, auth_hook, decode_message
 from .console import Style, configure
-from .log_reader import LogReader, LogRecord, Summariser
-from .machine import ConnectionState
-from .network import ManualNetworkMonitor
-from .recovery import ConnectionRecoveryHandler
-from .retry import ExponentialBackoff
-from .testing import AppEvent, TestServer, auth_hook, decode_message
+from .log_analysis import Summariser
+from .log_reader import LogReader, LogRecord
 
 __all__ = ["run_demo"]
 

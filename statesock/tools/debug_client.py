@@ -31,15 +31,15 @@ import sys
 import threading
 from typing import Any
 
-from .client import WebSocketClient
+from ..client import WebSocketClient
+from ..events import HealthCheckPongEvent
+from ..exceptions import ConfigurationError, ConnectFailed, InvalidURL, StatesockError
+from ..machine import ConnectionState, Record, StateChange
+from ..ping import default_ping_request
+from ..recovery import ConnectionRecoveryHandler
+from ..redaction import redact_text
+from ..sources import DisconnectionSource, ServerInitiated
 from .console import Style, configure
-from .events import HealthCheckPongEvent
-from .exceptions import ConfigurationError, ConnectFailed, InvalidURL, StatesockError
-from .machine import ConnectionState, Record, StateChange
-from .ping import default_ping_request
-from .recovery import ConnectionRecoveryHandler
-from .redaction import redact_text
-from .sources import DisconnectionSource, ServerInitiated
 
 __all__ = ["EXIT_GAVE_UP", "EXIT_INTERRUPTED", "parse_header", "run_connect", "ssl_context"]
 

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 
-from .machine import RULES, ConnectionState, Outcome
+from ..machine import RULES, ConnectionState, Outcome
 
 __all__ = [
     "DiagramError",

@@ -1,21 +1,25 @@
-"""Reading transition logs back, streaming: parse, group by client and run, check, summarise.
+"""Reading transition logs back, streaming: parse, validate, name runs. Analysis is elsewhere.
 
 An application writes statesock's structlog events as JSON lines (see the README); fleets
 write many files, rotate and gzip them, or pipe them from ``kubectl logs``. :class:`LogReader`
 reads any mix of paths, globs, gzip files and standard input (``-``) one line at a time and
 yields :class:`LogRecord` (a ``transition``) and :class:`RetryNote` (a
-``reconnect_scheduled``). Nothing is trusted: a line that is not JSON, too long, nested too
-deeply, not an object, from another logger, missing a field or carrying an absurd number is
-skipped and counted by reason, never fatal. Memory is bounded by the number of client runs,
-never by the number of lines.
+``reconnect_scheduled``); the event names come from :class:`statesock.log_schema.LogEvent`.
+Nothing is trusted: a line that is not JSON, too long, nested too deeply, not an object, from
+another logger, missing a field or carrying an absurd number is skipped and counted by reason,
+never fatal. Memory is bounded by the number of client runs, never by the number of lines.
 
 Runs: every record belongs to one *lane*, ``(client, run)``. The writer's ``run`` field names
 the run when present; otherwise a client's ``seq`` going backwards, or a record leaving
 ``initialized`` after others, starts a new run (a restarted process appending to the same
 file), so a restart is never read as an illegal edge or as one long outage.
 
-:class:`Checker`, :class:`Summariser` and :class:`EdgeCounter` each take records one at a time
-(``feed``), so the CLI streams a 100 MB log through them in linear time. No network imports.
+Reconnects: :attr:`LogRecord.reconnect` is the record's ``reconnect`` field (True for a connect
+that recovery fired); logs written before that field existed say so only in ``detail``
+(:data:`statesock.log_schema.LEGACY_RECONNECT_DETAIL`), which is read when the field is absent.
+
+What is done with the records (checking them against the machine's table, counting edges,
+summarising runs and the fleet) is :mod:`statesock.tools.log_analysis`. No network imports.
 """
 
 from __future__ import annotations
@@ -24,37 +28,30 @@ import glob
 import io
 import json
 import json.scanner
-import math
 import os
 import sys
 import zlib
-from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-from .diagram import EdgeKey, edges
+from ..log_schema import LEGACY_RECONNECT_DETAIL, LogEvent
+from ..states import Trigger
+from .diagram import EdgeKey
 
 __all__ = [
+    "MAX_LINE",
+    "MAX_TEXT",
     "STATES",
-    "Checker",
-    "EdgeCounter",
-    "LaneLabels",
-    "LaneSummary",
+    "Item",
     "LogReader",
     "LogRecord",
     "ReadResult",
     "RetryNote",
-    "Summariser",
-    "Violation",
-    "check",
-    "edge_counts",
-    "percentile",
     "read_records",
-    "summarise",
 ]
 
 STATES = (
@@ -72,7 +69,11 @@ MAX_LINE = 1 << 20  # a longer line is skipped: one hostile line must not take t
 # Past this, a number is corruption, not a time: 1e12 s is 31,000 years (and floats of
 # huge ints would turn every sum into inf).
 _MAX_NUMBER = 1e12
-_MAX_TEXT = 500  # detail and source are cut here: records are kept for tooltips
+MAX_TEXT = 500  # detail and source are cut here: records are kept for tooltips
+# The names as plain strings: comparing a line's str with an enum member costs 5x more.
+_TRANSITION = str(LogEvent.TRANSITION)
+_RETRY_NOTE = str(LogEvent.RECONNECT_SCHEDULED)
+_CONNECT = str(Trigger.CONNECT)
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a third of the parse time
@@ -94,6 +95,7 @@ class LogRecord:
     at: float | None  # the writer's loop time, seconds: comparable within one run only
     wall: float | None  # epoch seconds from ``ts`` or ``timestamp``, when the writer had one
     internal: bool
+    reconnect: bool  # a connect fired by recovery (the ``reconnect`` field, or a legacy detail)
     data: Mapping[str, Any] = field(compare=False, repr=False)
 
     @property
@@ -147,7 +149,7 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value[:_MAX_TEXT]
+        return value[:MAX_TEXT]
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
@@ -360,9 +362,9 @@ class LogReader:
             self.skipped["not a JSON object"] += 1
             return None
         event = data.get("event")
-        if event == "transition":
+        if event == _TRANSITION:
             return self._transition(name, number, data)
-        if event == "reconnect_scheduled":
+        if event == _RETRY_NOTE:
             return self._note(name, number, data)
         self.skipped["other events"] += 1
         return None
@@ -399,7 +401,13 @@ class LogReader:
         assert isinstance(src, str) and isinstance(dst, str) and isinstance(trigger, str)
         run = self._runs.assign(client, seq, src, get("run"))
         self.records += 1
-        source, detail, code = get("source"), get("detail"), get("code")
+        source, raw_detail, code = get("source"), get("detail"), get("code")
+        detail = raw_detail[:MAX_TEXT] if type(raw_detail) is str else (_text(raw_detail) or "")
+        flag = get("reconnect")
+        if type(flag) is bool:
+            reconnect = flag
+        else:  # written before the field existed: only a connect's detail said so
+            reconnect = trigger == _CONNECT and detail == LEGACY_RECONNECT_DETAIL
         return LogRecord(
             name,
             number,
@@ -408,14 +416,15 @@ class LogReader:
             seq,
             src,
             dst,
-            trigger[:_MAX_TEXT],
+            trigger[:MAX_TEXT],
             source if source is None or type(source) is str else _text(source),
             code if code is None or type(code) is int else None,
-            detail[:_MAX_TEXT] if type(detail) is str else (_text(detail) or ""),
+            detail,
             spent,
             at,
             wall,
             bool(get("internal")) or src == dst,
+            reconnect,
             data,
         )
 
@@ -426,7 +435,7 @@ class LogReader:
         except ValueError:
             wall = retry_in = None  # an unusable time makes the whole note unusable
         if not isinstance(client, str) or retry_in is None or retry_in < 0:
-            self.skipped["malformed reconnect_scheduled"] += 1
+            self.skipped[f"malformed {_RETRY_NOTE}"] += 1
             return None
         if self.client is not None and client != self.client:
             return None
@@ -442,285 +451,6 @@ class LogReader:
             code=_integer(data.get("code")),
             wall=wall,
         )
-
-
-# -- checking ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Violation:
-    file: str
-    line: int
-    record: Mapping[str, Any]
-    why: str
-
-    def __str__(self) -> str:
-        text = json.dumps(self.record, sort_keys=True, default=str)
-        return f"{self.file} line {self.line}: {self.why}: {text[:_MAX_TEXT]}"
-
-
-class Checker:
-    """Replays records against the machine's table, lane by lane.
-
-    A record is illegal when its (src, dst, trigger) is not an edge of the table, or when it
-    does not start where its lane's previous record ended. A gap in ``seq`` is a warning
-    (records were lost or filtered), not a violation. Only the first ``max_warnings``
-    warnings are kept; ``warning_count`` counts them all.
-    """
-
-    def __init__(self, max_warnings: int = 20) -> None:
-        self.legal = frozenset(key for key, _internal in edges())
-        self.last: dict[tuple[str, str], tuple[str, int, int]] = {}  # lane -> dst, seq, line
-        self.violation: Violation | None = None
-        self.warnings: list[str] = []
-        self.warning_count = 0
-        self.max_warnings = max_warnings
-        self.records = 0
-
-    def feed(self, record: LogRecord) -> Violation | None:
-        self.records += 1
-        if record.edge not in self.legal:
-            self.violation = Violation(
-                record.file,
-                record.line,
-                record.data,
-                f"{record.src} -> {record.dst} on {record.trigger!r} "
-                "is not a transition of the machine",
-            )
-            return self.violation
-        previous = self.last.get(record.lane)
-        if previous is not None:
-            dst, seq, line = previous
-            if record.src != dst:
-                self.violation = Violation(
-                    record.file,
-                    record.line,
-                    record.data,
-                    f"client {record.client!r} (run {record.run}) was {dst} (line {line}) "
-                    f"but this record starts from {record.src}",
-                )
-                return self.violation
-            if record.seq != seq + 1:
-                self.warning_count += 1
-                if len(self.warnings) < self.max_warnings:
-                    self.warnings.append(
-                        f"{record.file} line {record.line}: client {record.client!r} "
-                        f"seq jumps from {seq} to {record.seq}"
-                    )
-        self.last[record.lane] = (record.dst, record.seq, record.line)
-        return None
-
-    @property
-    def lanes(self) -> int:
-        return len(self.last)
-
-
-def check(records: Iterable[LogRecord]) -> tuple[Violation | None, list[str]]:
-    """The first violation in ``records`` (or None) and the seq-gap warnings."""
-    checker = Checker(max_warnings=1000)
-    for record in records:
-        if checker.feed(record) is not None:
-            break
-    return checker.violation, checker.warnings
-
-
-class EdgeCounter:
-    """How often each edge of the table happened; anything else is one ``illegal`` count."""
-
-    def __init__(self) -> None:
-        self.legal = frozenset(key for key, _internal in edges())
-        self.counts: Counter[EdgeKey] = Counter()
-        self.illegal = 0
-
-    def feed(self, record: LogRecord) -> None:
-        if record.edge in self.legal:
-            self.counts[record.edge] += 1
-        else:
-            self.illegal += 1  # hostile triggers must not grow the table
-
-
-def edge_counts(records: Iterable[LogRecord]) -> dict[EdgeKey, int]:
-    counter = EdgeCounter()
-    for record in records:
-        counter.feed(record)
-    return dict(counter.counts)
-
-
-# -- summarising ---------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], fraction: float) -> float | None:
-    """The nearest-rank percentile (p50 of [1, 2, 3, 4] is 2)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = max(0, math.ceil(fraction * len(ordered)) - 1)
-    return ordered[index]
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-class LaneLabels:
-    """Readable lane names: a client's first run is just the client, later ones ``client#run``."""
-
-    def __init__(self) -> None:
-        self.first: dict[str, str] = {}
-
-    def __call__(self, client: str, run: str) -> str:
-        first = self.first.setdefault(client, run)
-        return client if run == first else f"{client}#{run[:12]}"
-
-
-@dataclass
-class LaneSummary:
-    """What one run of one client did: time in each state, disconnections, outages."""
-
-    client: str
-    run: str
-    label: str = ""  # the client, plus ``#run`` unless this is the client's first run
-    records: int = 0
-    pongs: int = 0
-    time_in_state: dict[str, float] = field(default_factory=dict)  # seconds
-    disconnections: Counter[str] = field(default_factory=Counter)  # by source kind
-    reconnects: int = 0
-    outages: array[float] = field(default_factory=lambda: array("d"))  # ended in connected
-    state: str = "initialized"
-    final_source: str | None = None
-    final_code: int | None = None
-    first_wall: float | None = None
-    last_wall: float | None = None
-    # Time spent so far in the current state: internal records carry it, so a run that ends
-    # with an internal record still accounts for its last state.
-    _open_ms: float = 0.0
-    _down_at: float | None = None
-    _down_wall: float | None = None
-
-    def feed(self, record: LogRecord) -> None:
-        self.records += 1
-        if record.wall is not None:
-            if self.first_wall is None:
-                self.first_wall = record.wall
-            self.last_wall = record.wall
-        spent = max(0.0, record.in_state_ms or 0.0)
-        if record.internal:
-            if record.trigger == "pong":
-                self.pongs += 1
-            self._open_ms = spent
-            self.final_source, self.final_code = record.source, record.code
-            return
-        self.time_in_state[record.src] = self.time_in_state.get(record.src, 0.0) + spent / 1000
-        self._open_ms = 0.0
-        self.state = record.dst
-        self.final_source, self.final_code = record.source, record.code
-        if record.dst == "disconnected":
-            self.disconnections[record.source or "unknown"] += 1
-        if record.trigger == "connect" and record.detail == "reconnect":
-            self.reconnects += 1
-        if record.src == "connected":
-            self._down_at, self._down_wall = record.at, record.wall
-        elif record.dst == "connected" and (
-            self._down_at is not None or self._down_wall is not None
-        ):
-            if self._down_at is not None and record.at is not None:
-                self.outages.append(max(0.0, record.at - self._down_at))
-            elif self._down_wall is not None and record.wall is not None:
-                self.outages.append(max(0.0, record.wall - self._down_wall))
-            self._down_at = self._down_wall = None
-
-    def finish(self) -> None:
-        if self._open_ms:
-            seconds = self._open_ms / 1000
-            self.time_in_state[self.state] = self.time_in_state.get(self.state, 0.0) + seconds
-            self._open_ms = 0.0
-
-    @property
-    def longest_outage(self) -> float | None:
-        return max(self.outages) if self.outages else None
-
-    @property
-    def p50_reconnect(self) -> float | None:
-        return percentile(self.outages, 0.50)
-
-    @property
-    def p95_reconnect(self) -> float | None:
-        return percentile(self.outages, 0.95)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "run": self.run,
-            "label": self.label,
-            "records": self.records,
-            "pongs": self.pongs,
-            "state": self.state,
-            "final_source": self.final_source,
-            "final_code": self.final_code,
-            "time_in_state_s": {k: round(v, 3) for k, v in sorted(self.time_in_state.items())},
-            "disconnections": dict(sorted(self.disconnections.items())),
-            "reconnects": self.reconnects,
-            "outages": len(self.outages),
-            "longest_outage_s": _round(self.longest_outage),
-            "p50_time_to_reconnect_s": _round(self.p50_reconnect),
-            "p95_time_to_reconnect_s": _round(self.p95_reconnect),
-            "first_ts": self.first_wall,
-            "last_ts": self.last_wall,
-        }
-
-
-class Summariser:
-    """Per-lane summaries and the fleet's totals, fed one record at a time."""
-
-    def __init__(self) -> None:
-        self.lanes: dict[tuple[str, str], LaneSummary] = {}
-        self.labels = LaneLabels()
-        self._finished = False
-
-    def feed(self, record: LogRecord) -> LaneSummary:
-        lane = self.lanes.get(record.lane)
-        if lane is None:
-            label = self.labels(record.client, record.run)
-            lane = self.lanes[record.lane] = LaneSummary(record.client, record.run, label)
-        lane.feed(record)
-        return lane
-
-    def finish(self) -> list[LaneSummary]:
-        if not self._finished:
-            for lane in self.lanes.values():
-                lane.finish()
-            self._finished = True
-        return list(self.lanes.values())
-
-    def fleet(self) -> dict[str, Any]:
-        lanes = self.finish()
-        time_in_state: Counter[str] = Counter()
-        disconnections: Counter[str] = Counter()
-        outages: array[float] = array("d")
-        for lane in lanes:
-            time_in_state.update(lane.time_in_state)
-            disconnections.update(lane.disconnections)
-            outages.extend(lane.outages)
-        return {
-            "clients": len({lane.client for lane in lanes}),
-            "runs": len(lanes),
-            "records": sum(lane.records for lane in lanes),
-            "pongs": sum(lane.pongs for lane in lanes),
-            "time_in_state_s": {k: round(v, 3) for k, v in sorted(time_in_state.items())},
-            "disconnections": dict(sorted(disconnections.items())),
-            "reconnects": sum(lane.reconnects for lane in lanes),
-            "outages": len(outages),
-            "longest_outage_s": _round(max(outages) if outages else None),
-            "p50_time_to_reconnect_s": _round(percentile(outages, 0.50)),
-            "p95_time_to_reconnect_s": _round(percentile(outages, 0.95)),
-        }
-
-
-def summarise(records: Iterable[LogRecord]) -> list[LaneSummary]:
-    summariser = Summariser()
-    for record in records:
-        summariser.feed(record)
-    return summariser.finish()
 
 
 # -- reading everything at once (small logs, tests, the demo) -------------------------------

@@ -16,6 +16,9 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
+from ..log_schema import LogEvent
+from ..states import Trigger
+
 __all__ = ["ConsoleSink", "Style", "clean", "configure", "format_transition"]
 
 
@@ -85,15 +88,16 @@ def format_transition(
     return "  ".join(parts)
 
 
-_NOTABLE = {
-    "recovery_stopped": "recovery stopped",
-    "reconnect_now": "reconnecting now",
-    "recovery_waiting": "waiting",
-    "network_status": "network",
-    "decode_failed": "message skipped (decoder failed)",
-    "events_dropped": "events dropped",
-    "callback_failed": "callback failed",
-    "hook_interrupted": "hook interrupted",
+# The events printed as one dim line each.
+_NOTABLE: dict[str, str] = {
+    LogEvent.RECOVERY_STOPPED: "recovery stopped",
+    LogEvent.RECONNECT_NOW: "reconnecting now",
+    LogEvent.RECOVERY_WAITING: "waiting",
+    LogEvent.NETWORK_STATUS: "network",
+    LogEvent.DECODE_FAILED: "message skipped (decoder failed)",
+    LogEvent.EVENTS_DROPPED: "events dropped",
+    LogEvent.CALLBACK_FAILED: "callback failed",
+    LogEvent.HOOK_INTERRUPTED: "hook interrupted",
 }
 
 
@@ -113,11 +117,11 @@ class ConsoleSink:
             self.log_file.write(json.dumps(event, default=str, sort_keys=True) + "\n")
             self.log_file.flush()
         name = event.get("event")
-        if name == "transition":
+        if name == LogEvent.TRANSITION:
             self.transitions += 1
-            if event.get("trigger") != "pong":  # pongs are logged, but too chatty to show
+            if event.get("trigger") != Trigger.PONG:  # pongs are logged, but too chatty to show
                 print(format_transition(event, self.style), file=self.out, flush=True)
-        elif name == "reconnect_scheduled":
+        elif name == LogEvent.RECONNECT_SCHEDULED:
             retry_in = event.get("retry_in")
             delay = f"{retry_in:.2f} s" if isinstance(retry_in, int | float) else str(retry_in)
             line = f"    ↻ reconnect in {delay} (attempt {event.get('attempt')})"

@@ -1,0 +1,413 @@
+"""The asyncio shell under :class:`~statesock.client.WebSocketClient`: it carries out what the
+core decided and turns what happened into the core's inputs. It decides nothing.
+
+The shell owns the I/O of one client: the :class:`~statesock.engine.WebSocketEngine` and a
+handle per socket, the timers (``loop.call_at``), the hooks' tasks, the waiters of
+``connect()``, ``disconnect()`` and buffered sends, the event fan-out and the record
+listeners. Each input goes through :meth:`Shell._step`, which hands it to
+:meth:`ConnectionCore.step <statesock.core.ConnectionCore.step>`, delivers the records that
+step produced, then carries out its effects, in order.
+
+Re-entrancy, the one rule: an input that arrives while a step is being delivered or carried
+out (a listener that calls ``recovery.pause()``, a hook that finishes at once, a protocol Ping
+reported as sent) is queued and stepped right after the current one, by the same call. So
+every listener sees the records in ``seq`` order, and the effects of two steps never
+interleave.
+
+:class:`RecoveryLink` is the seam through which a recovery handler feeds the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, assert_never
+
+from . import core_io as io
+from .core import ConnectionCore, RecoveryState
+from .engine import SocketHandle, WebSocketEngine
+from .events import ConnectionAckEvent, HealthCheckPongEvent, ServerErrorEvent
+from .exceptions import (
+    ClientClosed,
+    ConnectFailed,
+    ConnectionFailure,
+    NotConnectedError,
+    SendAbandoned,
+    SendExpired,
+    TokenUnavailable,
+)
+from .log_schema import LogEvent
+from .machine import Listener, Record, StateChange
+from .ping import build_health_check
+from .settings import ClientSettings
+from .sources import DisconnectionSource
+from .stats import ClientStats
+from .subscriptions import Fanout, Subscription
+from .timers import Timers
+from .transition_log import TransitionLogger, emit, websockets_logger
+from .waiters import Waiters
+
+# A hook takes the client (a WebSocketClient: named loosely here, which is the shell's base
+# class, so that this module need not import the client's).
+Hook = Callable[[Any], Any]
+
+__all__ = ["RecoveryLink", "Shell"]
+
+_CONTROL = (HealthCheckPongEvent, ConnectionAckEvent, ServerErrorEvent)
+# Set in the auth hook's task: its sends are part of the handshake.
+in_handshake: ContextVar[bool] = ContextVar("statesock_in_handshake", default=False)
+
+
+class RecoveryLink:
+    """A recovery handler's seam into one client (from ``client.attach_recovery()``).
+
+    It feeds the core what the handler watches (the network, the app's pause and resume)
+    and reads back what the core decided (:attr:`state`). ``detach()`` ends it; afterwards
+    every call does nothing.
+    """
+
+    __slots__ = ("_shell",)
+
+    def __init__(self, shell: Shell) -> None:
+        self._shell: Shell | None = shell
+
+    @property
+    def attached(self) -> bool:
+        return self._shell is not None
+
+    @property
+    def state(self) -> RecoveryState | None:
+        """The core's recovery state (attempt, reconnects, gave_up, ...), None once detached."""
+        return self._shell._core.recovery if self._shell is not None else None
+
+    def network_changed(self, available: bool) -> None:
+        if self._shell is not None:
+            self._shell._step(io.NetworkChanged(bool(available)))
+
+    def pause(self) -> None:
+        if self._shell is not None:
+            self._shell._step(io.AppPaused())
+
+    def resume(self) -> None:
+        if self._shell is not None:
+            self._shell._step(io.AppResumed())
+
+    def detach(self) -> None:
+        """Stop recovering: the core cancels its timers and settles the send buffer."""
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            shell._step(io.DetachRecovery())
+
+
+class Shell:
+    """The I/O half of a client (see the module docstring); ``WebSocketClient`` is the rest."""
+
+    settings: ClientSettings
+    label: str
+    stats: ClientStats
+    event_decoder: Callable[[str | bytes], Any]
+    ping_request_builder: Callable[..., Any] | None
+    on_connection_established: Hook | None
+    on_connected: Hook | None
+    token: str | None
+    subprotocol: str | None
+
+    def _start_shell(self, url: str) -> None:
+        settings = self.settings
+        fetch_token = self._fetch_token if settings.token_provider else None
+        self._engine = WebSocketEngine(
+            settings.engine_config(url, fetch_token, websockets_logger(self.label)), self.label
+        )
+        try:
+            created_at: float | None = asyncio.get_running_loop().time()
+        except RuntimeError:  # made before the loop runs: its clock starts with the first use
+            created_at = None
+        self._core = ConnectionCore(
+            settings.core_config(self.on_connection_established, self.on_connected),
+            now=created_at,
+        )
+        self._log_record = TransitionLogger(self.label)
+        self._listeners: list[Listener] = []
+        self._fanout = Fanout(
+            queue_size=settings.event_queue_size,
+            on_drop=self.stats.dropped,
+            on_callback_error=self.stats.callback_failed,
+        )
+        self._fanout.uncounted = _CONTROL
+        self._state_streams: list[Subscription[StateChange]] = []
+        self._sockets: dict[int, SocketHandle] = {}
+        self._timers = Timers(self._timer_fired)
+        self._hooks: dict[io.Hook, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._waiters = Waiters()
+        self._done_waiters: list[asyncio.Future[DisconnectionSource | None]] = []
+        self._outgoing: dict[int, str | bytes] = {}  # buffered messages, by waiter number
+        self._queued: list[io.Input] = []
+        self._stepping = False
+        self._last_frame_at: float | None = None
+        self._clock: Callable[[], float] = time.monotonic
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- socket reports (engine.SocketListener) ---------------------------------------------
+
+    def socket_opened(self, handle: SocketHandle) -> None:
+        self.subprotocol = handle.subprotocol
+        self._step(io.SocketOpened(handle.id))
+
+    def socket_alive(self, handle: SocketHandle, pong: bool) -> None:
+        if not self._core.is_current(handle.id):
+            return
+        self._last_frame_at = self._clock()
+        if pong:  # the core knows whether it answers a health check
+            self._step(io.ProtocolPong(handle.id))
+
+    def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
+        # The per-message hot path: a socket check, a clock read, the decoder, dispatch.
+        if not self._core.is_current(handle.id):
+            return None
+        self._last_frame_at = self._clock()
+        self.stats.messages_received += 1
+        try:
+            event = self.event_decoder(data)
+        except Exception as exc:
+            self.stats.decode_failed(exc, data)
+            return None
+        if event is None:
+            self.stats.ignored_messages += 1
+            return None
+        if isinstance(event, _CONTROL):
+            self._control(handle.id, event)
+        pending = self._fanout.dispatch(event)
+        return None if pending is None else self._backpressure(handle.id, pending)
+
+    def socket_closed(
+        self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
+    ) -> None:
+        self._sockets.pop(handle.id, None)
+        self._step(io.SocketClosed(handle.id, code, reason, error))
+
+    def _control(self, socket: int, event: object) -> None:
+        if isinstance(event, ServerErrorEvent):
+            self._step(io.ServerErrorReceived(socket, event))
+        elif isinstance(event, ConnectionAckEvent):
+            self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK))
+        elif isinstance(event, HealthCheckPongEvent):
+            self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK_OR_PONG))
+
+    async def _backpressure(self, socket: int, pending: Awaitable[None]) -> None:
+        self._step(io.ReadingPaused(socket))
+        try:
+            await pending
+        finally:
+            self._step(io.ReadingResumed(socket))
+
+    # -- stepping ---------------------------------------------------------------------------
+
+    def _step(self, event: io.Input) -> None:
+        """Step the core, deliver its records, carry out its effects (the re-entrancy rule:
+        see the module docstring)."""
+        self._queued.append(event)
+        if self._stepping:
+            return
+        self._stepping = True
+        try:
+            while self._queued:
+                step = self._core.step(self._queued.pop(0), self._loop_time())
+                if step.records:
+                    self._deliver(step.records)
+                for effect in step.effects:
+                    self._carry_out(effect)
+        finally:
+            self._stepping = False
+
+    def _deliver(self, records: list[Record]) -> None:
+        """The transition log first (never user code), then state streams, then listeners;
+        a listener that raises is logged and counted, and the others still get the record."""
+        for record in records:
+            self._log_record(record)
+            if isinstance(record, StateChange):
+                for sub in self._state_streams:
+                    sub.offer(record)
+            for listener in tuple(self._listeners):
+                try:
+                    listener(record)
+                except Exception as exc:
+                    self.stats.listener_failed(exc, record, listener)
+
+    def _carry_out(self, effect: io.Effect) -> None:
+        match effect:
+            case io.OpenSocket():
+                self._open_socket(effect)
+            case io.CloseSocket():
+                handle = self._sockets.get(effect.socket)
+                if handle is not None:
+                    handle.close(effect.code, effect.reason, effect.timeout)
+            case io.AbortSocket():
+                aborted = self._sockets.pop(effect.socket, None)
+                if aborted is not None:
+                    aborted.abort()
+            case io.StartTimer():
+                self._timers.start(self._loop_now(), effect.timer, effect.at)
+            case io.CancelTimer():
+                self._timers.cancel(effect.timer)
+            case io.SendHealthCheck():
+                self._send_health_check(effect)
+            case io.RunHook():
+                self._run_hook(effect)
+            case io.CancelHook():
+                task = self._hooks.pop(effect.hook, None)
+                if task is not None:
+                    task.cancel("statesock: its socket went away")
+            case io.ResolveConnect():
+                self._resolve_connect(effect)
+            case io.ResolveDisconnect():
+                for waiter in effect.waiters:
+                    self._waiters.settle(waiter)
+            case io.WriteBuffered():
+                data = self._outgoing[effect.message]
+                handle = self._sockets[effect.socket]
+                self._spawn(self._write(handle, effect.message, data), "flush")
+            case io.ResolveSend():
+                self._resolve_send(effect)
+            case io.EndStreams():
+                self._fanout.end_streams(effect.source)
+            case io.Finished():
+                self._finished(effect)
+            case io.Reopened():
+                self._fanout.reopen()
+            case io.Log():
+                emit(effect.level, effect.event, client=self.label, **dict(effect.fields))
+            case io.ReportError():
+                self.stats.callback_failed(effect.error, effect.where)
+            case _:
+                assert_never(effect)
+
+    # -- effects ----------------------------------------------------------------------------
+
+    def _open_socket(self, effect: io.OpenSocket) -> None:
+        self._last_frame_at = None
+        loop = self._loop_now()
+        # The default loop's clock is time.monotonic: call it directly, once per message.
+        default_clock = type(loop).time is asyncio.BaseEventLoop.time
+        self._clock = time.monotonic if default_clock else loop.time
+        self._sockets[effect.socket] = self._engine.open(self, effect.socket)
+
+    def _timer_fired(self, timer: io.TimerKind) -> None:
+        self._step(io.TimerFired(timer, self._last_frame_at))
+
+    def _send_health_check(self, effect: io.SendHealthCheck) -> None:
+        handle = self._sockets.get(effect.socket)
+        if handle is None:
+            return
+        data = build_health_check(
+            self.ping_request_builder,
+            self.settings.message_encoder,
+            effect.health,
+            self.stats.callback_failed,
+        )
+        if data is None:  # a protocol Ping: its Pong comes back through socket_alive()
+            if handle.write_now(None):
+                self._step(io.ProtocolPingSent(effect.socket))
+        elif not handle.write_now(data):
+            self._spawn(self._quietly(handle.send(data)), "health-check")
+
+    def _run_hook(self, effect: io.RunHook) -> None:
+        hook = effect.hook
+        fn = self.on_connection_established
+        if hook is io.Hook.ON_CONNECTED:
+            fn = self.on_connected
+        assert fn is not None
+        self._hooks[hook] = self._spawn(self._hook(effect.socket, hook, fn), hook.value)
+
+    async def _hook(self, socket: int, hook: io.Hook, fn: Hook) -> None:
+        in_handshake.set(hook is io.Hook.ON_CONNECTION_ESTABLISHED)
+        try:
+            result = fn(self)  # self is the WebSocketClient
+            if inspect.isawaitable(result):
+                await result
+        except (ConnectionFailure, NotConnectedError) as exc:
+            # The socket went away under the hook: not a bug in the hook.
+            emit(
+                "info", LogEvent.HOOK_INTERRUPTED, client=self.label, hook=hook.value,
+                error=str(exc),
+            )  # fmt: skip
+        except Exception as exc:
+            self.stats.callback_failed(exc, hook.value)
+        if self._hooks.get(hook) is asyncio.current_task():
+            del self._hooks[hook]
+        self._step(io.HookFinished(socket, hook))
+
+    def _resolve_connect(self, effect: io.ResolveConnect) -> None:
+        error: Exception | None = None
+        if effect.closed:
+            error = ClientClosed(f"client {self.label} is closed")
+        elif effect.source is not None:
+            error = ConnectFailed(effect.source)
+        snapshot = self._core.machine.snapshot()
+        for waiter in effect.waiters:
+            self._waiters.settle(waiter, snapshot, error)
+
+    async def _write(self, handle: SocketHandle, message: int, data: str | bytes) -> None:
+        try:
+            await handle.send(data)
+        except (ConnectionFailure, NotConnectedError):
+            self._step(io.SendWritten(message, ok=False))
+        else:
+            self._step(io.SendWritten(message, ok=True))
+
+    def _resolve_send(self, effect: io.ResolveSend) -> None:
+        if isinstance(effect.error, SendExpired):
+            self.stats.sends_expired += 1
+        elif isinstance(effect.error, SendAbandoned):
+            self.stats.sends_abandoned += 1
+        self._waiters.settle(effect.message, None, effect.error)
+
+    def _finished(self, effect: io.Finished) -> None:
+        self._fanout.end_all(effect.source)
+        streams, self._state_streams = self._state_streams, []
+        for sub in streams:
+            sub.end(effect.source)
+        waiters, self._done_waiters = self._done_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(effect.source)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _fetch_token(self) -> None:
+        provider = self.settings.token_provider
+        assert provider is not None
+        try:
+            token = provider()
+            self.token = await token if inspect.isawaitable(token) else token
+        except Exception as exc:
+            raise TokenUnavailable(f"token provider failed: {type(exc).__name__}") from exc
+
+    def _loop_now(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        return loop
+
+    def _loop_time(self) -> float:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            try:
+                loop = self._loop_now()
+            except RuntimeError:  # set up before the loop runs: time has not started
+                return self._core.now
+        return loop.time()
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"statesock-{name}-{self.label}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _quietly(self, send: Awaitable[None]) -> None:
+        with contextlib.suppress(ConnectionFailure, NotConnectedError):
+            await send
