@@ -41,6 +41,7 @@ from statesock.core_io import (
     ReadingPaused,
     ReadingResumed,
     RecoveryConfig,
+    Reopened,
     ReportError,
     ResolveConnect,
     ResolveDisconnect,
@@ -1803,3 +1804,37 @@ def test_recovery_stopped_says_why(
     recovery = sim.core.recovery
     assert recovery is not None
     assert (recovery.gave_up, recovery.reconnect_pending, recovery.retry_in) == (True, False, None)
+
+
+# -- the end: streams end only when the client is done, or at the user's own disconnect ---------
+
+
+def test_a_user_connect_after_the_end_reopens_the_streams() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    sim.step(UserDisconnect())
+    out = sim.step(SocketClosed(1, 1000))
+    assert out[-1] == Finished(UserInitiated())
+    out = sim.connect()
+    assert out[0] == Reopened()
+    assert OpenSocket(2) in out
+
+
+def test_a_connect_that_follows_a_disconnect_before_the_end_reopens_nothing() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    assert sim.step(UserDisconnect())[0] == EndStreams(UserInitiated())
+    sim.connect()  # remembered while disconnecting: the client never ends
+    out = sim.step(SocketClosed(1, 1000))
+    assert OpenSocket(2) in out
+    assert not any(isinstance(e, Finished | Reopened) for e in out)
+    assert not sim.core.done
+
+
+def test_a_disconnect_of_a_client_already_done_ends_no_stream_again() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    sim.step(UserDisconnect())
+    sim.step(SocketClosed(1, 1000))
+    assert not any(isinstance(e, EndStreams) for e in sim.step(UserDisconnect()))
+    assert not any(isinstance(e, EndStreams) for e in sim.step(UserClose()))
