@@ -53,7 +53,7 @@ from .waiters import Waiters
 
 # A hook takes the client (a WebSocketClient: named loosely here, which is the shell's base
 # class, so that this module need not import the client's).
-Hook = Callable[[Any], Any]
+HookFn = Callable[[Any], Any]
 
 __all__ = ["RecoveryLink", "Shell"]
 
@@ -74,10 +74,6 @@ class RecoveryLink:
 
     def __init__(self, shell: Shell) -> None:
         self._shell: Shell | None = shell
-
-    @property
-    def attached(self) -> bool:
-        return self._shell is not None
 
     @property
     def state(self) -> RecoveryState | None:
@@ -111,8 +107,8 @@ class Shell:
     stats: ClientStats
     event_decoder: Callable[[str | bytes], Any]
     ping_request_builder: Callable[..., Any] | None
-    on_connection_established: Hook | None
-    on_connected: Hook | None
+    on_connection_established: HookFn | None
+    on_connected: HookFn | None
     token: str | None
     subprotocol: str | None
 
@@ -323,7 +319,7 @@ class Shell:
         assert fn is not None
         self._hooks[hook] = self._spawn(self._hook(effect.socket, hook, fn), hook.value)
 
-    async def _hook(self, socket: int, hook: io.Hook, fn: Hook) -> None:
+    async def _hook(self, socket: int, hook: io.Hook, fn: HookFn) -> None:
         in_handshake.set(hook is io.Hook.ON_CONNECTION_ESTABLISHED)
         try:
             result = fn(self)  # self is the WebSocketClient
