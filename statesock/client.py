@@ -325,9 +325,7 @@ class WebSocketClient(Shell):
         if route is io.SendRoute.REFUSE:
             assert refusal is not None
             raise refusal
-        data = (
-            message if isinstance(message, str | bytes) else self.settings.message_encoder(message)
-        )
+        data = message if isinstance(message, str | bytes) else self.settings.encode(message)
         if route is io.SendRoute.DIRECT:
             send = self._sockets[self._core.socket or 0].raw_send
             if send is None:
@@ -339,6 +337,7 @@ class WebSocketClient(Shell):
                 if failure is exc:
                     raise
                 raise failure from exc
+            self.stats.message_sent(data)
             return
         number = self._waiters.add()
         self._outgoing[number] = data

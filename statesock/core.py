@@ -516,7 +516,7 @@ class ConnectionCore:
         recovery.reconnect_pending = False
         recovery.retry_in = None
         self._cancel_timer(TimerKind.RECONNECT)
-        self._log("info", LogEvent.RECOVERY_STOPPED, source, reason=why)
+        self._log("warning", LogEvent.RECOVERY_STOPPED, source, reason=why)
         self._finish(source, gave_up=True)
 
     def _finish(self, source: DisconnectionSource | None, gave_up: bool = False) -> None:
@@ -538,6 +538,12 @@ class ConnectionCore:
         if self._closing:
             self.closed = True
         if not self.done:
+            if not (
+                gave_up or self._closing or source is None or isinstance(source, UserInitiated)
+            ):
+                # Done because of an error, with nothing to reconnect it: a production setup
+                # that shows only warnings must see it (a give-up says recovery_stopped).
+                self._log("warning", LogEvent.CLIENT_ENDED, source, reason=source.close_reason)
             self.done = True
             self.final_source = source
             self._emit(Finished(source, gave_up))

@@ -25,6 +25,7 @@ import os
 import socket
 import ssl
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,7 +57,7 @@ from .exceptions import (
     ProtocolViolation,
     TLSFailure,
 )
-from .redaction import redact_url
+from .redaction import redact_text, redact_url
 
 __all__ = [
     "EngineConfig",
@@ -99,10 +100,34 @@ class EngineConfig:
     logger: Any
 
 
+# Never valid in a URL: whitespace and controls would be stripped by urlsplit or sent raw
+# (CR/LF split the request line: header injection); format characters (bidi overrides,
+# zero-width) and line separators make the URL read differently in a log than it is.
+_URL_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
+
+
+def _forbidden_url_character(url: str) -> str | None:
+    for char in url:
+        if char.isspace() or unicodedata.category(char) in _URL_FORBIDDEN_CATEGORIES:
+            return char
+    return None
+
+
 def validate_url(url: str) -> str:
-    """Return ``url`` if it can ever work as a WebSocket URL; raise :class:`InvalidURL`."""
+    """Return ``url`` if it can ever work as a WebSocket URL; raise :class:`InvalidURL`.
+
+    A WebSocket URL is a str with scheme ws or wss, a host, a port other than 0, no
+    fragment, and no whitespace or control character anywhere (percent-encode them:
+    ``%20``). :class:`InvalidURL` is a ValueError; the URL it shows is redacted.
+    """
     if not isinstance(url, str) or not url.strip():
         raise InvalidURL(f"a WebSocket URL must be a non-empty string, not {url!r}")
+    forbidden = _forbidden_url_character(url)
+    if forbidden is not None:
+        raise InvalidURL(
+            f"url must not contain whitespace or control characters ({forbidden!r}; "
+            f"percent-encode it), not {redact_text(repr(url))}"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port

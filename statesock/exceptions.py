@@ -8,6 +8,7 @@ The tree::
     ├── ConnectFailed            connect() ended in disconnected; ``source`` says why
     ├── ConnectionEnded          run(): the connection ended for good, not by the user
     ├── ClientClosed             the client was closed and cannot be used again
+    ├── SubscriberStalled        a lossless subscriber took nothing for stall_timeout: cut off
     ├── SendBufferError          a buffered message could not be delivered
     │   ├── SendBufferFull       the reconnect buffer had no room
     │   ├── SendExpired          the message waited longer than its time to live
@@ -62,6 +63,7 @@ __all__ = [
     "SendBufferFull",
     "SendExpired",
     "StatesockError",
+    "SubscriberStalled",
     "TLSFailure",
     "TokenUnavailable",
 ]
@@ -117,6 +119,24 @@ class ConnectionEnded(StatesockError):
 
 class ClientClosed(StatesockError):
     """The client was closed (``close()`` or leaving ``async with``) and cannot connect again."""
+
+
+class SubscriberStalled(StatesockError):
+    """A lossless subscription (or async ``on()`` callback) took nothing for ``stall_timeout``
+    seconds while the client had stopped reading for it, so it was cut off and the client
+    reads again. Its iterator yields what it still holds, then raises this.
+
+    ``subscription`` names it (``events(AppEvent)``, or the callback's name); ``stalled_for``
+    is how long it took nothing, in seconds.
+    """
+
+    def __init__(self, subscription: str, stalled_for: float) -> None:
+        self.subscription = subscription
+        self.stalled_for = stalled_for
+        super().__init__(
+            f"subscriber {subscription} took nothing for {stalled_for:g} s while the client "
+            "waited for it: cut off so that the client reads again"
+        )
 
 
 class SendBufferError(StatesockError):

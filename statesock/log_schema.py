@@ -48,6 +48,10 @@ class LogEvent(enum.StrEnum):
     """The event decoder raised on a message (skipped, counted)."""
     EVENTS_DROPPED = "events_dropped"
     """A ``DROP_*`` subscription dropped events (the first, then every 1000th)."""
+    SUBSCRIBER_STALLED = "subscriber_stalled"
+    """A lossless subscriber took nothing for ``stall_timeout`` and was cut off (warning)."""
+    CLIENT_ENDED = "client_ended"
+    """The client is done because of an error and nothing will reconnect it (warning)."""
     CALLBACK_FAILED = "callback_failed"
     """A user callback (hook, ``on()`` callback, listener, policy, strategy) raised."""
 

@@ -19,9 +19,26 @@ from typing import Protocol
 from .log_schema import LogEvent
 from .transition_log import emit
 
-__all__ = ["ManualNetworkMonitor", "NetworkMonitor", "RouteNetworkMonitor", "has_route"]
+__all__ = [
+    "MIN_ROUTE_INTERVAL",
+    "ManualNetworkMonitor",
+    "NetworkMonitor",
+    "RouteNetworkMonitor",
+    "has_route",
+]
 
 StatusCallback = Callable[[bool], None]
+
+# The shortest poll interval RouteNetworkMonitor takes (seconds). Each poll is a thread
+# hand-off, a getaddrinfo() and a socket; below 10 ms that is a busy loop (1e-9 s would spin
+# a core on threads), and no reconnect decision needs a route change sooner than that.
+MIN_ROUTE_INTERVAL = 0.01
+
+
+def _status(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+    return value
 
 
 class NetworkMonitor(Protocol):
@@ -65,13 +82,17 @@ class _Notifier:
 
 
 class ManualNetworkMonitor(_Notifier):
-    """Set the status yourself: ``set_available(False)`` when your app learns it is offline."""
+    """Set the status yourself: ``set_available(False)`` when your app learns it is offline.
+
+    ``available`` (here and in :meth:`set_available`) must be a bool: a string such as
+    ``"no"`` is a TypeError rather than a status read as true.
+    """
 
     def __init__(self, available: bool = True) -> None:
-        super().__init__(available)
+        super().__init__(_status("available", available))
 
     def set_available(self, available: bool) -> None:
-        self._set(available)
+        self._set(_status("available", available))
 
 
 def has_route(host: str, port: int = 443) -> bool:
@@ -92,6 +113,9 @@ class RouteNetworkMonitor(_Notifier):
 
     Give it a numeric address: the route check then never touches DNS. A host name is
     resolved on each poll, in a thread, so a slow resolver never blocks the loop.
+
+    ``host`` is a non-empty str, ``port`` an int in 1..65535, ``interval`` a finite number
+    of seconds >= :data:`MIN_ROUTE_INTERVAL` (0.01 s).
     """
 
     def __init__(self, host: str, port: int = 443, *, interval: float = 2.0) -> None:
@@ -101,8 +125,11 @@ class RouteNetworkMonitor(_Notifier):
             raise ValueError(f"port must be an int in 1..65535, not {port!r}")
         if isinstance(interval, bool) or not isinstance(interval, int | float):
             raise TypeError(f"interval must be a number of seconds, not {interval!r}")
-        if not math.isfinite(interval) or interval <= 0:
-            raise ValueError(f"interval must be a finite number of seconds > 0, not {interval!r}")
+        if not math.isfinite(interval) or interval < MIN_ROUTE_INTERVAL:
+            raise ValueError(
+                f"interval must be a finite number of seconds >= {MIN_ROUTE_INTERVAL}, "
+                f"not {interval!r}"
+            )
         super().__init__(True)
         self.host = host
         self.port = port

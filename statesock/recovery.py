@@ -33,6 +33,7 @@ from .core import RecoveryState
 from .core_io import RecoveryConfig
 from .network import NetworkMonitor
 from .retry import RetryStrategy, as_strategy
+from .settings import MAX_QUEUE_SIZE
 from .sources import DisconnectionSource, ReconnectPolicy, default_reconnect_policy
 
 __all__ = ["ConnectionRecoveryHandler", "SendBufferStats"]
@@ -50,7 +51,16 @@ class SendBufferStats:
 
 
 class ConnectionRecoveryHandler:
-    """Reconnects ``client`` per ``policy`` and ``strategy`` (see the module docstring)."""
+    """Reconnects ``client`` per ``policy`` and ``strategy`` (see the module docstring).
+
+    Accepted values (anything else is a TypeError or ValueError naming the parameter):
+    ``client`` a :class:`~statesock.client.WebSocketClient`; ``network_monitor`` None or an
+    object with a bool ``available`` and a callable ``subscribe`` (a
+    :class:`~statesock.network.NetworkMonitor`); ``policy`` a callable; ``strategy`` a
+    :class:`~statesock.retry.RetryStrategy`, a callable or None; ``stable_after`` finite
+    seconds >= 0; ``send_buffer_size`` an int in 0..:data:`~statesock.settings.MAX_QUEUE_SIZE`
+    (10**6); ``send_ttl`` finite seconds > 0 (not a bool); ``retry_first_connect`` a bool.
+    """
 
     def __init__(
         self,
@@ -64,6 +74,9 @@ class ConnectionRecoveryHandler:
         send_ttl: float = 30.0,
         retry_first_connect: bool = False,
     ) -> None:
+        if not isinstance(client, WebSocketClient):
+            raise TypeError(f"client must be a WebSocketClient, not {client!r}")
+        _check_monitor(network_monitor)
         if not callable(policy):
             raise TypeError(f"policy must be callable (source) -> bool, not {policy!r}")
         if isinstance(stable_after, bool) or not isinstance(stable_after, int | float):
@@ -72,10 +85,18 @@ class ConnectionRecoveryHandler:
             raise ValueError(f"stable_after must be >= 0 and finite, not {stable_after!r}")
         if isinstance(send_buffer_size, bool) or not isinstance(send_buffer_size, int):
             raise TypeError(f"send_buffer_size must be an int, not {send_buffer_size!r}")
-        if send_buffer_size < 0:
-            raise ValueError(f"send_buffer_size must be >= 0, not {send_buffer_size!r}")
-        if not isinstance(send_ttl, int | float) or not math.isfinite(send_ttl) or send_ttl <= 0:
+        if not 0 <= send_buffer_size <= MAX_QUEUE_SIZE:
+            raise ValueError(
+                f"send_buffer_size must be in 0..{MAX_QUEUE_SIZE}, not {send_buffer_size!r}"
+            )
+        if isinstance(send_ttl, bool) or not isinstance(send_ttl, int | float):
+            raise TypeError(f"send_ttl must be a number of seconds, not {send_ttl!r}")
+        if not math.isfinite(send_ttl) or send_ttl <= 0:
             raise ValueError(f"send_ttl must be a positive, finite number, not {send_ttl!r}")
+        if not isinstance(retry_first_connect, bool):
+            raise TypeError(
+                f"retry_first_connect must be True or False, not {retry_first_connect!r}"
+            )
         self.client = client
         self.network_monitor = network_monitor
         self.policy = policy
@@ -161,3 +182,19 @@ class ConnectionRecoveryHandler:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._link.detach()
+
+
+def _check_monitor(monitor: object) -> None:
+    """A TypeError naming ``network_monitor`` rather than an AttributeError further on."""
+    if monitor is None:
+        return
+    if not hasattr(monitor, "available") or not callable(getattr(monitor, "subscribe", None)):
+        raise TypeError(
+            "network_monitor must be a NetworkMonitor (a bool 'available' and a callable "
+            f"'subscribe'), not {monitor!r}"
+        )
+    available = monitor.available
+    if not isinstance(available, bool):
+        raise TypeError(
+            f"network_monitor.available must be True or False, not {available!r} (from {monitor!r})"
+        )

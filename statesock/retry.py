@@ -26,6 +26,13 @@ attempts a stationary random process from the first retry on:
 :class:`DelayList` (fixed delays) remain for apps that want them; any
 ``(attempt, source) -> float | None`` callable works too (:func:`as_strategy`).
 
+Every parameter is checked at construction: a delay, cap, factor or ``max_retry_after`` is
+a finite int or float (not a bool, not NaN, not infinite), ``max_attempts`` and
+``paced_attempts`` are ints, ``jitter`` and ``repeat`` are bools; anything else is a
+``TypeError`` (wrong kind) or ``ValueError`` (out of range) that names the parameter and
+shows the value. An infinite cap or delay would be a silent give-up (the client waits
+forever) and a negative or NaN one a tight reconnect loop, so neither is accepted.
+
 Pure module: the random source is injected (``rng``) so a strategy is deterministic under
 test, and no clock is read: the connection core asks for a delay and the shell's timers wait
 it out.
@@ -33,6 +40,7 @@ it out.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,9 +79,43 @@ def retry_after(source: DisconnectionSource) -> float | None:
     return None
 
 
+def _number(owner: str, name: str, value: object) -> float:
+    """``value`` as a float when it is a finite int or float (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{owner} {name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner} {name} must be finite, not {value!r}")
+    return float(value)
+
+
+def _flag(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner} {name} must be True or False, not {value!r}")
+
+
+def _count(owner: str, name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner} {name} must be an int, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner} {name} must be >= {minimum}, not {value!r}")
+
+
+def _limits(owner: str, max_attempts: object, max_retry_after: object) -> None:
+    if max_attempts is not None:
+        _count(owner, "max_attempts", max_attempts, 0)
+    if _number(owner, "max_retry_after", max_retry_after) < 0:
+        raise ValueError(f"{owner} max_retry_after must be >= 0, not {max_retry_after!r}")
+
+
 @dataclass
 class ExponentialBackoff:
-    """Exponential backoff with equal jitter, capped, honouring ``Retry-After``."""
+    """Exponential backoff with equal jitter, capped, honouring ``Retry-After``.
+
+    Accepted values (checked at construction): ``base`` and ``cap`` finite, >= 0 (seconds);
+    ``factor`` finite, >= 1; ``jitter`` a bool; ``max_attempts`` an int >= 0 or None (0 gives
+    up at once, None never); ``max_retry_after`` finite, >= 0 (seconds: the most of a
+    server's ``Retry-After`` that is honoured).
+    """
 
     base: float = 0.5
     factor: float = 2.0
@@ -84,8 +126,12 @@ class ExponentialBackoff:
     rng: random.Random = field(default=_SHARED_RNG)
 
     def __post_init__(self) -> None:
+        for name in ("base", "factor", "cap"):
+            _number("ExponentialBackoff", name, getattr(self, name))
         if self.base < 0 or self.cap < 0 or self.factor < 1:
             raise ValueError("base and cap must be >= 0 and factor >= 1")
+        _flag("ExponentialBackoff", "jitter", self.jitter)
+        _limits("ExponentialBackoff", self.max_attempts, self.max_retry_after)
 
     def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
         if self.max_attempts is not None and attempt > self.max_attempts:
@@ -107,6 +153,10 @@ class PacedBackoff:
 
     See the module docstring for why. Stateless apart from ``rng``: the delay depends only on
     ``attempt`` (which the connection core resets after a stable connection) and ``source``.
+
+    Accepted values (checked at construction): ``low``, ``high`` and ``cap`` finite with
+    ``0 <= low <= high <= cap`` (seconds); ``paced_attempts`` an int >= 1; ``factor`` finite,
+    >= 1; ``max_attempts`` an int >= 0 or None; ``max_retry_after`` finite, >= 0 (seconds).
     """
 
     low: float = 1.0
@@ -119,10 +169,17 @@ class PacedBackoff:
     rng: random.Random = field(default=_SHARED_RNG)
 
     def __post_init__(self) -> None:
+        for name in ("low", "high", "cap", "factor"):
+            _number("PacedBackoff", name, getattr(self, name))
         if not 0 <= self.low <= self.high <= self.cap:
             raise ValueError("PacedBackoff needs 0 <= low <= high <= cap")
+        if isinstance(self.paced_attempts, bool) or not isinstance(self.paced_attempts, int):
+            raise TypeError(
+                f"PacedBackoff paced_attempts must be an int, not {self.paced_attempts!r}"
+            )
         if self.paced_attempts < 1 or self.factor < 1:
             raise ValueError("paced_attempts must be >= 1 and factor >= 1")
+        _limits("PacedBackoff", self.max_attempts, self.max_retry_after)
 
     def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
         if self.max_attempts is not None and attempt > self.max_attempts:
@@ -159,14 +216,30 @@ class PacedBackoff:
 
 @dataclass
 class DelayList:
-    """Fixed delays, one per attempt; the last repeats (or None after it: ``repeat=False``)."""
+    """Fixed delays, one per attempt; the last repeats (or None after it: ``repeat=False``).
+
+    ``delays`` is a non-empty sequence (a list, tuple or range; not a string) of finite
+    numbers of seconds >= 0, not bools; ``repeat`` a bool. The delays are stored as a tuple
+    of floats (a copy: changing the list passed in later changes nothing).
+    """
 
     delays: Sequence[float]
     repeat: bool = True
 
     def __post_init__(self) -> None:
-        if not self.delays:
+        delays = self.delays
+        if isinstance(delays, str | bytes) or not isinstance(delays, Sequence):
+            raise TypeError(f"DelayList delays must be a sequence of seconds, not {delays!r}")
+        if not delays:
             raise ValueError("DelayList needs at least one delay")
+        checked = []
+        for index, delay in enumerate(delays):
+            seconds = _number("DelayList", f"delays[{index}]", delay)
+            if seconds < 0:
+                raise ValueError(f"DelayList delays[{index}] must be >= 0, not {delay!r}")
+            checked.append(seconds)
+        self.delays = tuple(checked)
+        _flag("DelayList", "repeat", self.repeat)
 
     def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
         index = attempt - 1

@@ -21,19 +21,39 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 import ssl as ssl_module
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from urllib.parse import urlsplit
 
 from .core_io import CoreConfig
+from .redaction import REDACTED, is_secret_name, redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from .engine import EngineConfig
 
-__all__ = ["ClientOptions", "ClientSettings"]
+__all__ = ["MAX_QUEUE_SIZE", "ClientOptions", "ClientSettings"]
+
+# The largest ``event_queue_size`` (and the recovery handler's ``send_buffer_size``). A bound
+# exists so that back-pressure or the drop policy acts before the process runs out of memory:
+# a million queued messages is already hundreds of MB to GBs, and, read at 500 events/s,
+# half an hour of backlog in front of a close or a dead peer (issue 18, item 2). Past that
+# a bigger queue no longer helps anyone; a drop policy or a faster consumer does.
+MAX_QUEUE_SIZE = 10**6
+
+# Proxy URL schemes websockets can use (websockets.proxy.parse_proxy); ws:// is not one.
+_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
+# An HTTP field name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Characters a label may not hold: controls (newlines, ESC of ANSI sequences, NUL), format
+# characters (bidi overrides, zero-width), line / paragraph separators and lone surrogates.
+# Each could forge or hide a log line that names the client.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 class ClientOptions(TypedDict, total=False):
@@ -59,6 +79,7 @@ class ClientOptions(TypedDict, total=False):
     token_provider: Callable[[], Any] | None
     proxy: str | bool | None
     label: str | None
+    stall_timeout: float | None
 
 
 def _seconds(name: str, value: object) -> float:
@@ -80,17 +101,134 @@ def _callable(name: str, value: object, *, optional: bool = True) -> None:
         raise TypeError(f"{name} must be callable, not {value!r}")
 
 
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def _shown(name: str, value: object) -> str:
+    """``value`` as an error message may show it: redacted, and masked under a secret name."""
+    return REDACTED if is_secret_name(name) else redact_text(repr(value))
+
+
 def _pairs(name: str, value: object) -> None:
-    if value is None or callable(value) or isinstance(value, Mapping):
+    """Static headers / query parameters: a mapping or a sequence of ``(name, value)`` pairs
+    (a callable is evaluated before each attempt, so only there can it be checked)."""
+    if value is None or callable(value):
         return
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence | tuple):
-        raise TypeError(f"{name} must be a mapping, pairs, or a callable, not {value!r}")
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{name} must be a mapping, (name, value) pairs or a callable, "
+            f"not {redact_text(repr(value))}"
+        )
+    else:
+        items = list(value)
+        for index, item in enumerate(items):
+            if isinstance(item, str | bytes) or not isinstance(item, Sequence) or len(item) != 2:
+                raise TypeError(
+                    f"{name} must be a mapping, (name, value) pairs or a callable; "
+                    f"item {index} is not a pair: {redact_text(repr(item))}"
+                )
+    for key, item_value in items:
+        if not isinstance(key, str):
+            raise TypeError(f"{name} names must be str, not {key!r}")
+        if name == "headers":
+            if not _HEADER_NAME.fullmatch(key):
+                raise ValueError(f"headers name {key!r} is not a valid HTTP field name")
+            if not isinstance(item_value, str):
+                raise TypeError(
+                    f"headers value of {key!r} must be a str, not {_shown(key, item_value)}"
+                )
+            if any(char in item_value for char in "\r\n\0"):
+                raise ValueError(
+                    f"headers value of {key!r} must not contain CR, LF or NUL (it would inject "
+                    f"header lines), not {_shown(key, item_value)}"
+                )
+        elif isinstance(item_value, bool) or not isinstance(item_value, str | int | float):
+            raise TypeError(
+                f"{name} value of {key!r} must be a str or a number, not {_shown(key, item_value)}"
+            )
+
+
+def _proxy(value: object) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"proxy must be True, None, False or a URL, not {value!r}")
+    problem = _proxy_problem(value)
+    if problem:
+        raise ValueError(
+            f"proxy must be True, None, False or an http(s):// or socks URL with a host "
+            f"({problem}), not {redact_text(repr(value))}"
+        )
+
+
+def _proxy_problem(url: str) -> str | None:
+    """What websockets would refuse in proxy ``url`` at connect (parse_proxy), or None."""
+    if not url or any(char.isspace() or not char.isprintable() for char in url):
+        return "empty, or with whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in _PROXY_SCHEMES:
+        schemes = ", ".join(sorted(_PROXY_SCHEMES))
+        return f"scheme {parts.scheme or 'missing'!r} is not one of {schemes}"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "a path, query or fragment means nothing to a proxy"
+    if parts.username is not None and parts.password is None:
+        return "a user name without a password"
+    return None
+
+
+def _label(value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"label must be a string, not {value!r}")
+    if any(unicodedata.category(char) in _UNSAFE_CATEGORIES for char in value):
+        raise ValueError(
+            "label must not contain control, format or line-separator characters "
+            f"(they would forge or hide log lines), not {value!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
     """Every keyword setting of ``WebSocketClient``, checked; each field's default is *the*
-    default of the option of the same name (see :class:`ClientOptions`)."""
+    default of the option of the same name (see :class:`ClientOptions`).
+
+    Accepted values (anything else is a TypeError or ValueError naming the option):
+
+    * ``ack_required``, ``compression``: True or False (a string such as ``"false"`` is
+      refused rather than read as true);
+    * ``headers``: None, a mapping or a sequence of ``(name, value)`` pairs with str names
+      that are HTTP field names and str values without CR, LF or NUL, or a callable
+      returning one (evaluated before each attempt); ``query_params`` likewise, with str or
+      number values;
+    * ``max_size``: an int >= 1 or None;
+    * ``event_queue_size``: an int in 1..:data:`MAX_QUEUE_SIZE` (10**6; why: see there);
+    * ``connect_timeout``, ``auth_timeout``, ``close_timeout``, ``pong_timeout``: finite
+      seconds > 0; ``ping_interval``, ``idle_timeout``, ``protocol_keepalive`` and
+      ``stall_timeout``: the same, or None (off); ``pong_timeout < ping_interval``;
+    * ``stall_timeout``: how long a lossless subscriber may take nothing while the client
+      has stopped reading for it before it is cut off (issue 18, item 2);
+    * ``proxy``: True (from the environment), None or False (off), or an ``http``,
+      ``https``, ``socks4``, ``socks4a``, ``socks5`` or ``socks5h`` URL with a host and no
+      path, query or fragment (what websockets accepts; ``ws://`` is not a proxy scheme);
+    * ``label``: None or a str without control, format (bidi, zero-width) or line-separator
+      characters, which would forge or hide log lines;
+    * ``message_encoder``: a callable returning str or bytes (checked by :meth:`encode`
+      on each call, the only time its result can be seen).
+    """
 
     ack_required: bool = True
     subprotocols: tuple[str, ...] = ()
@@ -111,6 +249,7 @@ class ClientSettings:
     token_provider: Callable[[], Any] | None = None
     proxy: str | bool | None = True
     label: str | None = None
+    stall_timeout: float | None = 30.0
 
     @classmethod
     def check(
@@ -162,26 +301,37 @@ class ClientSettings:
         queue_size = values["event_queue_size"]
         if isinstance(queue_size, bool) or not isinstance(queue_size, int):
             raise TypeError(f"event_queue_size must be an int, not {queue_size!r}")
-        if queue_size < 1:
-            raise ValueError(f"event_queue_size must be at least 1, not {queue_size!r}")
+        if not 1 <= queue_size <= MAX_QUEUE_SIZE:
+            raise ValueError(f"event_queue_size must be in 1..{MAX_QUEUE_SIZE}, not {queue_size!r}")
         for name in ("connect_timeout", "auth_timeout", "close_timeout", "pong_timeout"):
             values[name] = _seconds(name, values[name])
-        for name in ("ping_interval", "idle_timeout", "protocol_keepalive"):
+        for name in ("ping_interval", "idle_timeout", "protocol_keepalive", "stall_timeout"):
             values[name] = _optional_seconds(name, values[name])
         interval, pong = values["ping_interval"], values["pong_timeout"]
         if interval is not None and pong >= interval:
             raise ValueError(
                 f"pong_timeout ({pong:g} s) must be shorter than ping_interval ({interval:g} s)"
             )
-        proxy = values["proxy"]
-        if proxy is not None and not isinstance(proxy, str | bool):
-            raise TypeError(f"proxy must be True, None, False or a URL, not {proxy!r}")
-        label = values["label"]
-        if label is not None and not isinstance(label, str):
-            raise TypeError(f"label must be a string, not {label!r}")
-        values["ack_required"] = bool(values["ack_required"])
-        values["compression"] = bool(values["compression"])
+        _proxy(values["proxy"])
+        _label(values["label"])
+        _flag("ack_required", values["ack_required"])
+        _flag("compression", values["compression"])
         return cls(**values)
+
+    def encode(self, message: object) -> str | bytes:
+        """``message`` through ``message_encoder``, whose result must be str or bytes.
+
+        Anything else is a TypeError naming ``message_encoder`` and the type it returned (the
+        value shown redacted), raised to the caller of ``send()`` at once rather than
+        surfacing later as an auth timeout. An exception the encoder raises passes through.
+        """
+        result = self.message_encoder(message)
+        if not isinstance(result, str | bytes):
+            raise TypeError(
+                f"message_encoder must return str or bytes, not {type(result).__name__}: "
+                f"{redact_text(repr(result))}"
+            )
+        return result
 
     def engine_config(
         self, url: str, before_attempt: Callable[[], Awaitable[None]] | None, logger: Any

@@ -132,7 +132,11 @@ class Shell:
             queue_size=settings.event_queue_size,
             on_drop=self.stats.dropped,
             on_callback_error=self.stats.callback_failed,
+            stall_timeout=settings.stall_timeout,
+            on_stall=self.stats.subscriber_stalled,
+            clock=lambda: self._clock(),  # noqa: PLW0108 - _clock is replaced per socket
         )
+        self.stats.probe = self._waiting_for_subscribers
         self._fanout.uncounted = _CONTROL
         self._state_streams: list[Subscription[StateChange]] = []
         self._sockets: dict[int, SocketHandle] = {}
@@ -145,6 +149,7 @@ class Shell:
         self._queued: list[io.Input] = []
         self._stepping = False
         self._last_frame_at: float | None = None
+        self._paused_at: float | None = None  # when reading stopped for a full subscriber
         self._clock: Callable[[], float] = time.monotonic
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -166,7 +171,12 @@ class Shell:
         if not self._core.is_current(handle.id):
             return None
         self._last_frame_at = self._clock()
-        self.stats.messages_received += 1
+        stats = self.stats
+        stats.messages_received += 1
+        if isinstance(data, bytes) or data.isascii():
+            stats.bytes_received += len(data)
+        else:
+            stats.bytes_received += len(data.encode())
         try:
             event = self.event_decoder(data)
         except Exception as exc:
@@ -195,11 +205,22 @@ class Shell:
             self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK_OR_PONG))
 
     async def _backpressure(self, socket: int, pending: Awaitable[None]) -> None:
+        self._paused_at = self._clock()
         self._step(io.ReadingPaused(socket))
         try:
             await pending
         finally:
+            self._paused_at = None
             self._step(io.ReadingResumed(socket))
+
+    def _waiting_for_subscribers(self) -> tuple[float, float]:
+        """(seconds reading has been paused, age of the oldest undelivered event)."""
+        now = self._clock()
+        paused_at, oldest = self._paused_at, self._fanout.oldest_undelivered()
+        return (
+            now - paused_at if paused_at is not None else 0.0,
+            now - oldest if oldest is not None else 0.0,
+        )
 
     # -- stepping ---------------------------------------------------------------------------
 
@@ -226,6 +247,8 @@ class Shell:
         for record in records:
             self._log_record(record)
             if isinstance(record, StateChange):
+                if record.reconnect:
+                    self.stats.reconnects += 1
                 for sub in self._state_streams:
                     sub.offer(record)
             for listener in tuple(self._listeners):
@@ -301,7 +324,7 @@ class Shell:
             return
         data = build_health_check(
             self.ping_request_builder,
-            self.settings.message_encoder,
+            self.settings.encode,
             effect.health,
             self.stats.callback_failed,
         )
@@ -353,6 +376,7 @@ class Shell:
         except (ConnectionFailure, NotConnectedError):
             self._step(io.SendWritten(message, ok=False))
         else:
+            self.stats.message_sent(data)
             self._step(io.SendWritten(message, ok=True))
 
     def _resolve_send(self, effect: io.ResolveSend) -> None:

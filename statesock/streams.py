@@ -69,10 +69,12 @@ class Subscription(AsyncIterator[T], Generic[T]):
 
     __slots__ = (
         "_cause",
+        "_clock",
         "_closed",
         "_discarded",
         "_dropped",
         "_ended",
+        "_error",
         "_getters",
         "_items",
         "_maxsize",
@@ -80,7 +82,9 @@ class Subscription(AsyncIterator[T], Generic[T]):
         "_on_drop",
         "_overflow",
         "_putters",
+        "_times",
         "delivered",
+        "name",
     )
 
     def __init__(
@@ -90,7 +94,11 @@ class Subscription(AsyncIterator[T], Generic[T]):
         *,
         on_drop: Callable[[Subscription[Any]], None] | None = None,
         on_close: Callable[[Subscription[Any]], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        name: str = "",
     ) -> None:
+        """``clock``: when given, each queued item's arrival time is kept, so that
+        :attr:`oldest_since` can say how long the oldest one has waited."""
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, not {maxsize!r}")
         if not isinstance(overflow, Overflow):
@@ -105,6 +113,12 @@ class Subscription(AsyncIterator[T], Generic[T]):
         self._ended = False
         self._closed = False
         self._cause: object = None
+        self._error: BaseException | None = None
+        self._clock = clock
+        # Arrival times of the queued items, kept only with a clock (else always empty).
+        self._times: deque[float] = deque()
+        self.name = name
+        """What the subscription is, for messages and logs (``events(AppEvent)``)."""
         self._dropped = 0
         self._discarded = 0
         self.delivered = 0
@@ -123,8 +137,11 @@ class Subscription(AsyncIterator[T], Generic[T]):
             self._discarded += 1
             return True
         items = self._items
+        clock = self._clock
         if len(items) < self._maxsize:
             items.append(item)
+            if clock is not None:
+                self._times.append(clock())
             if self._getters:
                 _wake(self._getters)
             return True
@@ -134,6 +151,9 @@ class Subscription(AsyncIterator[T], Generic[T]):
         if overflow is Overflow.DROP_OLDEST:
             items.popleft()
             items.append(item)
+            if clock is not None:
+                self._times.popleft()
+                self._times.append(clock())
         self._dropped += 1
         if self._on_drop is not None:
             self._on_drop(self)
@@ -159,15 +179,25 @@ class Subscription(AsyncIterator[T], Generic[T]):
         _wake(self._getters)
         _wake(self._putters)
 
-    def put_last(self, item: T) -> None:
+    def put_last(self, item: T, since: float | None = None) -> None:
         """Queue ``item`` even if full, just before :meth:`end` (the producer's last item,
-        which it was waiting to hand over when it decided to end)."""
+        which it was waiting to hand over, since ``since``, when it decided to end)."""
         if self._ended:
             self._discarded += 1
             return
         self._items.append(item)
+        clock = self._clock
+        if clock is not None:
+            self._times.append(since if since is not None else clock())
         if self._getters:
             _wake(self._getters)
+
+    def cut_off(self, error: BaseException) -> None:
+        """End it for good because its consumer stalled: ``async for`` yields what is queued,
+        then raises ``error``."""
+        if not self._ended:
+            self._error = error
+        self.end(error)
 
     def discard_one(self) -> None:
         """Count one item that was meant for this subscription and never reached it (the
@@ -186,6 +216,7 @@ class Subscription(AsyncIterator[T], Generic[T]):
         self._closed = True
         self._discarded += len(self._items)
         self._items.clear()
+        self._times.clear()
         self.end()
         if self._on_close is not None:
             self._on_close(self)
@@ -197,10 +228,14 @@ class Subscription(AsyncIterator[T], Generic[T]):
         items = self._items
         while not items:
             if self._ended:
+                if self._error is not None:
+                    raise self._error
                 raise StopAsyncIteration
             # The item is taken only after the wait, so cancelling here loses nothing.
             await _wait(self._getters)
         item = items.popleft()
+        if self._clock is not None:
+            self._times.popleft()
         self.delivered += 1
         if self._putters:
             _wake(self._putters)
@@ -243,6 +278,13 @@ class Subscription(AsyncIterator[T], Generic[T]):
     def cause(self) -> object:
         """Why it ended (what the producer passed to ``end()``), or None."""
         return self._cause
+
+    @property
+    def oldest_since(self) -> float | None:
+        """When the oldest queued item arrived (the clock's time), or None when nothing is
+        queued or no clock was given."""
+        times = self._times
+        return times[0] if times else None
 
     @property
     def overflow(self) -> Overflow:

@@ -25,6 +25,7 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
+from .exceptions import SubscriberStalled
 from .streams import Overflow, Subscription
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ T3 = TypeVar("T3")
 
 EventType = type | types.UnionType | tuple[type, ...] | None
 """What a subscriber matches: a class, a tuple of classes, an ``A | B`` union or None (all)."""
+
+
+def _type_name(event_type: object) -> str:
+    if event_type is None:
+        return ""
+    if isinstance(event_type, tuple):
+        return ", ".join(_type_name(t) for t in event_type)
+    return str(getattr(event_type, "__qualname__", None) or event_type)
 
 
 def _name(callback: object) -> str:
@@ -104,11 +113,12 @@ class _Inline:
 class _Delivery:
     """One dispatch that waits for full subscribers: the event and who has not taken it."""
 
-    __slots__ = ("event", "waiting")
+    __slots__ = ("event", "since", "waiting")
 
-    def __init__(self, waiting: list[Subscription[Any]], event: object) -> None:
+    def __init__(self, waiting: list[Subscription[Any]], event: object, since: float) -> None:
         self.waiting = waiting
         self.event = event
+        self.since = since  # when the event arrived: it has waited for them since then
 
 
 # One registration: (what it matches, what takes the event). A Subscription's offer() may say
@@ -133,12 +143,21 @@ class Fanout:
         queue_size: int = 1024,
         on_drop: Callable[[Subscription[Any]], None] | None = None,
         on_callback_error: Callable[[Exception, str], None],
+        stall_timeout: float | None = None,
+        on_stall: Callable[[SubscriberStalled], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``stall_timeout``: a ``BLOCK`` subscriber (or async callback) that takes nothing for
+        that many seconds while a dispatch waits for it is cut off (None: never); ``on_stall``
+        hears of each. ``clock``: the time events arrive, for :meth:`oldest_undelivered`."""
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, not {queue_size!r}")
         self.queue_size = queue_size
         self._on_drop = on_drop
         self._on_callback_error = on_callback_error
+        self.stall_timeout = stall_timeout
+        self._on_stall = on_stall
+        self._clock = clock
         # Replaced, never mutated, so dispatch iterates a snapshot without copying it and a
         # callback may subscribe or unsubscribe while an event is being dispatched.
         self._entries: tuple[_Entry, ...] = ()
@@ -159,6 +178,8 @@ class Fanout:
         """Items dropped by ``DROP_*`` subscriptions, all together."""
         self.callback_errors = 0
         """Callbacks (sync, async, or ``on_drop``) that raised."""
+        self.stalled = 0
+        """Subscribers cut off because they took nothing for ``stall_timeout``."""
 
     # -- registering -----------------------------------------------------------------------
 
@@ -218,6 +239,8 @@ class Fanout:
             overflow,
             on_drop=self._dropped_one,
             on_close=self._unsubscribe,
+            clock=self._clock,
+            name=f"events({_type_name(event_type)})",
         )
         if self._ended:
             sub.end(self._cause)
@@ -264,7 +287,9 @@ class Fanout:
                 self._remove(entry)
 
             return undo_inline
-        queue: Subscription[Any] = Subscription(self.queue_size, on_drop=self._dropped_one)
+        queue: Subscription[Any] = Subscription(
+            self.queue_size, on_drop=self._dropped_one, clock=self._clock, name=_name(callback)
+        )
         entry = (event_type, queue)
         self._entries = (*self._entries, entry)
         self._callback_queues.append(queue)
@@ -327,7 +352,7 @@ class Fanout:
             return None
         if blocked is None:
             return None
-        delivery = _Delivery(blocked, event)
+        delivery = _Delivery(blocked, event, self._clock() if self._clock is not None else 0.0)
         self._deliveries.append(delivery)
         return self._deliver(delivery)
 
@@ -335,10 +360,19 @@ class Fanout:
         waiting = delivery.waiting
         try:
             while waiting:
-                if waiting[0].offer(delivery.event):
+                sub = waiting[0]
+                if sub.offer(delivery.event):
                     del waiting[0]
+                elif self.stall_timeout is None:
+                    await sub.wait_for_room()
                 else:
-                    await waiting[0].wait_for_room()
+                    # Each item the subscriber takes makes room and ends this wait: only one
+                    # that takes nothing for the whole stall_timeout is cut off.
+                    try:
+                        async with asyncio.timeout(self.stall_timeout):
+                            await sub.wait_for_room()
+                    except TimeoutError:
+                        self._cut_off(sub, delivery)
         finally:
             self._deliveries.remove(delivery)
             # Cancelled (the client is closing): the event never reached these subscribers.
@@ -346,6 +380,33 @@ class Fanout:
             for sub in waiting:
                 sub.discard_one()
             waiting.clear()
+
+    def _cut_off(self, sub: Subscription[Any], delivery: _Delivery) -> None:
+        """``sub`` stalled: it keeps what it holds (the held event too, over its limit),
+        then raises SubscriberStalled; nothing more is offered to it."""
+        assert self.stall_timeout is not None
+        error = SubscriberStalled(sub.name or repr(sub), self.stall_timeout)
+        delivery.waiting.remove(sub)
+        sub.put_last(delivery.event, delivery.since)
+        sub.cut_off(error)
+        self._streams.discard(sub)
+        self._entries = tuple(entry for entry in self._entries if entry[1] is not sub)
+        self.stalled += 1
+        if self._on_stall is not None:
+            try:
+                self._on_stall(error)
+            except Exception as exc:
+                self._callback_failed(exc, "on_stall")
+
+    def oldest_undelivered(self) -> float | None:
+        """When the oldest event still waiting for a consumer arrived (queued in a
+        subscription, or held by a dispatch waiting for room), or None when none waits."""
+        times = [d.since for d in self._deliveries]
+        for _, target in self._entries:
+            since = getattr(target, "oldest_since", None)
+            if since is not None:
+                times.append(since)
+        return min(times) if times else None
 
     @property
     def blocked(self) -> bool:
@@ -428,6 +489,12 @@ class Fanout:
         self, queue: Subscription[Any], callback: Callable[[Any], Awaitable[object]]
     ) -> None:
         name = _name(callback)
+        with contextlib.suppress(SubscriberStalled):  # cut off: already counted and logged
+            await self._callbacks(queue, callback, name)
+
+    async def _callbacks(
+        self, queue: Subscription[Any], callback: Callable[[Any], Awaitable[object]], name: str
+    ) -> None:
         async for event in queue:
             try:
                 await callback(event)

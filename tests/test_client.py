@@ -393,7 +393,9 @@ async def test_a_stuck_lossless_subscriber_is_never_mistaken_for_a_dead_link() -
     # The default subscriber loses nothing: the client stops reading while it is full.
     # The pongs then wait behind the backlog, and the pong deadline must not run meanwhile.
     async with TestServer() as server:
-        client = make_client(server.url, event_queue_size=10, ping_interval=25, pong_timeout=3)
+        client = make_client(
+            server.url, event_queue_size=10, ping_interval=25, pong_timeout=3, stall_timeout=None
+        )
         seen = transitions_of(client)
         await client.connect()
         stuck = client.events(AppEvent)

@@ -217,9 +217,9 @@ def no_ping(**kwargs: float | bool | None) -> CoreConfig:
     return core_config(ping_interval=None, **kwargs)
 
 
-def log_of(effects: list[Effect], event: str) -> dict[str, object]:
+def log_of(effects: list[Effect], event: str, level: str = "info") -> dict[str, object]:
     [log] = [e for e in effects if isinstance(e, Log) and e.event == event]
-    assert isinstance(log, Log) and log.level == "info"
+    assert isinstance(log, Log) and log.level == level
     return dict(log.fields)
 
 
@@ -947,7 +947,7 @@ def test_raising_user_functions_are_reported_with_their_exception_and_why() -> N
     sim.up()
     out = sim.drop()
     assert ReportError(error, "reconnect policy") in out
-    assert log_of(out, "recovery_stopped")["reason"] == "the reconnect policy raised"
+    assert log_of(out, "recovery_stopped", "warning")["reason"] == "the reconnect policy raised"
 
     class Raising:
         def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
@@ -956,7 +956,7 @@ def test_raising_user_functions_are_reported_with_their_exception_and_why() -> N
     sim = Sim(no_ping(), recovery_config_with(default_reconnect_policy, Raising()))
     sim.up()
     out = sim.drop()
-    assert log_of(out, "recovery_stopped")["reason"] == "the retry strategy raised"
+    assert log_of(out, "recovery_stopped", "warning")["reason"] == "the retry strategy raised"
 
 
 def test_a_user_connect_after_giving_up_recovers_again() -> None:
@@ -1795,7 +1795,7 @@ def test_recovery_stopped_says_why(
     sim = Sim(no_ping(), recovery_config(strategy, policy))
     sim.up()
     out = sim.drop()
-    assert log_of(out, "recovery_stopped") == {
+    assert log_of(out, "recovery_stopped", "warning") == {
         "attempt": attempt,
         "source": "server",
         "code": 1006,
@@ -1838,3 +1838,36 @@ def test_a_disconnect_of_a_client_already_done_ends_no_stream_again() -> None:
     sim.step(SocketClosed(1, 1000))
     assert not any(isinstance(e, EndStreams) for e in sim.step(UserDisconnect()))
     assert not any(isinstance(e, EndStreams) for e in sim.step(UserClose()))
+
+
+# -- the end is logged where a production setup at WARNING sees it --------------------------------
+
+
+def test_a_client_done_because_of_an_error_says_so_at_warning() -> None:
+    sim = Sim(no_ping())
+    sim.up()
+    out = sim.drop(1011)
+    assert log_of(out, "client_ended", "warning") == {
+        "attempt": 0,
+        "source": "server",
+        "code": 1011,
+        "reason": ServerInitiated(1011).close_reason,
+    }
+    assert out.index(
+        next(e for e in out if isinstance(e, Log) and e.event == "client_ended")
+    ) < out.index(Finished(ServerInitiated(1011, "")))
+
+
+@pytest.mark.parametrize("end", ["disconnect", "close", "give_up"])
+def test_a_client_ended_by_the_user_or_a_give_up_logs_no_client_ended(end: str) -> None:
+    sim = Sim(no_ping(), recovery_config(policy=lambda _s: False))
+    sim.up()
+    if end == "disconnect":
+        out = sim.step(UserDisconnect()) + sim.step(SocketClosed(1, 1000))
+    elif end == "close":
+        out = sim.step(UserClose()) + sim.step(SocketClosed(1, 1000))
+    else:
+        out = sim.drop(1011)
+        assert log_of(out, "recovery_stopped", "warning")["code"] == 1011
+    assert any(isinstance(e, Finished) for e in out)
+    assert not [e for e in out if isinstance(e, Log) and e.event == "client_ended"]

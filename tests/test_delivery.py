@@ -273,7 +273,9 @@ async def _delivery_plan(specs: list[SubSpec], steps: list[Step]) -> None:
 
     async with serve(plan.handler, "127.0.0.1", 0, close_timeout=BOUND) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-        client = make_client(url, decoder=decode, event_queue_size=8)
+        # Consumers pause up to 40 s: past the stall timeout, which would (rightly) cut them
+        # off. This property is about the overflow policies; tests/test_stalls.py has the cut.
+        client = make_client(url, decoder=decode, event_queue_size=8, stall_timeout=None)
         recovery = ConnectionRecoveryHandler(client, strategy=DelayList([0.5]))
         seen = transitions_of(client)
         subs = [client.events(AppEvent, maxsize=size, overflow=policy) for policy, size, _ in specs]
