@@ -10,7 +10,9 @@ with the logger fetched at call time, so a configuration made later still applie
 The level is checked before anything else: for a disabled level no field is built, nothing
 is redacted and nothing is formatted (:func:`log_enabled` exposes the same check).
 
-Every string written passes through :func:`statesock.redaction.redact_text`; an exception
+Every string written passes through :func:`statesock.redaction.redact_text`, and every string
+under a secret-named field or key (``token=...``, ``{"api_key": ...}``, at any depth) is masked
+whole (:func:`statesock.redaction.is_secret_name`); an exception
 (``exc_info=``) is never handed to a renderer, which would print its raw text (or its local
 variables) but becomes a redacted ``exception`` field holding the formatted traceback.
 :func:`websockets_logger` gives websockets a logger that redacts its own debug lines.
@@ -128,28 +130,33 @@ def log_enabled(level: str | int) -> bool:
         return False
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: Any, secret: bool = False) -> Any:
     """``value`` safe to hand to any renderer: strings redacted, containers walked,
-    anything else reduced to its redacted text (a renderer would print its repr)."""
+    anything else reduced to its redacted text (a renderer would print its repr).
+
+    ``secret``: the value sits under a secret-named key (``token``, ``api_key``, ...), at any
+    depth: then every string in it is masked whole. Numbers, flags and None stay (under such
+    names they are counts, timeouts and states: ``token_refreshes=3``, ``auth_timeout=10``).
+    """
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str | bytes):
-        return redact_text(value, _FIELD_LIMIT)
+        return REDACTED if secret else redact_text(value, _FIELD_LIMIT)
     if isinstance(value, BaseException):
-        return redact_text(f"{type(value).__name__}: {value}", _FIELD_LIMIT)
+        return REDACTED if secret else redact_text(f"{type(value).__name__}: {value}", _FIELD_LIMIT)
     if isinstance(value, Mapping):
-        return {str(key): _clean_pair(str(key), item) for key, item in value.items()}
+        return {str(key): _clean_pair(str(key), item, secret) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         if len(value) == 2 and isinstance(value, list | tuple) and isinstance(value[0], str):
-            return [value[0], _clean_pair(value[0], value[1])]  # a (name, value) header pair
-        return [_clean(item) for item in value]
-    return redact_text(str(value), _FIELD_LIMIT)
+            # A (name, value) header pair: the value is secret when the name is.
+            return [_clean(value[0], secret), _clean_pair(value[0], value[1], secret)]
+        return [_clean(item, secret) for item in value]
+    return REDACTED if secret else redact_text(str(value), _FIELD_LIMIT)
 
 
-def _clean_pair(name: str, value: Any) -> Any:
-    if isinstance(value, str | bytes) and is_secret_name(name):
-        return REDACTED
-    return _clean(value)
+def _clean_pair(name: str, value: Any, secret: bool = False) -> Any:
+    """The value of field or key ``name``, cleaned; masked whole when ``name`` is secret."""
+    return _clean(value, secret or is_secret_name(name))
 
 
 def _exception(exc_info: ExcInfo) -> BaseException | None:
@@ -177,7 +184,7 @@ def _write(
     """Write one record; ``cleaned``: the caller has made every field safe already."""
     exc = _exception(fields.pop("exc_info", None))
     fields.pop("stack_info", None)  # a stack dump could carry secrets in source lines
-    clean = fields if cleaned else {key: _clean(value) for key, value in fields.items()}
+    clean = fields if cleaned else {key: _clean_pair(key, value) for key, value in fields.items()}
     if exc is not None:
         clean["exception"] = redact_exception(exc, _EXCEPTION_LIMIT)
     if sink is _stdlib_logger:

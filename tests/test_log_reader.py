@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import os
 from pathlib import Path
@@ -380,3 +381,64 @@ def test_check_refuses_a_forged_self_loop(tmp_path: Path, src: str, trigger: str
     violation, _ = check(read_records(write(tmp_path, lines)).records)
     assert violation is not None
     assert "is not a transition of the machine" in str(violation)
+
+
+def test_every_member_of_a_multi_member_gzip_is_read(tmp_path: Path) -> None:
+    # A rotated log appended to as gzip members (``gzip -c part >> all.gz``), one member
+    # boundary in the middle of a line, and the zero padding some tools leave at the end.
+    text = ("\n".join(session_lines("a") + session_lines("b") + session_lines("c")) + "\n").encode()
+    cuts = [0, text.index(b'"client": "b"') + 5, text.index(b'"client": "c"') - 40, len(text)]
+    members = [gzip.compress(text[a:b]) for a, b in itertools.pairwise(cuts)]
+    data = b"".join(members) + b"\x00" * 16
+    path = tmp_path / "all.jsonl.gz"
+    path.write_bytes(data)
+    for reader in (LogReader([path]), LogReader(["-"], stdin=io.BytesIO(data))):
+        items = list(reader)
+        assert reader.records == 42, reader.skipped
+        assert [i.client for i in items].count("c") == 14
+        assert not reader.skipped and not reader.errors
+        assert check([i for i in items if isinstance(i, LogRecord)])[0] is None
+
+
+def test_many_large_gzip_members_are_all_read(tmp_path: Path) -> None:
+    # Members bigger than the reader's read size, so that a boundary falls inside a read.
+    member = ("\n".join(session_lines("big") * 400) + "\n").encode()
+    data = b""
+    for _ in range(3):
+        data += gzip.compress(member, compresslevel=0)  # stored: each member > 256 KiB
+    assert len(data) > 3 * (1 << 18)
+    reader = LogReader(["-"], stdin=io.BytesIO(data))
+    assert sum(1 for _ in reader) == 3 * 400 * 14
+    assert not reader.skipped
+
+
+def test_free_text_from_a_log_comes_out_redacted() -> None:
+    lines = [
+        record(detail="Authorization: Bearer eyJ.SECRET1 token=SECRET2 Basic U0VDUkVUMw=="),
+        record(seq=2, src="connecting", dst="disconnected", trigger="closed",
+               source="server api_key=SECRET4", code=4001),
+        record(seq=3, src="disconnected", dst="connecting", trigger="password=SECRET5"),
+        json.dumps({"event": "reconnect_scheduled", "client": "x", "retry_in": 1.0,
+                    "source": "secret: SECRET6"}),
+    ]  # fmt: skip
+    reader = LogReader(["-"], stdin=io.BytesIO("\n".join(lines).encode()))
+    items = list(reader)
+    shown = repr([(i.detail, i.source, i.trigger) for i in items if isinstance(i, LogRecord)])
+    shown += repr([i.source for i in items if isinstance(i, RetryNote)])
+    assert "SECRET" not in shown and "U0VDUkVU" not in shown
+    assert shown.count("[REDACTED]") == 4  # the Authorization line is masked whole
+    first = items[0]
+    assert isinstance(first, LogRecord) and first.trigger == "connect"  # known text stays
+
+
+def test_what_the_checker_says_is_redacted(tmp_path: Path) -> None:
+    lines = session_lines("app token=SECRET1")
+    gap = json.loads(lines[3])
+    gap["seq"] += 5
+    bad = json.loads(lines[6])
+    bad.update(dst="initialized", detail="Bearer SECRET2")
+    path = write(tmp_path, [*lines[:3], json.dumps(gap), *lines[4:6], json.dumps(bad)])
+    violation, warnings = check(read_records(path).records)
+    assert violation is not None and warnings
+    said = str(violation) + " ".join(warnings)
+    assert "SECRET" not in said and "[REDACTED]" in said

@@ -173,3 +173,24 @@ def test_redact_exception_survives_an_unprintable_exception() -> None:
             raise ValueError("no")
 
     assert "Unprintable" in redact_exception(Unprintable())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # No other secret word anywhere: only the Basic rule can catch these.
+        ("retrying with Basic dXNlcjpodW50ZXIy now", "retrying with Basic [REDACTED] now"),
+        ("proxy answered: basic aHVudGVyMg==", "proxy answered: basic [REDACTED]"),
+        ("BASIC aHVudGVyMg==, then 407", "BASIC [REDACTED], then 407"),
+        ('["Basic aHVudGVyMg=="]', '["Basic [REDACTED]"]'),
+    ],
+)
+def test_basic_credentials_in_free_text_are_masked(text: str, expected: str) -> None:
+    once = redact_text(text)
+    assert once == expected
+    assert redact_text(once) == once
+
+
+def test_the_word_basic_without_a_credential_is_left_alone() -> None:
+    for text in ("Basic", "the scheme was basic.", "basic, digest or bearer?"):
+        assert redact_text(text) == text

@@ -104,3 +104,57 @@ def test_report_command_and_logs_html(tmp_path: Path, capsys: pytest.CaptureFixt
     assert other.exists()
     assert main(["report", str(tmp_path / "missing.jsonl"), "-o", str(out)]) == 2
     assert main(["report", str(log), "-o", str(tmp_path / "no" / "such" / "dir.html")]) == 2
+
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(2)> & co'
+
+
+def test_the_title_and_labels_are_escaped() -> None:
+    lines = session_lines(HOSTILE)
+    page = build_report(
+        LogReader(["-"], stdin=io.BytesIO("\n".join(lines).encode())), title=HOSTILE
+    ).html
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;"
+    assert f"<title>{escaped} &amp; co</title>" in page
+    assert f"<h1>{escaped} &amp; co</h1>" in page
+    assert "<script>alert" not in page and "<img" not in page
+    assert page.count("</script>") == 2  # the data block's end and the code's end
+    data = payload_of(page)
+    assert data["title"] == HOSTILE  # as text, for the script to set with textContent
+    assert [lane["label"] for lane in data["lanes"]] == [HOSTILE]
+
+
+def test_the_default_title_names_the_files_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = write(tmp_path, session_lines(), "<b>log<i>.jsonl")
+    assert main(["report", str(log), "-o", "-"]) == 0
+    page = capsys.readouterr().out
+    assert "<b>log" not in page
+    assert "&lt;b&gt;log&lt;i&gt;.jsonl</title>" in page
+
+
+def pong_only(client: str) -> str:
+    """One internal record: a log that starts (rotated, filtered) in the middle of a session."""
+    return json.dumps({
+        "event": "transition", "client": client, "seq": 40, "src": "connected",
+        "dst": "connected", "trigger": "pong", "internal": True, "at": 5.0, "in_state_ms": 900.0,
+    })  # fmt: skip
+
+
+def test_a_lane_with_a_single_band_is_drawn() -> None:
+    lines = [*session_lines("busy"), pong_only("quiet")]
+    report = build_report(LogReader(["-"], stdin=io.BytesIO("\n".join(lines).encode())))
+    assert report.lanes_total == report.lanes_shown == 2
+    lanes = {lane["label"]: lane for lane in payload_of(report.html)["lanes"]}
+    assert set(lanes) == {"busy", "quiet"}
+    [band] = lanes["quiet"]["bands"]
+    assert band["s"] == 3 and band["n"] == 1 and band["p"] == 1  # connected, one pong
+    assert lanes["quiet"]["sum"]["pongs"] == 1
+
+
+def test_a_report_of_only_single_band_lanes() -> None:
+    lines = [pong_only("a"), pong_only("b")]
+    report = build_report(LogReader(["-"], stdin=io.BytesIO("\n".join(lines).encode())))
+    assert report.lanes_shown == 2
+    assert [len(lane["bands"]) for lane in payload_of(report.html)["lanes"]] == [1, 1]

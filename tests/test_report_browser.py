@@ -204,3 +204,32 @@ def test_a_thousand_clients_paginate_and_filter(browser: Any, tmp_path: Path) ->
         assert page.messages == []
     finally:
         page.close()
+
+
+def test_hostile_titles_and_labels_show_as_text_and_single_band_lanes_are_drawn(
+    browser: Any, tmp_path: Path
+) -> None:
+    hostile = '<img src=x onerror="window.owned=1"><script>window.owned=2</script>'
+    quiet = json.dumps({
+        "event": "transition", "client": "quiet", "seq": 40, "src": "connected",
+        "dst": "connected", "trigger": "pong", "internal": True, "at": 5.0, "in_state_ms": 900.0,
+    })  # fmt: skip
+    stdin = io.BytesIO(("\n".join([*session_lines(hostile), quiet]) + "\n").encode())
+    path = tmp_path / "hostile.html"
+    path.write_text(build_report(LogReader(["-"], stdin=stdin), title=hostile).html, "utf-8")
+    page = Page(browser, path)
+    try:
+        assert page.page.evaluate("window.owned") is None
+        assert page.texts("h1") == [hostile]
+        assert page.page.title() == hostile
+        assert page.attrs("g.lane", "data-lane") == [hostile, "quiet"]
+        assert page.attrs("g.lane[data-lane='quiet'] rect.band", "data-state") == ["connected"]
+        # Its one band is an instant: a sliver with a wider hit area.
+        page.page.locator("g.lane[data-lane='quiet'] rect.hit").first.hover()
+        assert "pongs: 1" in page.page.locator("#tip").inner_text()
+        rows = page.texts("#lane-table tbody tr")
+        assert [row.split("\t")[0] for row in rows] == [hostile, "quiet"]
+        assert page.messages == []
+        assert all(url.startswith("file://") for url in page.requests), page.requests
+    finally:
+        page.close()

@@ -469,3 +469,55 @@ def test_the_readme_structlog_recipe_writes_what_statesock_logs_reads(tmp_path: 
         timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_secret_named_keys_inside_dict_fields_are_masked_at_any_depth() -> None:
+    with capture_logs() as logs:
+        emit(
+            "warning",
+            "decode_failed",
+            message={"type": "auth", "token": "s3cr3t-tok"},
+            nested={"outer": {"inner": {"api_key": "k3y-value", "user": "ann"}}},
+            listed=[{"password": "hunter2"}, {"Client-Secret": b"hunter3"}],
+            # Under a secret-named key every string is masked, containers included...
+            credentials={"user": "ann", "pass": "hunter4"},
+            tokens=["eyJ.one", "eyJ.two"],
+            auth_pair=("Bearer", "eyJ.three"),
+            # ... while numbers, flags and None stay: under such names they are counts,
+            # timeouts and states, not secrets.
+            counts={"token_refreshes": 3, "auth_timeout": 10.0, "session": None},
+        )
+    [entry] = logs
+    assert entry["message"] == {"type": "auth", "token": "[REDACTED]"}
+    assert entry["nested"] == {"outer": {"inner": {"api_key": "[REDACTED]", "user": "ann"}}}
+    assert entry["listed"] == [{"password": "[REDACTED]"}, {"Client-Secret": "[REDACTED]"}]
+    assert entry["credentials"] == {"user": "[REDACTED]", "pass": "[REDACTED]"}
+    assert entry["tokens"] == ["[REDACTED]", "[REDACTED]"]
+    assert entry["auth_pair"] == ["[REDACTED]", "[REDACTED]"]
+    assert entry["counts"] == {"token_refreshes": 3, "auth_timeout": 10.0, "session": None}
+    text = json.dumps(entry)
+    for secret in ("s3cr3t-tok", "k3y-value", "hunter", "eyJ."):
+        assert secret not in text
+
+
+def test_a_secret_named_field_itself_is_masked(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    emit("info", "network_status", token="s3cr3t-tok", session_key=b"k3y-value", attempt=2)
+    [record] = caplog.records
+    fields: dict[str, Any] = record.statesock  # type: ignore[attr-defined]
+    assert fields == {"token": "[REDACTED]", "session_key": "[REDACTED]", "attempt": 2}
+    assert "s3cr3t-tok" not in caplog.text and "k3y-value" not in caplog.text
+
+
+def test_basic_credentials_in_free_text_never_reach_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER_NAME)
+    machine = _machine("c")
+    machine.connect()
+    machine.opened()
+    [record] = machine.closed(ServerInitiated(4001, "proxy wanted Basic dXNlcjpodW50ZXIy"))
+    assert "dXNlcjpodW50ZXIy" not in str(transition_fields("c", record))
+    emit("warning", "callback_failed", error="retried with Basic aHVudGVyMg== and failed")
+    assert "Basic [REDACTED]" in caplog.text
+    assert "dXNlcjpodW50ZXIy" not in caplog.text and "aHVudGVyMg==" not in caplog.text

@@ -4,6 +4,11 @@ This module imports no network code: ``demo`` and ``connect`` import the client 
 ``statesock diagram``, ``logs`` and ``report`` work without touching sockets. Log commands
 stream (see :mod:`statesock.tools.log_reader`): any number of files, globs, ``.gz`` files and ``-``.
 
+What the log commands show is redacted: a log written by an older statesock or by another
+writer may hold secrets (``token=...``, ``Bearer ...``) in any text field, and neither the
+timeline, the summaries, ``--json``, ``--check`` nor the report reprints them
+(:func:`statesock.tools.log_reader.shown`).
+
 Exit codes: 0 success; 1 an illegal transition (``--check``), or no valid record was read;
 2 unusable arguments or unreadable input; ``connect`` adds its own (see its help).
 """
@@ -23,7 +28,7 @@ from ..states import Trigger
 from . import diagram
 from .console import Style, clean
 from .log_analysis import Checker, EdgeCounter, LaneLabels, LaneSummary, Summariser
-from .log_reader import LogReader, LogRecord, RetryNote
+from .log_reader import LogReader, LogRecord, RetryNote, shown
 
 __all__ = ["build_parser", "main", "version"]
 
@@ -59,7 +64,7 @@ def _reader(args: argparse.Namespace, files: Sequence[str]) -> LogReader:
 def _read_problems(reader: LogReader, what: str) -> int | None:
     """Report unreadable inputs; the exit code when nothing valid was read, else None."""
     for error in reader.errors:
-        print(f"statesock {what}: cannot read {error}", file=sys.stderr)
+        print(f"statesock {what}: cannot read {clean(shown(error))}", file=sys.stderr)
     if reader.valid:
         return None
     if not reader.files:

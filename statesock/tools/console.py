@@ -17,6 +17,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
 from ..log_schema import LogEvent
+from ..redaction import redact_text
 from ..states import Trigger
 
 __all__ = ["ConsoleSink", "Style", "clean", "configure", "format_transition"]
@@ -57,6 +58,12 @@ def clean(text: object) -> str:
     return str(text).translate(_CONTROLS)
 
 
+def _shown(text: object) -> str:
+    """Text from a record, for the terminal: secrets masked (statesock's own writer masked them
+    already; this covers any other), control characters made harmless."""
+    return clean(redact_text(str(text), None))
+
+
 def format_transition(
     data: Mapping[str, Any], style: Style, when: str | None = None, who: str | None = None
 ) -> str:
@@ -70,21 +77,22 @@ def format_transition(
             when = f"{at:.3f}"
         else:
             when = str(stamp or "")
-    src, dst = clean(data.get("src")), clean(data.get("dst"))
+    src, dst = _shown(data.get("src")), _shown(data.get("dst"))
     arrow = f"{style(src, src)} → {style(dst, dst)}"
     if data.get("internal") or src == dst:
         arrow = f"{style(src, src)} (internal)"
-    client = clean(who if who is not None else data.get("client", ""))
-    parts = [style(clean(when), "dim"), client, arrow, clean(data.get("trigger"))]
+    client = _shown(who if who is not None else data.get("client", ""))
+    parts = [style(clean(when), "dim"), client, arrow, _shown(data.get("trigger"))]
     source = data.get("source")
     if source:
         code = data.get("code")
-        parts.append(f"source={clean(source)}" + (f"({clean(code)})" if code is not None else ""))
+        code_text = f"({_shown(code)})" if code is not None else ""
+        parts.append(f"source={_shown(source)}{code_text}")
     detail = data.get("detail")
     if detail and not source:
-        parts.append(clean(detail))
+        parts.append(_shown(detail))
     elif detail:
-        parts.append(style(clean(detail), "dim"))
+        parts.append(style(_shown(detail), "dim"))
     return "  ".join(parts)
 
 
@@ -129,7 +137,8 @@ class ConsoleSink:
         elif name in _NOTABLE:
             extra = {k: v for k, v in event.items() if k not in ("event", "timestamp", "level")}
             fields = " ".join(f"{k}={v}" for k, v in sorted(extra.items()) if k != "client")
-            print(self.style(f"    • {_NOTABLE[name]}: {fields}", "dim"), file=self.out, flush=True)
+            line = f"    • {_NOTABLE[name]}: {redact_text(fields, None)}"
+            print(self.style(line, "dim"), file=self.out, flush=True)
         raise structlog.DropEvent
 
 

@@ -8,7 +8,11 @@ per the default policy, and ends with a conventional exit code:
   with 1000 (normal closure), which the policy does not retry;
 * 1 when the reconnect policy gave up; the real final cause is printed (a 1008 close, an
   HTTP 401 handshake refusal, a certificate error ...), read from the last state change into
-  disconnected before this command closes the client itself;
+  disconnected before this command closes the client itself. The end of input does not hide
+  it: when the server had closed first (the client was already done, or the server's close
+  frame was in before this command's own close went out, so that the socket's close carries
+  the server's code, not the 1000 of a normal close), that close is the cause, not the end of
+  input;
 * 2 for unusable arguments (a bad URL, header, CA file or setting);
 * 130 on Ctrl-C and 143 on SIGTERM, after a clean close (user source, close code 1000).
 
@@ -32,13 +36,25 @@ import threading
 from typing import Any
 
 from ..client import WebSocketClient
+from ..engine import SocketHandle
 from ..events import HealthCheckPongEvent
-from ..exceptions import ConfigurationError, ConnectFailed, InvalidURL, StatesockError
+from ..exceptions import (
+    ConfigurationError,
+    ConnectFailed,
+    ConnectionFailure,
+    InvalidURL,
+    StatesockError,
+)
 from ..machine import ConnectionState, Record, StateChange
 from ..ping import default_ping_request
 from ..recovery import ConnectionRecoveryHandler
 from ..redaction import redact_text
-from ..sources import DisconnectionSource, ServerInitiated
+from ..sources import (
+    DisconnectionSource,
+    ServerInitiated,
+    UserInitiated,
+    default_reconnect_policy,
+)
 from .console import Style, configure
 
 __all__ = ["EXIT_GAVE_UP", "EXIT_INTERRUPTED", "parse_header", "run_connect", "ssl_context"]
@@ -91,6 +107,27 @@ def _decoder(pong_type: str, ack_type: str | None) -> Any:
         return message
 
     return decode
+
+
+# Codes a socket closed by this command may report without the server having closed first:
+# the server's answer to our 1000 (echoed, empty: 1005), or no answer at all (1006).
+_ANSWERS_TO_OUR_CLOSE = frozenset({1000, 1005, 1006})
+
+
+class _SessionClient(WebSocketClient):
+    """The session's client: it also keeps how each socket closed, as the engine reports it.
+
+    A close the session asks for is recorded with the user's source, whatever the socket
+    saw; the socket's own report still says whether the server's close frame came first.
+    """
+
+    last_close: ServerInitiated | None = None
+
+    def socket_closed(
+        self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
+    ) -> None:
+        self.last_close = ServerInitiated(code, reason, error)
+        super().socket_closed(handle, code, reason, error)
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
@@ -152,7 +189,7 @@ class Session:
             if auth is not None:
                 await client.send(auth)
 
-        self.client = WebSocketClient(
+        self.client = _SessionClient(
             args.url,
             _decoder(args.pong_type, args.ack_type),
             ping_request_builder=default_ping_request if args.ping == "json" else _frame_ping,
@@ -221,14 +258,43 @@ class Session:
         try:
             await wait_until_done(self.client, recovery, self.stop)
         finally:
-            final, gave_up = self.final, recovery.gave_up  # before our own close()
+            # Before our own close(): how the client ended if it ended without us.
+            final, gave_up, done = self.final, recovery.gave_up, self.client.done
             for task in (sender, first):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ConnectFailed, StatesockError):
                     await task
             recovery.close()
+            self.client.last_close = None
             await self.client.close()
+        if self.ended_by == "end of input":
+            final, gave_up = self._server_first(final, gave_up, done)
         return self._verdict(final, gave_up)
+
+    def _server_first(
+        self, final: DisconnectionSource | None, gave_up: bool, done: bool
+    ) -> tuple[DisconnectionSource | None, bool]:
+        """The cause and give-up flag to report after the end of input: the server's close
+        when it came before the session's own close took effect, else ``final`` unchanged.
+
+        Standard input can end (``< /dev/null``) as the connection comes up, so the session's
+        close races a server that closes at once: the client may be done already when the
+        session acts on the end of input, or the server's close frame may be in while the
+        client still counts as connected (the session's close then goes out as the answer to
+        the server's, and the socket reports the server's code).
+        """
+        if done and final is not None and not isinstance(final, UserInitiated):
+            self.ended_by = None
+            return final, gave_up
+        closed = self.client.last_close
+        if (
+            closed is not None
+            and closed.close_code is not None
+            and closed.close_code not in _ANSWERS_TO_OUR_CLOSE
+        ):
+            self.ended_by = None
+            return closed, not default_reconnect_policy(closed)
+        return final, gave_up
 
     def _verdict(self, final: DisconnectionSource | None, gave_up: bool) -> int:
         if self.ended_by == "interrupt":
@@ -240,7 +306,7 @@ class Session:
         if self.ended_by == "end of input":
             print(self.style("end of input: disconnected (close 1000)", "bold"))
             return EXIT_OK
-        reason = final.close_reason if final is not None else "unknown"
+        reason = redact_text(final.close_reason) if final is not None else "unknown"
         if isinstance(final, ServerInitiated) and final.close_code == 1000:
             print(self.style(f"the server ended the session: {reason}", "bold"))
             return EXIT_OK

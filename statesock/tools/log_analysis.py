@@ -8,7 +8,9 @@ disconnections by source, reconnects, outages, p50/p95 time to reconnect) and th
 totals. Each takes records with ``feed``, so the CLI streams a 100 MB log through them in
 linear time with memory bounded by the number of lanes. Reconnects are counted from
 :attr:`LogRecord.reconnect <statesock.tools.log_reader.LogRecord.reconnect>` (the log's
-``reconnect`` field, or the legacy ``detail``), never from free text here. No network imports.
+``reconnect`` field, or the legacy ``detail``), never from free text here. Whatever these
+classes put in text for people (lane labels, a violation's record, a warning) is redacted: a
+client label or a foreign record may hold a secret. No network imports.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from ..states import Trigger
 from .diagram import EdgeKey, edges
-from .log_reader import MAX_TEXT, LogRecord
+from .log_reader import MAX_TEXT, LogRecord, shown
 
 __all__ = [
     "Checker",
@@ -54,7 +56,7 @@ class Violation:
 
     def __str__(self) -> str:
         text = json.dumps(self.record, sort_keys=True, default=str)
-        return f"{self.file} line {self.line}: {self.why}: {text[:MAX_TEXT]}"
+        return f"{shown(self.file)} line {self.line}: {self.why}: {shown(text)[:MAX_TEXT]}"
 
 
 class Checker:
@@ -82,7 +84,7 @@ class Checker:
                 record.file,
                 record.line,
                 record.data,
-                f"{record.src} -> {record.dst} on {record.trigger!r} "
+                f"{record.src} -> {record.dst} on {record.trigger!r} "  # redacted by the reader
                 "is not a transition of the machine",
             )
             return self.violation
@@ -94,16 +96,16 @@ class Checker:
                     record.file,
                     record.line,
                     record.data,
-                    f"client {record.client!r} (run {record.run}) was {dst} (line {line}) "
-                    f"but this record starts from {record.src}",
+                    f"client {shown(repr(record.client))} (run {shown(record.run)}) was {dst} "
+                    f"(line {line}) but this record starts from {record.src}",
                 )
                 return self.violation
             if record.seq != seq + 1:
                 self.warning_count += 1
                 if len(self.warnings) < self.max_warnings:
                     self.warnings.append(
-                        f"{record.file} line {record.line}: client {record.client!r} "
-                        f"seq jumps from {seq} to {record.seq}"
+                        f"{shown(record.file)} line {record.line}: client "
+                        f"{shown(repr(record.client))} seq jumps from {seq} to {record.seq}"
                     )
         self.last[record.lane] = (record.dst, record.seq, record.line)
         return None
@@ -161,14 +163,20 @@ def _round(value: float | None) -> float | None:
 
 
 class LaneLabels:
-    """Readable lane names: a client's first run is just the client, later ones ``client#run``."""
+    """Readable lane names: a client's first run is just the client, later ones ``client#run``;
+    redacted (a label may hold a secret), and each computed once."""
 
     def __init__(self) -> None:
         self.first: dict[str, str] = {}
+        self.known: dict[tuple[str, str], str] = {}
 
     def __call__(self, client: str, run: str) -> str:
-        first = self.first.setdefault(client, run)
-        return client if run == first else f"{client}#{run[:12]}"
+        label = self.known.get((client, run))
+        if label is None:
+            first = self.first.setdefault(client, run)
+            label = shown(client if run == first else f"{client}#{run[:12]}")
+            self.known[(client, run)] = label
+        return label
 
 
 @dataclass
@@ -247,8 +255,8 @@ class LaneSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "client": self.client,
-            "run": self.run,
+            "client": shown(self.client),
+            "run": shown(self.run),
             "label": self.label,
             "records": self.records,
             "pongs": self.pongs,

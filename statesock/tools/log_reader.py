@@ -14,6 +14,12 @@ the run when present; otherwise a client's ``seq`` going backwards, or a record 
 ``initialized`` after others, starts a new run (a restarted process appending to the same
 file), so a restart is never read as an illegal edge or as one long outage.
 
+Secrets: a log written by an older statesock, or by another writer, may hold secrets in its
+free text. The text fields a tool can show (``detail``, ``source``, an unknown ``trigger``) are
+redacted here (:func:`statesock.redaction.redact_text`), so every display gets them masked; the
+client label stays as written (it tells lanes apart) and is redacted where it is shown
+(:func:`shown`). ``LogRecord.data`` is the raw line: whoever prints it redacts it.
+
 Reconnects: :attr:`LogRecord.reconnect` is the record's ``reconnect`` field (True for a connect
 that recovery fired); logs written before that field existed say so only in ``detail``
 (:data:`statesock.log_schema.LEGACY_RECONNECT_DETAIL`), which is read when the field is absent.
@@ -39,6 +45,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ..log_schema import LEGACY_RECONNECT_DETAIL, LogEvent
+from ..redaction import redact_text
 from ..states import Trigger
 from .diagram import EdgeKey
 
@@ -52,6 +59,7 @@ __all__ = [
     "ReadResult",
     "RetryNote",
     "read_records",
+    "shown",
 ]
 
 STATES = (
@@ -74,6 +82,25 @@ MAX_TEXT = 500  # detail and source are cut here: records are kept for tooltips
 _TRANSITION = str(LogEvent.TRANSITION)
 _RETRY_NOTE = str(LogEvent.RECONNECT_SCHEDULED)
 _CONNECT = str(Trigger.CONNECT)
+_TRIGGERS = frozenset(str(trigger) for trigger in Trigger)
+
+
+# Logs repeat their short texts ("server", "user connect", a close reason) endlessly: each is
+# redacted once. Bounded: cleared when full.
+_SHOWN: dict[str, str] = {}
+_SHOWN_SIZE = 4096
+
+
+def shown(text: str) -> str:
+    """Free text from a log as a tool may show it: secrets masked, cut to MAX_TEXT."""
+    if len(text) > 64:
+        return redact_text(text[: 2 * MAX_TEXT], None)[:MAX_TEXT]
+    found = _SHOWN.get(text)
+    if found is None:
+        if len(_SHOWN) >= _SHOWN_SIZE:
+            _SHOWN.clear()
+        found = _SHOWN[text] = redact_text(text, None)
+    return found
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a third of the parse time
@@ -149,7 +176,7 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value[:MAX_TEXT]
+        return shown(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
@@ -402,7 +429,7 @@ class LogReader:
         run = self._runs.assign(client, seq, src, get("run"))
         self.records += 1
         source, raw_detail, code = get("source"), get("detail"), get("code")
-        detail = raw_detail[:MAX_TEXT] if type(raw_detail) is str else (_text(raw_detail) or "")
+        detail = shown(raw_detail) if type(raw_detail) is str else (_text(raw_detail) or "")
         flag = get("reconnect")
         if type(flag) is bool:
             reconnect = flag
@@ -416,8 +443,8 @@ class LogReader:
             seq,
             src,
             dst,
-            trigger[:MAX_TEXT],
-            source if source is None or type(source) is str else _text(source),
+            trigger if trigger in _TRIGGERS else shown(trigger),
+            _text(source),
             code if code is None or type(code) is int else None,
             detail,
             spent,

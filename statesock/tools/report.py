@@ -21,6 +21,10 @@ page), sorted by trouble (disconnections, then outage time) and filterable by na
 says all this above the timeline. The page's HTML template, CSS and JavaScript are package
 data (``statesock/tools/report_assets/``, read with :mod:`importlib.resources`). No network
 imports.
+
+Safety: every text from the log, and the title, is redacted (the reader redacts a record's free
+text; labels, runs, file names and the title are redacted here), then escaped for where it goes:
+HTML-escaped in the page, ``<``-free JSON in the data block, and set as text by the script.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 from ..states import Trigger
 from .diagram import EdgeKey, edges
 from .log_analysis import EdgeCounter, LaneSummary, Summariser
-from .log_reader import STATES, LogRecord, RetryNote
+from .log_reader import STATES, LogRecord, RetryNote, shown
 
 __all__ = ["BAND_BUDGET", "LANES_PER_PAGE", "Report", "asset", "build_report", "diagram_svg"]
 
@@ -285,9 +289,9 @@ def _lane_data(lane: _Lane, summary: LaneSummary, shift: float, files: list[str]
             item["w"] = [_r(at - shift), _r(delay), attempt]
         bands.append(item)
     return {
-        "label": summary.label,
-        "client": summary.client,
-        "run": summary.run,
+        "label": summary.label,  # redacted by LaneLabels
+        "client": shown(summary.client),
+        "run": shown(summary.run),
         "bands": bands,
         "outages": [[_r(a - shift), _r(b - shift)] for a, b in lane.outages],
         "merged": lane.merges > 0,
@@ -315,6 +319,7 @@ def build_report(
     band_budget: int = BAND_BUDGET,
 ) -> Report:
     """Stream ``items`` (usually a LogReader) once and render the report."""
+    title = shown(title)
     summariser = Summariser()
     counter = EdgeCounter()
     lanes: dict[tuple[str, str], _Lane] = {}
@@ -332,7 +337,7 @@ def build_report(
         index = file_index.get(item.file)
         if index is None:
             index = file_index[item.file] = len(files)
-            files.append(item.file)
+            files.append(shown(item.file))
         lane = lanes.get(item.lane)
         if lane is None:
             lane = lanes[item.lane] = _Lane(item, index)
