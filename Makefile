@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 LOWEST_VENV ?= build/venv-lowest
 SMOKE  ?= build/smoke
 PIP    := -m pip install --quiet --disable-pip-version-check
@@ -23,7 +24,7 @@ SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log a
 	records = [*mc.connect(), *mc.opened(), *mc.disconnect(s.UserInitiated()), *mc.closed()]; \
 	[log(record) for record in records]
 
-.PHONY: test check lint typecheck demo diagrams bench soak mutate clean lowest wheel-smoke browser
+.PHONY: help test check lint typecheck demo diagrams bench soak mutate clean lowest wheel-smoke browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statesock needs Python 3.11 or newer")'
@@ -32,57 +33,68 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(RUNTIME_STAMP)
+
+# The package and its runtime dependencies only (transitions, websockets, structlog): all
+# that `make demo` needs. `make test` adds the dev toolchain to the same .venv.
+$(RUNTIME_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	@touch $@
 
-test: $(STAMP) browser
+help: ## list the targets, one line each
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
+
+test: $(STAMP) browser ## install the dev tools (and Chromium, Graphviz), run the whole suite
 	$(BIN)/python -m pytest
 
 # Chromium for the HTML report's browser tests (tests/test_report_browser.py), from the
 # system's packages when it is missing and we are root. When it cannot be installed, those
 # tests say why: they fail under CI=true and skip loudly elsewhere.
-browser:
+browser: ## install Chromium and Graphviz from the system's packages when missing (as root)
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
 	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+		echo "make: installing chromium (for the HTML report's browser tests)"; \
+		(apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
 		|| echo "make browser: installing chromium failed" >&2; \
 	else echo "make browser: chromium is missing (install it as root: apt-get install chromium)" >&2; fi; }
 	@# Graphviz's dot renders the SVG diagram (tests/test_diagram.py skips without it).
 	@command -v dot >/dev/null 2>&1 || \
 	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing graphviz (dot renders the SVG state diagram)"; \
 		(apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz >/dev/null) \
 		|| echo "make browser: installing graphviz failed" >&2; fi; }
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check statesock tests examples
 	$(BIN)/ruff format --check statesock tests examples
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy --strict over the package, tests and examples
 	$(BIN)/mypy
 
-check: lint typecheck test
+check: lint typecheck test ## lint, typecheck and test: what to run before a commit
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP) ## install the package alone (no dev tools) and run the 10 s demo
 	$(BIN)/statesock demo
 
-diagrams: $(STAMP)
+diagrams: $(STAMP) ## regenerate diagrams/ from the state machine's table
 	$(BIN)/statesock diagram --format mermaid -o diagrams/connection.mmd
 	$(BIN)/statesock diagram --format dot -o diagrams/connection.dot
 	$(BIN)/statesock diagram --format svg -o diagrams/connection.svg
 
 # Millions of seeded random inputs through the connection core (tests/core_world.py).
-soak: $(STAMP)
+soak: $(STAMP) ## millions of seeded random inputs through the core
 	$(BIN)/python -m tests.soak_core $(ARGS)
 
 # Quick benchmarks (~5 min on 2 cores; not part of `make test`): writes bench-results.json and
 # bench-results.md. ARGS=--full for the large sizes, ARGS="--only storm" for one suite.
-bench: $(STAMP)
+bench: $(STAMP) ## the benchmarks (~5 min): bench-results.json and .md
 	$(BIN)/python -m tests.bench $(ARGS)
 
 # Mutation testing (mutmut, configured in pyproject.toml's [tool.mutmut]) of machine, sources,
 # retry and the core against their fast tests, then the score per module; a mutant that only
 # hangs never counts as killed. Survivors: $(BIN)/mutmut show NAME. `ARGS=--fail-under 95`
 # makes it a gate. tests/mutation/planted.py plants issue 9's named bugs one by one.
-mutate: $(STAMP)
+mutate: $(STAMP) ## mutation testing of the pure modules, score per module
 	rm -rf mutants && mkdir -p build
 	$(BIN)/mutmut run --max-children 2 > build/mutmut.log 2>&1 || { tail -c 2000 build/mutmut.log; exit 1; }
 	$(BIN)/python tests/mutation/score.py --survivors $(ARGS)
@@ -90,7 +102,7 @@ mutate: $(STAMP)
 # The whole suite against the lowest versions pyproject.toml allows, in a second virtualenv
 # (pip has no "lowest" resolution, so the floors are pinned with ==; pip checks that the pins
 # satisfy the declared ranges when it installs statesock beside them).
-lowest:
+lowest: ## the whole suite against the lowest dependency versions allowed
 	$(PYTHON) -m venv --clear $(LOWEST_VENV)
 	$(LOWEST_VENV)/bin/python $(PIP) $$($(LOWEST_PINS)) $(TEST_TOOLS) .
 	$(LOWEST_VENV)/bin/python -m pip list --disable-pip-version-check \
@@ -99,7 +111,7 @@ lowest:
 
 # Build the sdist and the wheel from it (no deprecation warning allowed), install the wheel
 # into a fresh virtualenv and run the CLI from there; then run the sdist's own test suite.
-wheel-smoke: $(STAMP)
+wheel-smoke: $(STAMP) ## build sdist and wheel, run the CLI and the sdist's tests from them
 	rm -rf $(SMOKE) && mkdir -p $(SMOKE)
 	$(BIN)/python -m build --no-isolation --outdir $(SMOKE)/dist . > $(SMOKE)/build.log 2>&1 \
 		|| { cat $(SMOKE)/build.log; exit 1; }
@@ -114,5 +126,5 @@ wheel-smoke: $(STAMP)
 	$(SMOKE)/venv/bin/python $(PIP) $(TEST_TOOLS)
 	cd $(SMOKE)/statesock-* && ../venv/bin/python -m pytest -q
 
-clean:
+clean: ## remove .venv, build output and caches
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis mutants

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statesock import HealthCheckPongEvent, WebSocketClient
+from statesock.exceptions import ConnectFailed, ConnectionEnded
 from statesock.recovery import ConnectionRecoveryHandler
 
 SUBSCRIPTION = 'subscription { priceChanged(symbol: "ABC") { symbol price } }'
@@ -85,9 +86,10 @@ async def main(url: str, token: str, limit: int | None = None) -> list[Next]:
     client = make_client(url, token)
     recovery = ConnectionRecoveryHandler(client)
     received: list[Next] = []
+    items = client.events(Next)  # subscribed before connecting: nothing is missed
     try:
-        async with client:
-            async for item in client.events(Next):
+        async with client, items:
+            async for item in items:
                 received.append(item)
                 print(item.payload)
                 if limit is not None and len(received) >= limit:
@@ -97,5 +99,19 @@ async def main(url: str, token: str, limit: int | None = None) -> list[Next]:
     return received
 
 
+def cli(argv: list[str]) -> int:
+    """``python -m examples.graphql_ws URL TOKEN``: 0 when the stream ends, 1 (with why,
+    not a traceback) when the server refuses the token (4403) or ends the connection."""
+    if len(argv) != 2:
+        print("usage: python -m examples.graphql_ws URL TOKEN", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(main(argv[0], argv[1]))
+    except (ConnectFailed, ConnectionEnded) as exc:
+        print(f"graphql_ws: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    sys.exit(cli(sys.argv[1:]))

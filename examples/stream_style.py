@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statesock import HealthCheckPongEvent, ServerErrorEvent, WebSocketClient
+from statesock.exceptions import ConnectFailed, ConnectionEnded
 from statesock.recovery import ConnectionRecoveryHandler
 
 
@@ -51,11 +52,13 @@ async def main(url: str, token: str, limit: int | None = None) -> list[ChatEvent
     client = make_client(url, token)
     recovery = ConnectionRecoveryHandler(client)
     received: list[ChatEvent] = []
+    events = client.events(ChatEvent)  # subscribed before connecting: nothing is missed
     try:
-        async with client:
+        async with client, events:
             print("connected as", client.state.health.connection_id)
-            async for event in client.events(ChatEvent):
+            async for event in events:
                 received.append(event)
+                print(event.type, json.dumps(event.payload, sort_keys=True))
                 if limit is not None and len(received) >= limit:
                     break
     finally:
@@ -63,5 +66,19 @@ async def main(url: str, token: str, limit: int | None = None) -> list[ChatEvent
     return received
 
 
+def cli(argv: list[str]) -> int:
+    """``python -m examples.stream_style URL TOKEN``: 0 when the stream ends, 1 (with why,
+    not a traceback) when the server refuses or ends the connection for good."""
+    if len(argv) != 2:
+        print("usage: python -m examples.stream_style URL TOKEN", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(main(argv[0], argv[1]))
+    except (ConnectFailed, ConnectionEnded) as exc:
+        print(f"stream_style: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    sys.exit(cli(sys.argv[1:]))

@@ -305,6 +305,24 @@ def test_connect_sends_typed_lines_with_no_ack_by_default_and_ends_at_end_of_inp
     asyncio.run(scenario())
 
 
+def test_connect_marks_binary_frames_as_binary() -> None:
+    async def scenario() -> None:
+        async with TestServer(require_auth=False, ack=False) as server:
+            cli = await Connect.start(server.url)
+            await cli.expect("authenticating → connected")
+            await server.broadcast(b"\x00\x01raw")
+            await cli.expect("[binary, 5 bytes] b'\\x00\\x01raw'")
+            await server.broadcast(b'{"type": "event", "seq": 8}')  # JSON, but binary
+            await cli.expect("[binary, 27 bytes]")
+            await server.broadcast('{"type": "event", "seq": 9}')  # text is shown as text
+            await cli.expect('← {"type": "event", "seq": 9}')
+            code, out = await cli.finish()
+            assert code == 0, out
+            assert "[binary" not in out.split('"seq": 9')[1]
+
+    asyncio.run(scenario())
+
+
 def test_connect_lines_typed_before_the_connection_wait_for_it() -> None:
     async def scenario() -> None:
         async with TestServer(token="t") as server:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +23,8 @@ from statesock.machine import ConnectionState
 from statesock.recovery import ConnectionRecoveryHandler
 from statesock.testing import TestServer
 from tests.conftest import virtual_time, wait_for_state
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @virtual_time
@@ -109,3 +116,77 @@ async def test_graphql_health_checks_and_4403_is_fatal() -> None:
         recovery.close()
         await forbidden.close()
         await wait_for_state(forbidden, ConnectionState.DISCONNECTED)
+
+
+# -- run as programs: events printed, a refusal said in one line (no traceback) ----------------
+
+
+@contextlib.contextmanager
+def in_a_thread(start: Any) -> Iterator[str]:
+    """Run ``start()`` (an async context manager giving a URL) on a loop of its own thread."""
+    loop = asyncio.new_event_loop()
+    ready: concurrent.futures.Future[str] = concurrent.futures.Future()
+    stop = asyncio.Event()
+
+    async def serve_until_stopped() -> None:
+        async with start() as url:
+            ready.set_result(url)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve_until_stopped(),))
+    thread.start()
+    try:
+        yield ready.result(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+
+
+def run_example(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", f"examples.{module}", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def stream_server() -> AsyncIterator[str]:
+    async with TestServer(token="tok") as server:
+
+        async def burst_after_auth() -> None:
+            await server.wait_for_connections(1)
+            await asyncio.sleep(0.5)  # real time: the client's auth and ack
+            await server.send_burst(2)
+            await server.close_all(1000, "done")
+
+        task = asyncio.ensure_future(burst_after_auth())
+        try:
+            yield server.url
+        finally:
+            task.cancel()
+
+
+def test_the_stream_style_program_prints_each_event() -> None:
+    with in_a_thread(stream_server) as url:
+        result = run_example("stream_style", url, "tok")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    printed = [line for line in result.stdout.splitlines() if line.startswith("event ")]
+    assert len(printed) == 2 and '"seq": 0' in printed[0] and '"seq": 1' in printed[1]
+
+
+@pytest.mark.parametrize("module", ["stream_style", "graphql_ws"])
+def test_a_program_refused_by_the_server_says_why_in_one_line(module: str) -> None:
+    start = stream_server if module == "stream_style" else graphql_url
+    with in_a_thread(start) as url:
+        result = run_example(module, url, "wrong")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"{module}: ") and ("4401" in line or "4403" in line)
+
+
+@contextlib.asynccontextmanager
+async def graphql_url() -> AsyncIterator[str]:
+    async with graphql_backend("tok") as (_, url):
+        yield url

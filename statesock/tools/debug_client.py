@@ -93,6 +93,10 @@ def ssl_context(url: str, insecure: bool, cafile: str | None) -> ssl.SSLContext 
     return context
 
 
+class BinaryFrame(bytes):
+    """A message that arrived in a binary frame (shown as such, never as text)."""
+
+
 def _decoder(pong_type: str, ack_type: str | None) -> Any:
     health_types = {pong_type} | ({ack_type} if ack_type else set())
 
@@ -100,11 +104,13 @@ def _decoder(pong_type: str, ack_type: str | None) -> Any:
         try:
             message = json.loads(data)
         except ValueError:
-            return data
+            message = None
         if isinstance(message, dict) and message.get("type") in health_types:
             connection_id = message.get("connection_id")
             return HealthCheckPongEvent(str(connection_id) if connection_id else None, message)
-        return message
+        if isinstance(data, bytes):
+            return BinaryFrame(data)
+        return data if message is None else message
 
     return decode
 
@@ -220,7 +226,12 @@ class Session:
     def _show(self, event: Any) -> None:
         if isinstance(event, HealthCheckPongEvent):
             return
-        text = event if isinstance(event, str | bytes) else json.dumps(event)
+        if isinstance(event, BinaryFrame):
+            # Binary: say so, with its size, and show it as bytes (a b'...' literal).
+            shown = redact_text(repr(bytes(event)), limit=500)
+            print(f"    ← [binary, {len(event)} bytes] {shown}", flush=True)
+            return
+        text = event if isinstance(event, str) else json.dumps(event)
         print(f"    ← {redact_text(text, limit=500)}", flush=True)
 
     def request_stop(self, why: str) -> None:
