@@ -832,13 +832,12 @@ class ConnectionCore:
             self._ping()
         elif timer is TimerKind.PONG_DEADLINE and state is S.CONNECTED:
             sent_at = self._ping_sent_at
-            # ">=": a loop whose clock ticks in milliseconds (uvloop's) gives a frame that came
-            # back within the millisecond the time the ping was sent at. Such a frame is an
-            # answer (or proof of life from the same instant), not silence.
+            # Strictly later: frames read at the very instant reading resumes are the backlog
+            # (the shell stamps frames at full resolution, so a real answer is always later).
             if (
                 sent_at is not None
                 and event.last_frame_at is not None
-                and event.last_frame_at >= sent_at
+                and event.last_frame_at > sent_at
             ):
                 self._ping_sent_at = None  # the peer spoke since the ping: alive
                 return

@@ -29,7 +29,7 @@ from typing import Any, assert_never
 
 from . import core_io as io
 from .core import ConnectionCore, RecoveryState
-from .engine import SocketHandle, WebSocketEngine
+from .engine import SocketHandle, make_engine
 from .events import ConnectionAckEvent, HealthCheckPongEvent, ServerErrorEvent
 from .exceptions import (
     ClientClosed,
@@ -42,6 +42,7 @@ from .exceptions import (
 )
 from .log_schema import LogEvent
 from .machine import Listener, Record, StateChange
+from .metrics import client_metrics
 from .ping import build_health_check
 from .settings import ClientSettings
 from .sources import DisconnectionSource
@@ -115,8 +116,10 @@ class Shell:
     def _start_shell(self, url: str) -> None:
         settings = self.settings
         fetch_token = self._fetch_token if settings.token_provider else None
-        self._engine = WebSocketEngine(
-            settings.engine_config(url, fetch_token, websockets_logger(self.label)), self.label
+        self._engine = make_engine(
+            settings.engine_config(url, fetch_token, websockets_logger(self.label)),
+            self.label,
+            settings.transport,
         )
         try:
             created_at: float | None = asyncio.get_running_loop().time()
@@ -152,6 +155,10 @@ class Shell:
         self._paused_at: float | None = None  # when reading stopped for a full subscriber
         self._clock: Callable[[], float] = time.monotonic
         self._loop: asyncio.AbstractEventLoop | None = None
+        # OpenTelemetry metrics (statesock.metrics): None without the statesock[otel] extra.
+        self._metrics = client_metrics(
+            self.label, self.stats, self._core.machine, settings.meter_provider
+        )
 
     # -- socket reports (engine.SocketListener) ---------------------------------------------
 
@@ -244,8 +251,11 @@ class Shell:
     def _deliver(self, records: list[Record]) -> None:
         """The transition log first (never user code), then state streams, then listeners;
         a listener that raises is logged and counted, and the others still get the record."""
+        metrics = self._metrics
         for record in records:
             self._log_record(record)
+            if metrics is not None:
+                metrics.record(record)
             if isinstance(record, StateChange):
                 if record.reconnect:
                     self.stats.reconnects += 1
@@ -309,10 +319,7 @@ class Shell:
 
     def _open_socket(self, effect: io.OpenSocket) -> None:
         self._last_frame_at = None
-        loop = self._loop_now()
-        # The default loop's clock is time.monotonic: call it directly, once per message.
-        default_clock = type(loop).time is asyncio.BaseEventLoop.time
-        self._clock = time.monotonic if default_clock else loop.time
+        self._clock = _frame_clock(self._loop_now())
         self._sockets[effect.socket] = self._engine.open(self, effect.socket)
 
     def _timer_fired(self, timer: io.TimerKind) -> None:
@@ -328,6 +335,8 @@ class Shell:
             effect.health,
             self.stats.callback_failed,
         )
+        if self._metrics is not None:
+            self._metrics.health_check_sent()
         if data is None:  # a protocol Ping: its Pong comes back through socket_alive()
             if handle.write_now(None):
                 self._step(io.ProtocolPingSent(effect.socket))
@@ -384,6 +393,8 @@ class Shell:
             self.stats.sends_expired += 1
         elif isinstance(effect.error, SendAbandoned):
             self.stats.sends_abandoned += 1
+        if self._metrics is not None:
+            self._metrics.send_resolved(effect.error)
         self._waiters.settle(effect.message, None, effect.error)
 
     def _finished(self, effect: io.Finished) -> None:
@@ -431,3 +442,18 @@ class Shell:
     async def _quietly(self, send: Awaitable[None]) -> None:
         with contextlib.suppress(ConnectionFailure, NotConnectedError):
             await send
+
+
+def _frame_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The clock that stamps each frame's arrival (read once per message).
+
+    A loop whose clock is the monotonic clock (asyncio's default loop; uvloop's, which ticks
+    in milliseconds and is read once per iteration) gets ``time.monotonic``: full resolution,
+    so an answer that comes back within the millisecond of its ping is still later than it.
+    A loop with a clock of its own (virtual time) stamps frames with that clock.
+    """
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    if abs(loop.time() - time.monotonic()) < 1.0:
+        return time.monotonic
+    return loop.time

@@ -1871,3 +1871,81 @@ def test_a_client_ended_by_the_user_or_a_give_up_logs_no_client_ended(end: str) 
         assert log_of(out, "recovery_stopped", "warning")["code"] == 1011
     assert any(isinstance(e, Finished) for e in out)
     assert not [e for e in out if isinstance(e, Log) and e.event == "client_ended"]
+
+
+# -- which socket is current ---------------------------------------------------------------------
+
+
+def test_only_the_socket_now_open_is_current() -> None:
+    sim = Sim(no_ping(), recovery_config())
+    assert not sim.core.is_current(1)  # none yet
+    sim.up()
+    assert sim.core.is_current(1)
+    assert not sim.core.is_current(2)
+    sim.drop()
+    sim.reconnect_up()
+    assert sim.core.is_current(2)
+    assert not sim.core.is_current(1)
+
+
+def test_an_input_of_a_kind_the_core_does_not_know_raises_and_names_it() -> None:
+    class Bogus:
+        def __repr__(self) -> str:
+            return "<bogus input>"
+
+    core = ConnectionCore(no_ping(), now=0.0)
+    with pytest.raises(AssertionError, match="<bogus input>"):
+        core.step(Bogus(), 0.0)  # type: ignore[arg-type]
+
+
+# -- protocol Pings and Pongs across sockets ----------------------------------------------------
+
+
+def test_a_new_socket_has_no_protocol_ping_outstanding() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0), recovery_config())
+    sim.up()
+    sim.drop()
+    sim.reconnect_up()
+    records = len(sim.records)
+    assert sim.step(ProtocolPong(2)) == []  # unsolicited: the new socket sent no Ping yet
+    assert len(sim.records) == records
+    assert sim.core.machine.health.pongs == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "what"),
+    [(ProtocolPingSent(1), "protocol ping sent"), (ProtocolPong(1), "protocol pong")],
+    ids=["ping sent", "pong"],
+)
+def test_a_protocol_ping_or_pong_of_a_socket_that_is_gone_is_logged_by_name(
+    event: Input, what: str
+) -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0), recovery_config())
+    sim.up()
+    sim.drop()
+    sim.reconnect_up()
+    assert sim.step(event) == [
+        Log("debug", LogEvent.STALE_SOCKET_EVENT, (("what", what), ("socket", 1), ("current", 2)))
+    ]
+
+
+# -- a ping timer that fires early ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("early", "next_check"),
+    [
+        (1.0, 1000.0),  # a thousandth of the interval early: the slot still stands
+        (0.9995, 2000.0),  # less: this is the slot's own check, the next is one interval on
+        (0.0, 2000.0),
+    ],
+)
+def test_a_ping_timer_within_a_thousandth_of_the_interval_of_its_slot_is_that_slots_check(
+    early: float, next_check: float
+) -> None:
+    sim = Sim(core_config(ping_interval=1000.0, pong_timeout=3.0))
+    sim.up()
+    assert sim.timers[T.PING] == 1000.0
+    sim.now = 1000.0 - early
+    out = sim.fire(T.PING)
+    assert out[0] == StartTimer(T.PING, next_check)
