@@ -10,11 +10,17 @@ SMOKE  ?= build/smoke
 PIP    := -m pip install --quiet --disable-pip-version-check
 # What the suite needs beside statesock, for the second virtualenvs (lowest, wheel-smoke):
 # the same tools as the dev extra's test part, so that every test runs there too.
-TEST_TOOLS = pytest pytest-timeout hypothesis looptime playwright
+TEST_TOOLS = pytest pytest-timeout hypothesis looptime playwright uvloop
 # Each `>=` floor of pyproject.toml's dependencies, pinned with `==`.
+# The extras' floors too (fast: picows; otel: opentelemetry-api, with the SDK the tests use
+# pinned to the same release).
 LOWEST_PINS = $(PYTHON) -c 'import tomllib; \
-	deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
-	print(*(d.replace(">=", "==") for d in deps))'
+	project = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	extras = project["optional-dependencies"]; \
+	deps = project["dependencies"] + extras["fast"] + extras["otel"]; \
+	pins = [d.split(";")[0].strip().replace(">=", "==") for d in deps]; \
+	sdk = [p.replace("-api", "-sdk") for p in pins if p.startswith("opentelemetry-api")]; \
+	print(*pins, *sdk)'
 # A small transition log written by the installed package, the way the README says.
 SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log as t, \
 	statesock.sources as s; \
@@ -24,7 +30,7 @@ SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log a
 	records = [*mc.connect(), *mc.opened(), *mc.disconnect(s.UserInitiated()), *mc.closed()]; \
 	[log(record) for record in records]
 
-.PHONY: help test check lint typecheck demo diagrams bench soak mutate clean lowest wheel-smoke browser
+.PHONY: help test check lint typecheck demo diagrams bench soak mutate mutate-shell clean lowest wheel-smoke browser docs
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statesock needs Python 3.11 or newer")'
@@ -81,6 +87,22 @@ diagrams: $(STAMP) ## regenerate diagrams/ from the state machine's table
 	$(BIN)/statesock diagram --format dot -o diagrams/connection.dot
 	$(BIN)/statesock diagram --format svg -o diagrams/connection.svg
 
+# The documentation site (docs/: Sphinx, furo, MyST) into $(DOCS_OUT), offline, with every
+# warning an error (-W --keep-going) and every cross-reference checked (-n); then its tests
+# (tests/test_docs.py: every option in the built reference, every Python block run), which
+# reuse that build. The docs extra is installed beside the dev tools the tests need.
+DOCS_STAMP := $(VENV)/.installed-docs
+DOCS_OUT   ?= build/docs
+$(DOCS_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	@touch $@
+
+docs: $(STAMP) $(DOCS_STAMP) ## build the documentation site into build/docs (warnings are errors), test it
+	rm -rf $(DOCS_OUT)
+	$(BIN)/python -m sphinx -b html -W --keep-going -n -q docs $(DOCS_OUT)
+	STATESOCK_DOCS_HTML=$(DOCS_OUT) STATESOCK_DOCS_REQUIRED=1 $(BIN)/python -m pytest -q tests/test_docs.py
+	@echo "make docs: open $(DOCS_OUT)/index.html"
+
 # Millions of seeded random inputs through the connection core (tests/core_world.py).
 soak: $(STAMP) ## millions of seeded random inputs through the core
 	$(BIN)/python -m tests.soak_core $(ARGS)
@@ -99,6 +121,13 @@ mutate: $(STAMP) ## mutation testing of the pure modules, score per module
 	$(BIN)/mutmut run --max-children 2 > build/mutmut.log 2>&1 || { tail -c 2000 build/mutmut.log; exit 1; }
 	$(BIN)/python tests/mutation/score.py --survivors $(ARGS)
 
+# The same for the asyncio shell and the tools ([tool.mutmut.shell] over [tool.mutmut]), run in
+# build/mutate-shell/ against the socket tests; survivors: (cd build/mutate-shell &&
+# ../../$(BIN)/mutmut show NAME). ARGS="--modules timers,waiters" for a few modules,
+# ARGS="--fail-under 90" for a gate.
+mutate-shell: $(STAMP) ## mutation testing of the shell and the tools, score per module
+	$(BIN)/python tests/mutation/mutate_shell.py --survivors $(ARGS)
+
 # The whole suite against the lowest versions pyproject.toml allows, in a second virtualenv
 # (pip has no "lowest" resolution, so the floors are pinned with ==; pip checks that the pins
 # satisfy the declared ranges when it installs statesock beside them).
@@ -106,7 +135,7 @@ lowest: ## the whole suite against the lowest dependency versions allowed
 	$(PYTHON) -m venv --clear $(LOWEST_VENV)
 	$(LOWEST_VENV)/bin/python $(PIP) $$($(LOWEST_PINS)) $(TEST_TOOLS) .
 	$(LOWEST_VENV)/bin/python -m pip list --disable-pip-version-check \
-		| grep -iE '^(transitions|websockets|structlog) '
+		| grep -iE '^(transitions|websockets|structlog|picows|opentelemetry-api) '
 	$(LOWEST_VENV)/bin/python -m pytest -q
 
 # Build the sdist and the wheel from it (no deprecation warning allowed), install the wheel
@@ -123,7 +152,7 @@ wheel-smoke: $(STAMP) ## build sdist and wheel, run the CLI and the sdist's test
 	cd $(SMOKE) && venv/bin/python -c '$(SMOKE_LOG)' && venv/bin/statesock logs --check transitions.jsonl
 	cd $(SMOKE) && venv/bin/statesock report transitions.jsonl -o report.html && grep -q 'report-data' report.html
 	tar -xzf $(SMOKE)/dist/*.tar.gz -C $(SMOKE)
-	$(SMOKE)/venv/bin/python $(PIP) $(TEST_TOOLS)
+	$(SMOKE)/venv/bin/python $(PIP) $(TEST_TOOLS) picows opentelemetry-sdk
 	cd $(SMOKE)/statesock-* && ../venv/bin/python -m pytest -q
 
 clean: ## remove .venv, build output and caches

@@ -1,13 +1,16 @@
-"""WebSocketEngine: opens sockets over ``websockets.asyncio.client`` and hands out handles.
+"""The engine seam, and WebSocketEngine: sockets over ``websockets.asyncio.client``.
 
-The engine owns the I/O and nothing else; what it needs to open a socket is an
-:class:`EngineConfig`, built (with every default) by :mod:`statesock.settings`.
-:meth:`WebSocketEngine.open` starts a socket in a task of its own and returns its
-:class:`SocketHandle`; the task reports, in this order, ``socket_opened``, each
-``socket_message``, and exactly one ``socket_closed`` (also when it never opened, and also
-when it was cancelled before its first step) to a :class:`SocketListener`, each report
-carrying the handle. The handle's number is what the connection core checks, so nothing from
-an old socket can reach a new one.
+An engine owns the I/O and nothing else; what it needs to open a socket is an
+:class:`EngineConfig`, built (with every default) by :mod:`statesock.settings`. The seam is
+three protocols: an :class:`Engine` opens sockets, :meth:`Engine.open` returns a
+:class:`SocketHandle` at once and starts the socket in a task of its own; the task reports,
+in this order, ``socket_opened``, each ``socket_message``, and exactly one ``socket_closed``
+(also when it never opened, and also when it was cancelled before its first step) to a
+:class:`SocketListener`, each report carrying the handle. The handle's number is what the
+connection core checks, so nothing from an old socket can reach a new one.
+:func:`make_engine` builds the engine of a transport by name: ``"websockets"``
+(:class:`WebSocketEngine`, here) or ``"picows"`` (:mod:`statesock.picows_engine`, loaded
+only then: a transport depends on this seam, never the reverse).
 
 Every foreign exception (``websockets``, ``OSError``, ``ssl``) is mapped here, at the
 boundary, to the ``ConnectionFailure`` tree of :mod:`statesock.exceptions`, with the
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import importlib
 import inspect
 import os
 import socket
@@ -60,16 +64,27 @@ from .exceptions import (
 from .redaction import redact_text, redact_url
 
 __all__ = [
+    "TRANSPORTS",
+    "Engine",
     "EngineConfig",
     "HeadersSource",
     "QuerySource",
     "SocketHandle",
     "SocketListener",
     "WebSocketEngine",
+    "WebSocketsHandle",
+    "attempt_url",
+    "make_engine",
     "map_exception",
     "send_failure",
     "validate_url",
 ]
+
+# The transports, by the name ``transport=`` takes: the module and class of each engine.
+TRANSPORTS: dict[str, tuple[str, str]] = {
+    "websockets": (__name__, "WebSocketEngine"),
+    "picows": ("statesock.picows_engine", "PicowsEngine"),
+}
 
 Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
 # Static values, or a callable (sync or async) evaluated before every attempt so that a
@@ -90,7 +105,9 @@ class EngineConfig:
     query_params: QuerySource
     ssl: ssl.SSLContext | None
     max_size: int | None
-    compression: bool
+    # permessage-deflate: True, False, or None for the transport's default (websockets: on;
+    # picows has no compression, and the settings refuse True with it).
+    compression: bool | None
     close_timeout: float
     protocol_keepalive: float | None
     # Awaited before every attempt (the client fetches a fresh token here).
@@ -201,6 +218,71 @@ def map_exception(exc: BaseException) -> ConnectionFailure:
     return mapped
 
 
+class SocketHandle(Protocol):
+    """One socket's life, whatever the transport: made only by :meth:`Engine.open`.
+
+    ``id`` is the number the core knows the socket by; ``subprotocol`` the one the server
+    chose (None until open, or when it chose none).
+    """
+
+    id: int
+    subprotocol: str | None
+
+    async def send(self, data: str | bytes) -> None:
+        """Send a message; it waits while the transport's write buffer is over its high-water
+        mark. :class:`NotConnectedError` before the socket opened, :class:`ConnectionLost`
+        once it is closing."""
+
+    @property
+    def raw_send(self) -> Callable[[str | bytes], Awaitable[None]] | None:
+        """The cheapest way to :meth:`send` on the open socket (None when it is not open);
+        what it raises goes through :func:`send_failure`."""
+
+    def write_now(self, data: str | bytes | None) -> bool:
+        """Write a small message (None: a protocol Ping) at once, without flow control;
+        False when the socket cannot take it now."""
+
+    def close(self, code: int, reason: str, timeout: float) -> None:
+        """Close with a close frame when open (the handshake bounded by ``timeout``), or stop
+        opening."""
+
+    def abort(self) -> None:
+        """Drop the socket at once."""
+
+
+class Engine(Protocol):
+    """Opens one socket per :meth:`open` for one client; knows nothing about states."""
+
+    config: EngineConfig
+    label: str
+
+    def open(self, listener: SocketListener, number: int | None = None) -> SocketHandle:
+        """Start a socket in a task of its own; its reports go to ``listener``."""
+
+    @property
+    def sockets(self) -> int:
+        """How many sockets are still running."""
+
+    async def aclose(self) -> None:
+        """Stop every socket whatever it is doing, and wait for all the engine started."""
+
+
+def make_engine(config: EngineConfig, label: str, transport: str = "websockets") -> Engine:
+    """The :class:`Engine` of ``transport`` (a name of :data:`TRANSPORTS`) for one client.
+
+    The picows module is imported here, on first use, so that neither picows nor its engine
+    is loaded by a client that does not use it. The settings have already checked that the
+    transport exists and is installed; this check repeats it for callers that skip them.
+    """
+    try:
+        module, name = TRANSPORTS[transport]
+    except KeyError:
+        known = ", ".join(repr(t) for t in TRANSPORTS)
+        raise ConfigurationError(f"unknown transport {transport!r} (one of {known})") from None
+    engine: Callable[[EngineConfig, str], Engine] = getattr(importlib.import_module(module), name)
+    return engine(config, label)
+
+
 class SocketListener(Protocol):
     """What a socket reports to (the client); every report names its handle."""
 
@@ -216,6 +298,16 @@ class SocketListener(Protocol):
         self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
     ) -> None:
         """The socket closed; ``code`` is None when it never opened (``error`` says why)."""
+
+
+async def attempt_url(config: EngineConfig) -> str:
+    """The URL of one attempt: ``config.url`` with the query parameters evaluated now."""
+    extra = await _evaluate(config.query_params)
+    if not extra:
+        return config.url
+    parts = urlsplit(config.url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
@@ -244,8 +336,9 @@ class _Connection(ClientConnection):
                 notify(False)
 
 
-class SocketHandle:
-    """One socket's life: send, ping, close, abort. Made only by :meth:`WebSocketEngine.open`."""
+class WebSocketsHandle:
+    """One websockets socket's life: send, ping, close, abort (a :class:`SocketHandle`).
+    Made only by :meth:`WebSocketEngine.open`."""
 
     __slots__ = ("_asked", "_engine", "_listener", "_reported", "_task", "_ws", "id", "subprotocol")
 
@@ -422,7 +515,8 @@ def _close_outcome(
 
 
 class WebSocketEngine:
-    """Opens one socket per :meth:`open` for one client; knows nothing about states."""
+    """The websockets transport's :class:`Engine`: one socket per :meth:`open` for one
+    client; knows nothing about states."""
 
     __slots__ = ("_closers", "_handles", "_next", "config", "label")
 
@@ -430,17 +524,17 @@ class WebSocketEngine:
         validate_url(config.url)
         self.config = config
         self.label = label
-        self._handles: set[SocketHandle] = set()
+        self._handles: set[WebSocketsHandle] = set()
         # Close handshakes under way: aclose() waits for them, so nothing is left running.
         self._closers: set[asyncio.Task[None]] = set()
         self._next = 0
 
-    def open(self, listener: SocketListener, number: int | None = None) -> SocketHandle:
+    def open(self, listener: SocketListener, number: int | None = None) -> WebSocketsHandle:
         """Start a socket in a task of its own; its reports go to ``listener``."""
         if number is None:
             self._next += 1
             number = self._next
-        handle = SocketHandle(self, listener, number)
+        handle = WebSocketsHandle(self, listener, number)
         task = asyncio.get_running_loop().create_task(
             handle._run(), name=f"statesock-socket-{self.label}-{number}"
         )
@@ -471,19 +565,11 @@ class WebSocketEngine:
         if closers:
             await asyncio.gather(*closers, return_exceptions=True)
 
-    async def _url(self) -> str:
-        extra = await _evaluate(self.config.query_params)
-        if not extra:
-            return self.config.url
-        parts = urlsplit(self.config.url)
-        query = parse_qsl(parts.query, keep_blank_values=True) + extra
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
-
     async def _open(self) -> ClientConnection:
         config = self.config
         if config.before_attempt is not None:
             await config.before_attempt()
-        url = await self._url()
+        url = await attempt_url(config)
         headers = await _evaluate(config.headers)
         extra: dict[str, Any] = {}
         if config.ssl is not None and url.startswith("wss:"):
@@ -494,7 +580,8 @@ class WebSocketEngine:
             url,
             additional_headers=headers or None,
             subprotocols=[Subprotocol(p) for p in config.subprotocols] or None,
-            compression="deflate" if config.compression else None,
+            # None: websockets' default, permessage-deflate.
+            compression=None if config.compression is False else "deflate",
             open_timeout=None,  # the client's connect_timeout bounds the whole attempt
             ping_interval=config.protocol_keepalive,
             ping_timeout=config.protocol_keepalive,

@@ -18,6 +18,7 @@ which loads websockets, only for typing and inside :meth:`~ClientSettings.engine
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import math
@@ -34,6 +35,8 @@ from .redaction import REDACTED, is_secret_name, redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
+
+    from opentelemetry.metrics import MeterProvider
 
     from .engine import EngineConfig
 
@@ -66,7 +69,7 @@ class ClientOptions(TypedDict, total=False):
     query_params: Any
     ssl: ssl_module.SSLContext | None
     max_size: int | None
-    compression: bool
+    compression: bool | None
     connect_timeout: float
     auth_timeout: float
     close_timeout: float
@@ -80,6 +83,8 @@ class ClientOptions(TypedDict, total=False):
     proxy: str | bool | None
     label: str | None
     stall_timeout: float | None
+    meter_provider: MeterProvider | None
+    transport: str
 
 
 def _seconds(name: str, value: object) -> float:
@@ -189,6 +194,55 @@ def _proxy_problem(url: str) -> str | None:
     return None
 
 
+# The transports ``transport=`` names (statesock.engine.TRANSPORTS builds their engines), each
+# with the package it needs and how to install it. Checked here without importing anything.
+_TRANSPORTS = {
+    "websockets": ("websockets", "pip install statesock"),
+    "picows": ("picows", "pip install 'statesock[fast]'"),
+}
+
+
+def _transport(values: dict[str, Any]) -> None:
+    """``transport``: a known name, installed, and able to do what the other settings ask
+    (picows has no permessage-deflate, and python-socks no SOCKS4a)."""
+    name = values["transport"]
+    if not isinstance(name, str):
+        raise TypeError(f"transport must be a str, not {name!r}")
+    if name not in _TRANSPORTS:
+        known = ", ".join(repr(t) for t in _TRANSPORTS)
+        raise ValueError(f"transport must be one of {known}, not {name!r}")
+    package, install = _TRANSPORTS[name]
+    if importlib.util.find_spec(package) is None:
+        raise ImportError(
+            f"transport={name!r} needs the {package} package, which is not installed: {install}",
+            name=package,
+        )
+    if name != "picows":
+        return
+    if values["compression"] is True:
+        raise ValueError(
+            "compression=True cannot be honoured with transport='picows': picows has no "
+            "permessage-deflate; leave compression unset (None: the transport's default, "
+            "off for picows) or use transport='websockets'"
+        )
+    proxy = values["proxy"]
+    if isinstance(proxy, str) and proxy.lower().startswith("socks4a:"):
+        raise ValueError(
+            "proxy: transport='picows' cannot use a socks4a:// proxy (its SOCKS client "
+            "resolves names locally for SOCKS4); use socks5:// or transport='websockets', "
+            f"not {redact_text(repr(proxy))}"
+        )
+
+
+def _meter_provider(value: object) -> None:
+    # Checked by shape: OpenTelemetry is optional, so it is not imported to check a type.
+    if value is not None and not callable(getattr(value, "get_meter", None)):
+        raise TypeError(
+            "meter_provider must be an OpenTelemetry MeterProvider or None, "
+            f"not {redact_text(repr(value))}"
+        )
+
+
 def _label(value: object) -> None:
     if value is None:
         return
@@ -208,7 +262,12 @@ class ClientSettings:
 
     Accepted values (anything else is a TypeError or ValueError naming the option):
 
-    * ``ack_required``, ``compression``: True or False (a string such as ``"false"`` is
+    * ``compression``: True, False, or None (the default): the transport's own default,
+      on for websockets (permessage-deflate), off for picows, which has none and refuses True;
+    * ``transport``: ``"websockets"`` (the default) or ``"picows"`` (installed by the
+      ``statesock[fast]`` extra; an ImportError saying so when it is missing; no
+      ``compression=True``, no ``socks4a://`` proxy);
+    * ``ack_required``: True or False (a string such as ``"false"`` is
       refused rather than read as true);
     * ``headers``: None, a mapping or a sequence of ``(name, value)`` pairs with str names
       that are HTTP field names and str values without CR, LF or NUL, or a callable
@@ -221,6 +280,9 @@ class ClientSettings:
       ``stall_timeout``: the same, or None (off); ``pong_timeout < ping_interval``;
     * ``stall_timeout``: how long a lossless subscriber may take nothing while the client
       has stopped reading for it before it is cut off (issue 18, item 2);
+    * ``meter_provider``: None (the global OpenTelemetry ``MeterProvider``) or a
+      ``MeterProvider`` (anything with ``get_meter``) to take the client's meter from; used
+      only with the ``statesock[otel]`` extra installed (see :mod:`statesock.metrics`);
     * ``proxy``: True (from the environment), None or False (off), or an ``http``,
       ``https``, ``socks4``, ``socks4a``, ``socks5`` or ``socks5h`` URL with a host and no
       path, query or fragment (what websockets accepts; ``ws://`` is not a proxy scheme);
@@ -236,7 +298,7 @@ class ClientSettings:
     query_params: Any = None
     ssl: ssl_module.SSLContext | None = None
     max_size: int | None = 2**20
-    compression: bool = True
+    compression: bool | None = None
     connect_timeout: float = 10.0
     auth_timeout: float = 10.0
     close_timeout: float = 5.0
@@ -250,6 +312,8 @@ class ClientSettings:
     proxy: str | bool | None = True
     label: str | None = None
     stall_timeout: float | None = 30.0
+    meter_provider: MeterProvider | None = None
+    transport: str = "websockets"
 
     @classmethod
     def check(
@@ -314,8 +378,11 @@ class ClientSettings:
             )
         _proxy(values["proxy"])
         _label(values["label"])
+        _meter_provider(values["meter_provider"])
         _flag("ack_required", values["ack_required"])
-        _flag("compression", values["compression"])
+        if values["compression"] is not None:
+            _flag("compression", values["compression"])
+        _transport(values)
         return cls(**values)
 
     def encode(self, message: object) -> str | bytes:

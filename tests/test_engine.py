@@ -15,10 +15,17 @@ from websockets.exceptions import InvalidMessage, InvalidStatus, InvalidURI, Pro
 from websockets.http11 import Response
 
 from statesock.client import WebSocketClient
-from statesock.engine import map_exception, validate_url
+from statesock.engine import (
+    EngineConfig,
+    SocketHandle,
+    make_engine,
+    map_exception,
+    validate_url,
+)
 from statesock.exceptions import (
     ConfigurationError,
     ConnectFailed,
+    ConnectionFailure,
     ConnectionLost,
     ConnectionRefused,
     ConnectTimeout,
@@ -32,6 +39,7 @@ from statesock.exceptions import (
 from statesock.machine import ConnectionState
 from statesock.sources import ServerInitiated, default_reconnect_policy
 from statesock.testing import TestServer, auth_hook, decode_message
+from tests import conftest
 from tests.conftest import virtual_time
 
 S = ConnectionState
@@ -68,6 +76,9 @@ def _response(status: int, headers: dict[str, str] | None = None) -> Response:
     return Response(status, "x", Headers(headers or {}), b"go away")
 
 
+@pytest.mark.transports(
+    "websockets", reason="maps websockets' exceptions; picows's mapping: tests/test_picows.py"
+)
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
@@ -93,12 +104,18 @@ def test_foreign_exceptions_are_mapped_with_their_cause(
     assert mapped.__cause__ is exc
 
 
+@pytest.mark.transports(
+    "websockets", reason="maps websockets' exceptions; picows's mapping: tests/test_picows.py"
+)
 def test_handshake_eof_is_a_lost_connection() -> None:
     exc = InvalidMessage("did not receive a valid HTTP response")
     exc.__cause__ = EOFError("connection closed")
     assert isinstance(map_exception(exc), ConnectionLost)
 
 
+@pytest.mark.transports(
+    "websockets", reason="maps websockets' exceptions; picows's mapping: tests/test_picows.py"
+)
 def test_tls_certificate_errors_stop_and_other_tls_errors_retry() -> None:
     cert = map_exception(ssl.SSLCertVerificationError("certificate verify failed"))
     other = map_exception(ssl.SSLError("wrong version"))
@@ -106,6 +123,9 @@ def test_tls_certificate_errors_stop_and_other_tls_errors_retry() -> None:
     assert default_reconnect_policy(ServerInitiated(error=other))
 
 
+@pytest.mark.transports(
+    "websockets", reason="maps websockets' exceptions; picows's mapping: tests/test_picows.py"
+)
 @pytest.mark.parametrize(
     ("header", "expected"),
     [("7", 7.0), ("0", 0.0), ("soon", None), (None, None)],
@@ -118,6 +138,9 @@ def test_retry_after_seconds(header: str | None, expected: float | None) -> None
     assert mapped.body == "go away"
 
 
+@pytest.mark.transports(
+    "websockets", reason="maps websockets' exceptions; picows's mapping: tests/test_picows.py"
+)
 def test_retry_after_http_date() -> None:
     when = email.utils.formatdate(time.time() + 120, usegmt=True)
     mapped = map_exception(InvalidStatus(_response(429, {"Retry-After": when})))
@@ -222,3 +245,146 @@ def test_a_server_that_speaks_garbage_fails_cleanly(reply: bytes, kind: type[Exc
     source = run_virtual(scenario())
     assert isinstance(source, ServerInitiated)
     assert isinstance(source.error, kind)
+
+
+# -- each socket reports exactly one close ---------------------------------------------------
+
+
+class ReportLog:
+    """A SocketListener that lists every report as (what, handle id, details)."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[Any, ...]] = []
+
+    def socket_opened(self, handle: SocketHandle) -> None:
+        self.reports.append(("opened", handle.id))
+
+    def socket_alive(self, handle: SocketHandle, pong: bool) -> None:
+        pass
+
+    def socket_message(self, handle: SocketHandle, data: str | bytes) -> None:
+        self.reports.append(("message", handle.id))
+
+    def socket_closed(
+        self, handle: SocketHandle, code: int | None, reason: str, error: Exception | None
+    ) -> None:
+        self.reports.append(("closed", handle.id, code, reason, error))
+
+    def closes(self) -> list[tuple[Any, ...]]:
+        return [r for r in self.reports if r[0] == "closed"]
+
+
+def engine_for(url: str) -> Any:  # the running test's transport's engine
+    config = EngineConfig(
+        url=url, subprotocols=(), headers=None, query_params=None, ssl=None, max_size=2**20,
+        compression=False, close_timeout=1.0, protocol_keepalive=None, before_attempt=None,
+        proxy=None, logger=None,
+    )  # fmt: skip
+    return make_engine(config, "engine-test", conftest.CURRENT_TRANSPORT)
+
+
+async def settle() -> None:
+    """Let every report that is coming arrive (and any second one show itself)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+    await asyncio.sleep(10)
+
+
+@pytest.mark.parametrize("how", ["close", "abort"])
+@virtual_time
+async def test_a_socket_stopped_before_its_first_step_still_reports_its_close(how: str) -> None:
+    async with TestServer() as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        handle = engine.open(listener)
+        if how == "close":
+            handle.close(1000, "", 1.0)
+        else:
+            handle.abort()
+        await settle()
+        # Asked for: a close without an error, and without a code (it never opened).
+        assert listener.reports == [("closed", handle.id, None, "", None)]
+        assert engine.sockets == 0 and server.handshakes == 0
+
+
+@virtual_time
+async def test_a_socket_task_cancelled_by_someone_else_reports_an_unexpected_loss() -> None:
+    async with TestServer() as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        handle = engine.open(listener)
+        assert handle._task is not None
+        handle._task.cancel()
+        await settle()
+        [(_, number, code, reason, error)] = listener.reports
+        assert (number, code, reason) == (handle.id, None, "")
+        assert isinstance(error, ConnectionLost)
+        assert "ended unexpectedly" in str(error)
+
+
+@virtual_time
+async def test_a_server_close_is_reported_once() -> None:
+    async with TestServer() as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        handle = engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        await server.close_all(1011, "boom")
+        await settle()
+        assert listener.reports == [
+            ("opened", handle.id),
+            ("closed", handle.id, 1011, "boom", None),
+        ]
+        assert engine.sockets == 0
+
+
+@virtual_time
+async def test_a_close_we_asked_for_is_reported_once() -> None:
+    async with TestServer() as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        handle = engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        handle.close(1000, "bye", 1.0)
+        await settle()
+        assert listener.closes() == [("closed", handle.id, 1000, "bye", None)]
+        await engine.aclose()
+
+
+@virtual_time
+async def test_a_socket_that_never_opens_reports_one_close_with_its_failure() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    engine = engine_for(f"ws://127.0.0.1:{port}/")
+    listener = ReportLog()
+    handle = engine.open(listener)
+    await settle()
+    [(_, number, code, _reason, error)] = listener.reports
+    assert (number, code) == (handle.id, None)
+    assert isinstance(error, ConnectionRefused)
+
+
+@virtual_time
+async def test_a_socket_that_fails_while_opening_is_reported_once_through_the_client() -> None:
+    async with TestServer() as server:
+        server.reject_status = 503
+        client = WebSocketClient(server.url, decode_message)
+        closes: list[object] = []
+        real = client.socket_closed
+
+        def counting(
+            handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
+        ) -> None:
+            closes.append(handle.id)
+            real(handle, code, reason, error)
+
+        client.socket_closed = counting  # type: ignore[method-assign]
+        with pytest.raises(ConnectFailed):
+            await client.connect()
+        await settle()
+        assert len(closes) == 1
+        await client.close()

@@ -167,6 +167,10 @@ async def stream_server() -> AsyncIterator[str]:
             task.cancel()
 
 
+@pytest.mark.transports(
+    "websockets",
+    reason="runs the example program in a subprocess, which takes the default transport",
+)
 def test_the_stream_style_program_prints_each_event() -> None:
     with in_a_thread(stream_server) as url:
         result = run_example("stream_style", url, "tok")
@@ -175,6 +179,10 @@ def test_the_stream_style_program_prints_each_event() -> None:
     assert len(printed) == 2 and '"seq": 0' in printed[0] and '"seq": 1' in printed[1]
 
 
+@pytest.mark.transports(
+    "websockets",
+    reason="runs the example program in a subprocess, which takes the default transport",
+)
 @pytest.mark.parametrize("module", ["stream_style", "graphql_ws"])
 def test_a_program_refused_by_the_server_says_why_in_one_line(module: str) -> None:
     start = stream_server if module == "stream_style" else graphql_url

@@ -45,6 +45,8 @@ SHELL = [
     "ping",
     "shell",
     "streams",
+    "metrics",
+    "picows_engine",
 ]
 TOOLS = [
     "cli",

@@ -223,6 +223,9 @@ def test_no_secret_reaches_any_log_line(capture: Capture, renderer: str) -> None
     assert not _leaks(lines), _leaks(lines)
 
 
+@pytest.mark.transports(
+    "websockets", reason="about websockets' own logger; picows's lines: tests/test_picows.py"
+)
 def test_websockets_debug_lines_are_redacted(capture: Capture) -> None:
     run_virtual(_leaky_session())
     lines = [line for line in capture.lines() if " websockets." in line]
@@ -243,6 +246,9 @@ async def _raw_connect(logger: logging.LoggerAdapter | None) -> None:  # type: i
                 await ws.recv()
 
 
+@pytest.mark.transports(
+    "websockets", reason="about websockets' own logger; picows's lines: tests/test_picows.py"
+)
 def test_websockets_logger_redacts_request_headers_frames_and_close_reason(
     capture: Capture,
 ) -> None:
@@ -257,6 +263,9 @@ def test_websockets_logger_redacts_request_headers_frames_and_close_reason(
     assert not _leaks(lines), _leaks(lines)
 
 
+@pytest.mark.transports(
+    "websockets", reason="about websockets' own logger; picows's lines: tests/test_picows.py"
+)
 def test_websockets_own_logger_would_leak_which_is_why_statesock_replaces_it(
     capture: Capture,
 ) -> None:

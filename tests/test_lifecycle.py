@@ -489,7 +489,9 @@ async def test_idle_timeout_keeps_a_link_whose_server_heartbeats() -> None:
 @virtual_time
 async def test_idle_deadline_does_not_run_while_the_app_stops_reading() -> None:
     async with TestServer() as server:
-        client = make_client(server.url, ping_interval=None, idle_timeout=10, event_queue_size=5)
+        client = make_client(
+            server.url, ping_interval=None, idle_timeout=10, event_queue_size=5, stall_timeout=None
+        )
         seen = transitions_of(client)
         stuck = client.events(AppEvent)
         await client.connect()
@@ -547,5 +549,34 @@ async def test_an_oversized_message_is_message_too_large_and_recovered() -> None
         await client.wait_for(S.CONNECTED)
         assert recovery.reconnects == 1 and not recovery.gave_up
         assert ("connecting", "authenticating", "") in seen
+        recovery.close()
+        await client.close()
+
+
+# -- the end of a client is the end, not a failed attempt -------------------------------------
+
+
+@virtual_time
+async def test_run_and_wait_done_stay_through_failed_attempts_until_the_client_is_done() -> None:
+    # A failed attempt that recovery retries leaves the client disconnected but not done.
+    async with TestServer() as server:
+        server.reject_status = 503
+        client = make_client(server.url)
+        recovery = ConnectionRecoveryHandler(client, strategy=DelayList([1.0]))
+        running = asyncio.create_task(client.run())
+        done = asyncio.create_task(client.wait_done())
+        await asyncio.sleep(10)
+        assert server.handshakes >= 5  # it kept trying...
+        assert not running.done() and not done.done()  # ...and nobody was told it ended
+        assert not client.done
+        server.reject_status = None
+        async with asyncio.timeout(BOUND):
+            await client.wait_for(S.CONNECTED)
+        await asyncio.sleep(0)
+        assert not running.done() and not done.done()
+        await client.disconnect()
+        async with asyncio.timeout(BOUND):
+            assert await running is None
+            assert await done == UserInitiated()
         recovery.close()
         await client.close()

@@ -603,3 +603,110 @@ def test_only_authenticated_reports_the_round_trip_in_its_detail() -> None:
     assert isinstance(opened, StateChange) and opened.trigger is Trigger.OPENED
     assert opened.detail == ""
     assert authenticated.detail == "round trip 125.0 ms"
+
+
+# -- a connect remembered while disconnecting: who asked for it, and that it fires once --------
+
+
+@pytest.mark.parametrize(
+    ("connects", "reconnect"),
+    [
+        ((True,), True),
+        ((False,), False),
+        ((True, True), True),
+        ((True, False), False),  # the user's connect wins over recovery's...
+        ((False, True), False),  # ...whichever came first
+    ],
+)
+@pytest.mark.parametrize(
+    "close",
+    [None, UserInitiated(), ServerInitiated(1001)],
+    ids=["closed", "closed(user)", "closed(server)"],
+)
+def test_the_connect_after_the_close_says_who_asked_and_fires_once(
+    connects: tuple[bool, ...], reconnect: bool, close: DisconnectionSource | None
+) -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    machine.disconnect(NoPongReceived())
+    for asked in connects:
+        assert machine.connect(reconnect=asked) == []
+    # The close completes the disconnect whatever source it carries: the stored one stays.
+    closed, connecting = machine.closed(close) if close is not None else machine.closed()
+    assert isinstance(closed, StateChange) and closed.current is S.DISCONNECTED
+    assert closed.source == NoPongReceived()
+    assert isinstance(connecting, StateChange) and connecting.current is S.CONNECTING
+    assert connecting.reconnect is reconnect
+    assert connecting.detail == ("reconnect" if reconnect else "user connect")
+    assert machine.connect_pending is False
+    # Spent: the next close brings nothing with it.
+    machine.opened()
+    machine.disconnect(NoPongReceived())
+    [closed_again] = machine.closed()
+    assert isinstance(closed_again, StateChange) and closed_again.current is S.DISCONNECTED
+
+
+def test_a_later_non_user_disconnect_keeps_the_remembered_connect() -> None:
+    machine, _, _ = make()
+    drive_to(machine, S.CONNECTED)
+    machine.disconnect(NoPongReceived())
+    machine.connect(reconnect=True)
+    assert machine.disconnect(ServerInitiated(1011)) == []  # the first source stands
+    assert machine.connect_pending
+    _, connecting = machine.closed()
+    assert isinstance(connecting, StateChange) and connecting.reconnect
+
+
+# -- one transitions.Machine per thread, shared by its clients ---------------------------------
+
+
+def test_the_machines_of_a_thread_share_one_transitions_machine() -> None:
+    # Checked in new threads, where the first machine builds the thread's transitions.Machine
+    # (this thread's may have been built long ago, or inherited by a forked process).
+    import threading
+
+    from statesock.machine import _shared_machine
+
+    shared: list[object] = []
+    failures: list[BaseException] = []
+
+    def share() -> None:
+        try:
+            first, second = ConnectionMachine(lambda: 0.0), ConnectionMachine(lambda: 0.0)
+            assert first._transitions is second._transitions is _shared_machine()
+            shared.append(first._transitions)
+        except BaseException as exc:
+            failures.append(exc)
+
+    for _ in range(2):
+        thread = threading.Thread(target=share)
+        thread.start()
+        thread.join()
+    assert failures == []
+    assert len(shared) == 2 and shared[0] is not shared[1]  # one per thread
+
+
+def test_a_machine_built_in_a_new_thread_applies_every_rule() -> None:
+    # The machine is built once per thread, by the first client there: its table must be
+    # the same whichever thread (and whichever test) builds it.
+    import threading
+
+    from statesock.machine import _shared_machine
+
+    failures: list[BaseException] = []
+    events: list[set[str]] = []
+
+    def check() -> None:
+        try:
+            events.append(set(_shared_machine().events))
+            for case in MATRIX:
+                check_matrix_case(*case.values)  # type: ignore[arg-type]
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=check)
+    thread.start()
+    thread.join()
+    assert failures == []
+    # Only the table's triggers: no auto transitions (to_connected(), ...) to misuse.
+    assert events == [{trigger.value for trigger in Trigger}]

@@ -620,3 +620,26 @@ async def test_engine_only_triggers_have_no_back_door() -> None:
         assert not hasattr(client, "machine")
         assert not hasattr(client.state, "closed")  # the snapshot is data, not a machine
         await client.close()
+
+
+@virtual_time
+async def test_a_network_already_down_when_recovery_attaches_is_waited_for() -> None:
+    async with TestServer() as server:
+        monitor = ManualNetworkMonitor(available=False)
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client, monitor, strategy=DelayList([1.0]))
+        assert not handler.network_available
+        await client.connect()  # the user's own connect is tried whatever the monitor says
+        await server.close_all(1011, "")
+        await wait_for_state(client, S.DISCONNECTED)
+        await asyncio.sleep(60)
+        assert server.handshakes == 1  # offline: no attempt, no backoff
+        assert handler.retry_in is None and not handler.gave_up and not client.done
+        loop = asyncio.get_running_loop()
+        back = loop.time()
+        monitor.set_available(True)
+        await asyncio.wait_for(wait_for_state(client, S.CONNECTED), 5)
+        assert loop.time() - back == pytest.approx(0, abs=0.01)  # at once
+        assert server.handshakes == 2
+        handler.close()
+        await client.close()

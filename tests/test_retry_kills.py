@@ -148,3 +148,54 @@ def test_a_callable_strategy_is_given_the_source() -> None:
     assert seen == [(3, NOPONG)]
     with pytest.raises(TypeError, match=r"^not a retry strategy: 42$"):
         as_strategy(42)  # type: ignore[arg-type]
+
+
+# -- a bad argument is refused at construction, naming the class, the parameter and the value --
+
+NAN, INF = float("nan"), float("inf")
+EB, PB, DL = ExponentialBackoff, PacedBackoff, DelayList
+# (class, arguments, exception, message after the class name)
+REFUSED: list[tuple[type, dict[str, object], type[Exception], str]] = [
+    (EB, {"base": "1"}, TypeError, "base must be a number, not '1'"),
+    (EB, {"base": True}, TypeError, "base must be a number, not True"),
+    (EB, {"factor": NAN}, ValueError, "factor must be finite, not nan"),
+    (EB, {"cap": INF}, ValueError, "cap must be finite, not inf"),
+    (EB, {"jitter": "no"}, TypeError, "jitter must be True or False, not 'no'"),
+    (EB, {"max_attempts": 2.5}, TypeError, "max_attempts must be an int, not 2.5"),
+    (EB, {"max_attempts": True}, TypeError, "max_attempts must be an int, not True"),
+    (EB, {"max_attempts": -1}, ValueError, "max_attempts must be >= 0, not -1"),
+    (EB, {"max_retry_after": "x"}, TypeError, "max_retry_after must be a number, not 'x'"),
+    (EB, {"max_retry_after": -0.5}, ValueError, "max_retry_after must be >= 0, not -0.5"),
+    (PB, {"low": "x"}, TypeError, "low must be a number, not 'x'"),
+    (PB, {"high": INF}, ValueError, "high must be finite, not inf"),
+    (PB, {"paced_attempts": 2.5}, TypeError, "paced_attempts must be an int, not 2.5"),
+    (PB, {"paced_attempts": True}, TypeError, "paced_attempts must be an int, not True"),
+    (PB, {"max_attempts": -1}, ValueError, "max_attempts must be >= 0, not -1"),
+    (PB, {"max_retry_after": -1}, ValueError, "max_retry_after must be >= 0, not -1"),
+    (DL, {"delays": "abc"}, TypeError, "delays must be a sequence of seconds, not 'abc'"),
+    (DL, {"delays": 5}, TypeError, "delays must be a sequence of seconds, not 5"),
+    (DL, {"delays": [1, NAN]}, ValueError, "delays[1] must be finite, not nan"),
+    (DL, {"delays": [1, "2"]}, TypeError, "delays[1] must be a number, not '2'"),
+    (DL, {"delays": [1, -1]}, ValueError, "delays[1] must be >= 0, not -1"),
+    (DL, {"delays": [1], "repeat": "yes"}, TypeError, "repeat must be True or False, not 'yes'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "arguments", "kind", "message"),
+    REFUSED,
+    ids=[f"{cls.__name__} {message}" for cls, _, _, message in REFUSED],
+)
+def test_a_bad_argument_is_refused_naming_the_class_the_parameter_and_the_value(
+    strategy: type, arguments: dict[str, object], kind: type[Exception], message: str
+) -> None:
+    with pytest.raises(kind) as refused:
+        strategy(**arguments)
+    assert str(refused.value) == f"{strategy.__name__} {message}"
+
+
+def test_the_edges_of_the_accepted_ranges_are_accepted() -> None:
+    for strategy in (ExponentialBackoff, PacedBackoff):
+        assert strategy(max_attempts=0, max_retry_after=0).next_delay(1, NOPONG) is None
+        assert strategy(max_attempts=1, max_retry_after=0.5).max_retry_after == 0.5
+    assert DelayList([0]).next_delay(1, NOPONG) == 0.0

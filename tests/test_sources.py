@@ -187,3 +187,73 @@ def test_a_failure_without_a_verdict_leaves_the_decision_to_the_close_code() -> 
     # A failure with a verdict decides, whatever the code.
     assert default_reconnect_policy(ServerInitiated(1011, error=HandshakeRejected(404))) is False
     assert is_auth_rejection(ServerInitiated(4401, error=HandshakeRejected(500))) is False
+
+
+# -- what each exception carries and says --------------------------------------------------------
+
+
+def test_an_invalid_transition_names_the_trigger_the_state_and_why() -> None:
+    from statesock.exceptions import InvalidTransition
+
+    refused = InvalidTransition("opened", "connected", "no rule for it")
+    assert (refused.trigger, refused.state) == ("opened", "connected")
+    assert refused.why == "no rule for it"
+    assert str(refused) == "trigger 'opened' is not allowed in state 'connected': no rule for it"
+    bare = InvalidTransition("opened", "connected")
+    assert bare.why == ""
+    assert str(bare) == "trigger 'opened' is not allowed in state 'connected'"
+
+
+def test_not_connected_names_the_state() -> None:
+    from statesock.exceptions import NotConnectedError
+
+    refused = NotConnectedError("disconnected")
+    assert refused.state == "disconnected"
+    assert str(refused) == (
+        "cannot send in state 'disconnected': sending needs authenticating or connected"
+    )
+
+
+@pytest.mark.parametrize("kind", ["ConnectFailed", "ConnectionEnded"])
+def test_a_failed_or_ended_connection_carries_its_source_and_says_why(kind: str) -> None:
+    from statesock import exceptions
+
+    cls = getattr(exceptions, kind)
+    prefix = "connection attempt failed" if kind == "ConnectFailed" else "connection ended"
+    source = ServerInitiated(1011, "boom")
+    failed = cls(source)
+    assert failed.source is source
+    assert str(failed) == f"{prefix}: {source.close_reason}"
+    unknown = cls(None)
+    assert unknown.source is None
+    assert str(unknown) == f"{prefix}: unknown reason"
+
+
+def test_a_rejected_handshake_carries_the_status_retry_after_and_body() -> None:
+    rejected = HandshakeRejected(503, 7.0, "busy")
+    assert (rejected.status, rejected.retry_after, rejected.body) == (503, 7.0, "busy")
+    assert str(rejected) == (
+        "server rejected the WebSocket handshake with HTTP 503 (Retry-After 7 s)"
+    )
+    plain = HandshakeRejected(404)
+    assert (plain.retry_after, plain.body) == (None, "")
+    assert str(plain) == "server rejected the WebSocket handshake with HTTP 404"
+
+
+@pytest.mark.parametrize("certificate", [True, False])
+def test_a_tls_failure_says_whether_the_certificate_was_the_cause(certificate: bool) -> None:
+    failure = TLSFailure("handshake failed", certificate=certificate)
+    assert failure.certificate is certificate
+    assert failure.retryable is (not certificate)  # a bad certificate stays bad
+    assert str(failure) == "handshake failed"
+
+
+def test_a_stalled_subscriber_is_named_with_how_long_it_took_nothing() -> None:
+    from statesock.exceptions import SubscriberStalled
+
+    stalled = SubscriberStalled("events(AppEvent)", 30.0)
+    assert (stalled.subscription, stalled.stalled_for) == ("events(AppEvent)", 30.0)
+    assert str(stalled) == (
+        "subscriber events(AppEvent) took nothing for 30 s while the client waited for it: "
+        "cut off so that the client reads again"
+    )

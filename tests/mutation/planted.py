@@ -156,6 +156,82 @@ PLANTS = [
         "",
         ("tests/test_log_reader.py", "tests/test_cli.py", "tests/test_diagram.py"),
     ),
+    # -- the asyncio shell (issue 18, item 9) --
+    Plant(
+        "wait_done() resolves between recovery attempts",
+        "statesock/client.py",
+        "        if self._core.done:\n            return self._core.final_source\n        waiter",
+        "        if self._core.done or self._core.state.value == 'disconnected':\n"
+        "            return self._core.final_source\n        waiter",
+        ("tests/test_lifecycle.py",),
+    ),
+    Plant(
+        "a failed connect resolves the done-waiters",
+        "statesock/shell.py",
+        "            self._waiters.settle(waiter, snapshot, error)\n",
+        "            self._waiters.settle(waiter, snapshot, error)\n"
+        "        for done in self._done_waiters:\n"
+        "            if error is not None and not done.done():\n"
+        "                done.set_result(effect.source)\n",
+        ("tests/test_lifecycle.py",),
+    ),
+    Plant(
+        "a socket cancelled before its first step never reports its close",
+        "statesock/engine.py",
+        "        if not self._reported:\n            error = None if self._asked",
+        "        if False:\n            error = None if self._asked",
+        ("tests/test_engine.py",),
+    ),
+    Plant(
+        "a close reported twice",
+        "statesock/engine.py",
+        "            self._reported = True\n            self._listener.socket_closed(",
+        "            self._listener.socket_closed(",
+        ("tests/test_engine.py",),
+    ),
+    Plant(
+        "picows: a socket cancelled before its first step never reports its close",
+        "statesock/picows_engine.py",
+        "        if not self._reported:\n            error = None if self._asked",
+        "        if False:\n            error = None if self._asked",
+        ("tests/test_engine.py",),
+    ),
+    Plant(
+        "picows: a close reported twice",
+        "statesock/picows_engine.py",
+        "            self._reported = True\n            self._listener.socket_closed(",
+        "            self._listener.socket_closed(",
+        ("tests/test_engine.py",),
+    ),
+    Plant(
+        "a timer kind started again leaves the old handle live",
+        "statesock/timers.py",
+        "        self.cancel(kind)\n        self._handles[kind] = loop.call_at(",
+        "        self._handles[kind] = loop.call_at(",
+        ("tests/test_timers.py",),
+    ),
+    Plant(
+        "a timer kind started again forgets the old handle without cancelling it",
+        "statesock/timers.py",
+        "        self.cancel(kind)\n        self._handles[kind] = loop.call_at(",
+        "        self._handles.pop(kind, None)\n        self._handles[kind] = loop.call_at(",
+        ("tests/test_timers.py",),
+    ),
+    Plant(
+        "Waiters never removes finished futures",
+        "statesock/waiters.py",
+        "        try:\n            return await future\n        finally:\n"
+        "            self._futures.pop(number, None)\n",
+        "        return await future\n",
+        ("tests/test_waiters.py",),
+    ),
+    Plant(
+        "recovery ignores the network monitor's status at attach",
+        "statesock/recovery.py",
+        "network_available=bool(available)",
+        "network_available=True",
+        ("tests/test_recovery.py",),
+    ),
 ]
 
 

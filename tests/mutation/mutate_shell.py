@@ -1,0 +1,133 @@
+"""Mutation testing of the asyncio shell and the tools (``make mutate-shell``).
+
+mutmut reads its configuration from ``[tool.mutmut]`` of the ``pyproject.toml`` in the
+directory it runs in, and that section configures the pure layer (``make mutate``). This runs
+mutmut in a directory of its own, ``build/mutate-shell/``: a copy of ``statesock/`` and
+``tests/`` (a snapshot: editing the tree meanwhile changes nothing) and of ``pyproject.toml``
+whose ``[tool.mutmut]`` is the project's with ``[tool.mutmut.shell]``'s keys put over it. Then
+it prints the score per module (``score.py``; survivors with ``mutmut show`` from that
+directory)::
+
+    python tests/mutation/mutate_shell.py [--modules timers,waiters,tools/log_reader]
+                                          [--max-children 2] [score.py options]
+
+``--modules`` mutates only those modules (names as in ``only_mutate``, without ``statesock/``
+and ``.py``), to try a change quickly; ``--skip-tests test_x,test_y`` leaves test files out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "build" / "mutate-shell"
+LOG = ROOT / "build" / "mutate-shell.log"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[\n" + "".join(f"    {toml_value(item)},\n" for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def shell_config(
+    pyproject: str, modules: list[str] | None, skip_tests: list[str] | None = None
+) -> dict[str, Any]:
+    section = tomllib.loads(pyproject)["tool"]["mutmut"]
+    config = {key: value for key, value in section.items() if key != "shell"}
+    config.update(section["shell"])
+    if skip_tests:
+        skipped = {f"tests/{name.removesuffix('.py')}.py" for name in skip_tests}
+        selection = config["pytest_add_cli_args_test_selection"]
+        config["pytest_add_cli_args_test_selection"] = [t for t in selection if t not in skipped]
+    if modules:
+        wanted = {f"statesock/{module.removesuffix('.py')}.py" for module in modules}
+        unknown = wanted - set(config["only_mutate"])
+        if unknown:
+            raise SystemExit(f"not in [tool.mutmut.shell] only_mutate: {sorted(unknown)}")
+        config["only_mutate"] = [path for path in config["only_mutate"] if path in wanted]
+    return config
+
+
+def rewrite(pyproject: str, config: dict[str, Any]) -> str:
+    """``pyproject`` with its ``[tool.mutmut]`` and ``[tool.mutmut.*]`` tables replaced."""
+    body = "".join(f"{key} = {toml_value(value)}\n" for key, value in config.items())
+    kept: list[str] = []
+    skipping = False
+    for line in pyproject.splitlines(keepends=True):
+        header = re.match(r"^\[+([^\]]+)\]+\s*$", line)
+        if header:
+            skipping = header[1].strip() == "tool.mutmut" or header[1].startswith("tool.mutmut.")
+        if not skipping:
+            kept.append(line)
+    return "".join(kept).rstrip("\n") + "\n\n[tool.mutmut]\n" + body
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", type=lambda text: text.split(","), default=None)
+    parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument(
+        "--skip-tests", type=lambda text: text.split(","), default=None,
+        help="leave these test files (test_x,test_y) out of the selection",
+    )  # fmt: skip
+    args, score_args = parser.parse_known_args(argv)
+
+    pyproject = (ROOT / "pyproject.toml").read_text("utf-8")
+    config = shell_config(pyproject, args.modules, args.skip_tests)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "statesock", WORK / "statesock", ignore=ignore)
+    shutil.copytree(ROOT / "tests", WORK / "tests", ignore=ignore)
+    for extra in config.get("also_copy", []):  # what the tests read beside the package
+        source = ROOT / extra
+        if source.is_dir():
+            shutil.copytree(source, WORK / extra, ignore=ignore)
+        elif source.exists():
+            shutil.copy2(source, WORK / extra)
+    (WORK / "pyproject.toml").write_text(rewrite(pyproject, config), "utf-8")
+
+    mutmut = Path(sys.executable).with_name("mutmut")
+    started = time.monotonic()
+    with LOG.open("w", encoding="utf-8") as log:
+        run = subprocess.run(
+            [str(mutmut), "run", "--max-children", str(args.max_children)],
+            cwd=WORK, stdout=log, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    spent = time.monotonic() - started
+    if run.returncode != 0:
+        print(LOG.read_text("utf-8", errors="replace")[-2000:], file=sys.stderr)
+        print(f"mutmut failed (exit {run.returncode}); the log is {LOG}", file=sys.stderr)
+        return 1
+    print(
+        f"mutmut: {spent / 60:.1f} min; survivors: (cd {WORK.relative_to(ROOT)} && "
+        f"{mutmut.relative_to(ROOT) if mutmut.is_relative_to(ROOT) else mutmut} show NAME)"
+    )
+    score = Path(__file__).with_name("score.py")
+    # A kill must come from a failing test, not from the whole run dragging on: a run that
+    # failed only after this long counts as a hang (a test's own timeout is one already).
+    hang = [] if "--hang-seconds" in score_args else ["--hang-seconds", "60"]
+    return subprocess.run(
+        [sys.executable, str(score), "--root", str(WORK / "mutants"), *hang, *score_args],
+        cwd=ROOT, check=False,
+    ).returncode  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
