@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
@@ -31,6 +32,7 @@ from .engine import send_failure
 from .events import HealthCheckInfo
 from .exceptions import ClientClosed, ConnectFailed, ConnectionEnded, NotConnectedError
 from .machine import ConnectionSnapshot, ConnectionState, Listener, Record, StateChange
+from .option_docs import options_help
 from .ping import default_ping_request
 from .redaction import redact_url
 from .settings import ClientOptions, ClientSettings
@@ -371,3 +373,9 @@ class WebSocketClient(Shell):
 
     def __repr__(self) -> str:
         return f"<WebSocketClient {self.label} {redact_url(self.url)} {self._core.state.value}>"
+
+
+# help(WebSocketClient) lists every option with its default, unit and meaning.
+WebSocketClient.__init__.__doc__ = (WebSocketClient.__init__.__doc__ or "") + options_help(
+    "client", {field.name: field.default for field in dataclasses.fields(ClientSettings)}
+)

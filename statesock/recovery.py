@@ -24,6 +24,7 @@ thread must hand its status over with ``loop.call_soon_threadsafe(monitor.set_av
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .client import WebSocketClient
 from .core import RecoveryState
 from .core_io import RecoveryConfig
 from .network import NetworkMonitor
+from .option_docs import options_help
 from .retry import RetryStrategy, as_strategy
 from .settings import MAX_QUEUE_SIZE
 from .sources import DisconnectionSource, ReconnectPolicy, default_reconnect_policy
@@ -198,3 +200,15 @@ def _check_monitor(monitor: object) -> None:
         raise TypeError(
             f"network_monitor.available must be True or False, not {available!r} (from {monitor!r})"
         )
+
+
+# help(ConnectionRecoveryHandler) lists every option with its default, unit and meaning.
+ConnectionRecoveryHandler.__init__.__doc__ = (
+    ConnectionRecoveryHandler.__init__.__doc__ or ""
+) + options_help(
+    "recovery",
+    {
+        name: parameter.default
+        for name, parameter in inspect.signature(ConnectionRecoveryHandler).parameters.items()
+    },
+)

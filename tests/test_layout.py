@@ -28,6 +28,7 @@ PURE = [
     "redaction",
     "states",
     "log_schema",
+    "option_docs",
 ]
 # Carry out: asyncio, sockets, timers, logging.
 SHELL = [
