@@ -10,7 +10,7 @@ SMOKE  ?= build/smoke
 PIP    := -m pip install --quiet --disable-pip-version-check
 # What the suite needs beside statesock, for the second virtualenvs (lowest, wheel-smoke):
 # the same tools as the dev extra's test part, so that every test runs there too.
-TEST_TOOLS = pytest pytest-timeout hypothesis looptime playwright uvloop
+TEST_TOOLS = pytest pytest-timeout hypothesis looptime playwright uvloop aiohttp
 # Each `>=` floor of pyproject.toml's dependencies, pinned with `==`.
 # The extras' floors too (fast: picows; otel: opentelemetry-api, with the SDK the tests use
 # pinned to the same release).
@@ -30,7 +30,7 @@ SMOKE_LOG = import structlog, statesock.machine as m, statesock.transition_log a
 	records = [*mc.connect(), *mc.opened(), *mc.disconnect(s.UserInitiated()), *mc.closed()]; \
 	[log(record) for record in records]
 
-.PHONY: help test check lint typecheck demo diagrams bench soak mutate mutate-shell clean lowest wheel-smoke browser docs
+.PHONY: help test check lint typecheck demo diagrams bench soak mutate mutate-shell clean lowest wheel-smoke browser docs interop
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "statesock needs Python 3.11 or newer")'
@@ -50,7 +50,7 @@ $(RUNTIME_STAMP): $(BIN)/python pyproject.toml
 help: ## list the targets, one line each
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
 
-test: $(STAMP) browser ## install the dev tools (and Chromium, Graphviz), run the whole suite
+test: $(STAMP) browser interop ## install the dev tools (and Chromium, Graphviz), run the whole suite
 	$(BIN)/python -m pytest
 
 # Chromium for the HTML report's browser tests (tests/test_report_browser.py), from the
@@ -69,6 +69,23 @@ browser: ## install Chromium and Graphviz from the system's packages when missin
 		echo "make: installing graphviz (dot renders the SVG state diagram)"; \
 		(apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz >/dev/null) \
 		|| echo "make browser: installing graphviz failed" >&2; fi; }
+
+# The node `ws` server of the interop tests (tests/test_interop.py, tests/interop/): the version
+# pinned in tests/interop/package.json, installed into $(NODE_DIR) (node finds it there through
+# NODE_PATH). Without node or npm those tests say why: they fail under CI=true, skip elsewhere.
+NODE_DIR ?= build/node
+interop: ## install the node `ws` server for the interop tests into build/node (needs node, npm)
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		echo "make interop: node or npm is missing, so the node ws interop tests will not run" >&2; \
+	elif cmp -s tests/interop/package.json $(NODE_DIR)/package.json \
+		&& [ -f $(NODE_DIR)/node_modules/ws/package.json ]; then \
+		echo "make interop: the node ws package is installed in $(NODE_DIR)"; \
+	else \
+		echo "make interop: installing the node ws package (tests/interop/package.json) into $(NODE_DIR)"; \
+		mkdir -p $(NODE_DIR) && cp tests/interop/package.json $(NODE_DIR)/package.json \
+		&& npm install --prefix $(NODE_DIR) --no-audit --no-fund --silent \
+		|| echo "make interop: npm install failed" >&2; \
+	fi
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check statesock tests examples

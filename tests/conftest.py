@@ -44,6 +44,7 @@ TRANSPORT_SUITES = frozenset(
         "test_stalls",
         "test_soak",
         "test_examples",
+        "test_interop",
     }
 )
 # The transport of the running test (the default one outside the suites).
