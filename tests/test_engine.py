@@ -33,6 +33,7 @@ from statesock.exceptions import (
     InvalidURL,
     MessageTooLarge,
     NameResolutionFailed,
+    NotConnectedError,
     ProtocolViolation,
     TLSFailure,
 )
@@ -388,3 +389,131 @@ async def test_a_socket_that_fails_while_opening_is_reported_once_through_the_cl
         await settle()
         assert len(closes) == 1
         await client.close()
+
+
+# -- what the engine's errors say ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (InvalidURI("x", "bad"), "x isn't a valid URI: bad"),
+        (ProtocolError("bad frame"), "ProtocolError: bad frame"),
+        (
+            ssl.SSLCertVerificationError("certificate verify failed"),
+            "TLS certificate verification failed: ('certificate verify failed',)",
+        ),
+        (ssl.SSLError("wrong version"), "TLS handshake failed: ('wrong version',)"),
+        (
+            socket.gaierror(-2, "Name or service not known"),
+            "host name did not resolve: [Errno -2] Name or service not known",
+        ),
+        (ConnectionRefusedError(111, "refused"), "connection refused: [Errno 111] refused"),
+        (TimeoutError("slow"), "slow"),
+        (TimeoutError(), "timed out"),
+        (ConnectionResetError(104, "reset"), "ConnectionResetError: [Errno 104] reset"),
+        (ValueError("x"), "invalid connection settings: ValueError: x"),
+        (RuntimeError("odd"), "unexpected RuntimeError: odd"),
+    ],
+)
+def test_a_mapped_exception_says_what_failed(exc: BaseException, text: str) -> None:
+    assert str(map_exception(exc)) == text
+
+
+def test_a_lost_handshake_and_the_tls_verdicts_are_stated() -> None:
+    lost = InvalidMessage("did not receive a valid HTTP response")
+    lost.__cause__ = EOFError("connection closed")
+    assert str(map_exception(lost)) == (
+        "connection closed during the handshake: did not receive a valid HTTP response"
+    )
+    certificate = map_exception(ssl.SSLCertVerificationError("certificate verify failed"))
+    other = map_exception(ssl.SSLError("wrong version"))
+    assert isinstance(certificate, TLSFailure) and isinstance(other, TLSFailure)
+    assert (certificate.certificate, other.certificate) == (True, False)
+
+
+def test_a_rejected_handshake_keeps_200_characters_of_the_body_decoded_leniently() -> None:
+    body = b"\xff" + b"x" * 300
+    rejected = map_exception(InvalidStatus(Response(503, "x", Headers({}), body)))
+    assert isinstance(rejected, HandshakeRejected)
+    assert rejected.body == "\ufffd" + "x" * 199
+    empty = map_exception(InvalidStatus(Response(403, "x", Headers({}), b"")))
+    assert isinstance(empty, HandshakeRejected) and empty.body == ""
+
+
+def test_a_retry_after_date_in_the_past_means_now() -> None:
+    when = email.utils.formatdate(time.time() - 120, usegmt=True)
+    mapped = map_exception(InvalidStatus(_response(503, {"Retry-After": when})))
+    assert isinstance(mapped, HandshakeRejected) and mapped.retry_after == 0.0
+
+
+def test_a_send_on_a_closed_socket_says_it_closed_first() -> None:
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.frames import Close
+
+    from statesock.engine import send_failure
+
+    closed = ConnectionClosedError(Close(1011, "boom"), None)
+    failure = send_failure(closed)
+    assert isinstance(failure, ConnectionLost)
+    assert str(failure) == f"the socket closed before the message was sent: {closed}"
+    other = KeyError("x")
+    assert send_failure(other) is other
+
+
+# -- a socket's own sends and closes ----------------------------------------------------------
+
+
+@virtual_time
+async def test_a_handle_sends_once_open_and_refuses_before() -> None:
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        handle = engine.open(listener)
+        with pytest.raises(NotConnectedError) as refused:
+            await handle.send("too early")
+        assert refused.value.state == "no socket"
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        await handle.send("hello")
+        await asyncio.sleep(0.1)
+        assert "hello" in server.received
+        handle.close(1000, "bye", 1.0)
+        if conftest.CURRENT_TRANSPORT == "websockets":  # its close handshake is a named task
+            closers = [t.get_name() for t in asyncio.all_tasks() if "close" in t.get_name()]
+            assert closers == [f"statesock-close-engine-test-{handle.id}"]
+        await settle()
+        await engine.aclose()
+    assert errors == []  # nothing left for the loop's exception handler
+
+
+class AliveLog(ReportLog):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive: list[bool] = []
+
+    def socket_alive(self, handle: SocketHandle, pong: bool) -> None:
+        self.alive.append(pong)
+
+
+@virtual_time
+async def test_write_now_writes_at_once_while_open_and_refuses_otherwise() -> None:
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = AliveLog()
+        handle = engine.open(listener)
+        assert handle.write_now("too early") is False
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        assert handle.write_now("text") is True
+        assert handle.write_now(b'{"type": "bytes"}') is True
+        assert handle.write_now(None) is True  # a protocol Ping: its Pong proves the peer alive
+        await asyncio.sleep(0.1)
+        assert "text" in server.received and {"type": "bytes"} in server.received
+        assert listener.alive == [True]
+        handle.close(1000, "", 1.0)
+        await settle()
+        assert handle.write_now("gone") is False
+        await engine.aclose()

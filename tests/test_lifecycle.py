@@ -580,3 +580,259 @@ async def test_run_and_wait_done_stay_through_failed_attempts_until_the_client_i
             assert await done == UserInitiated()
         recovery.close()
         await client.close()
+
+
+@virtual_time
+async def test_a_recovery_attached_without_a_network_status_assumes_the_network_is_up() -> None:
+    from statesock.retry import as_strategy
+    from tests.support import recovery_config_with
+
+    async with TestServer() as server:
+        client = make_client(server.url)
+        link = client.attach_recovery(
+            recovery_config_with(default_reconnect_policy, as_strategy(DelayList([1.0])))
+        )
+        await client.connect()
+        await server.close_all(1011, "")
+        async with asyncio.timeout(BOUND):
+            await client.wait_for(S.DISCONNECTED)
+            await client.wait_for(S.CONNECTED)  # reconnected: online all along
+        assert server.handshakes == 2
+        link.detach()
+        await client.close()
+
+
+@virtual_time
+async def test_waiting_for_a_state_the_client_never_reaches_ends_with_the_final_source() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        waiting = asyncio.create_task(client.wait_for(S.AUTHENTICATING))
+        await asyncio.sleep(0)
+        await server.close_all(1011, "boom")
+        with pytest.raises(ConnectionEnded) as ended:
+            async with asyncio.timeout(BOUND):
+                await waiting
+        assert ended.value.source == ServerInitiated(1011, "boom") == client.final_source
+        assert client._done_waiters == []
+        await client.close()
+
+
+@virtual_time
+async def test_a_cancelled_wait_done_leaves_nothing_behind() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        waiting = asyncio.create_task(client.wait_done())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert client._done_waiters == []
+        await client.close()
+
+
+@virtual_time
+async def test_a_state_stream_drops_its_oldest_when_full_leaves_on_close_and_ends_done() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, event_queue_size=2)
+        changes = client.states()
+        await client.connect()  # three changes into a stream of two: the oldest goes
+        assert changes.dropped == 1 and client.stats.events_dropped == 1
+        assert [(await changes.__anext__()).current for _ in range(2)] == [
+            S.AUTHENTICATING,
+            S.CONNECTED,
+        ]
+        await changes.aclose()
+        assert changes not in client._state_streams
+        late = client.states()
+        await client.close()
+        assert late.ended and late.cause == UserInitiated()
+        after = client.states()  # made on a closed client: born ended, with the cause
+        assert after.ended and after.cause == client.final_source == UserInitiated()
+
+
+# -- the shell's hooks, tasks and stats ------------------------------------------------------------
+
+
+@virtual_time
+async def test_a_hook_whose_socket_went_away_is_logged_and_a_raising_one_counted() -> None:
+    from structlog.testing import capture_logs
+
+    from statesock.exceptions import NotConnectedError
+    from statesock.testing import auth_hook
+
+    names: list[str] = []
+
+    async def interrupted(client: WebSocketClient) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        names.append(task.get_name())
+        await auth_hook("t")(client)
+        raise NotConnectedError("disconnecting")
+
+    def broken(client: WebSocketClient) -> None:
+        raise ValueError("bug")
+
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    async with TestServer() as server:
+        client = make_client(
+            server.url, label="hooked", on_connection_established=interrupted, on_connected=broken
+        )
+        with capture_logs() as logs:
+            await client.connect()
+            await asyncio.sleep(0.1)
+        assert names == ["statesock-on_connection_established-hooked"]
+        [interruption] = [e for e in logs if e["event"] == "hook_interrupted"]
+        assert interruption == {
+            "event": "hook_interrupted",
+            "log_level": "info",
+            "client": "hooked",
+            "hook": "on_connection_established",
+            "error": str(NotConnectedError("disconnecting")),
+        }
+        [failure] = [e for e in logs if e["event"] == "callback_failed"]
+        assert (failure["callback"], failure["error"]) == ("on_connected", "ValueError: bug")
+        assert client.stats.callback_errors == 1
+        assert client._hooks == {}  # a finished hook leaves nothing to cancel
+        await client.close()
+    assert errors == []
+
+
+@virtual_time
+async def test_a_failing_token_provider_is_named_and_its_text_kept_out() -> None:
+    from statesock.exceptions import TokenUnavailable
+
+    def provider() -> str:
+        raise ValueError("secret-in-message")
+
+    async with TestServer() as server:
+        client = make_client(server.url, token_provider=provider)
+        with pytest.raises(ConnectFailed) as failed:
+            await client.connect()
+        source = failed.value.source
+        assert isinstance(source, ServerInitiated)
+        assert isinstance(source.error, TokenUnavailable)
+        assert str(source.error) == "token provider failed: ValueError"
+        await client.close()
+
+
+@virtual_time
+async def test_the_cost_of_a_stalled_subscriber_is_measured_from_when_it_began() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, event_queue_size=1, stall_timeout=None)
+        events = client.events(AppEvent)
+        await client.connect()
+        assert (client.stats.reading_paused_for, client.stats.oldest_undelivered_age) == (0, 0)
+        await server.send_burst(3)
+        await asyncio.sleep(5)
+        paused, oldest = client.stats.reading_paused_for, client.stats.oldest_undelivered_age
+        assert 4.9 <= paused <= 5.1 and 4.9 <= oldest <= 5.1
+        await events.aclose()
+        await client.close()
+
+
+@virtual_time
+async def test_without_an_ack_step_a_pong_during_the_auth_hook_does_not_authenticate() -> None:
+    release = asyncio.Event()
+
+    async def slow_hook(client: WebSocketClient) -> None:
+        await release.wait()
+
+    async with TestServer(require_auth=False, ack=False) as server:
+        client = make_client(server.url, on_connection_established=slow_hook, ack_required=False)
+        connecting = asyncio.create_task(client.connect())
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        await server.broadcast({"type": "health.check", "connection_id": "c-1"})
+        await asyncio.sleep(1)
+        assert client.state.state is S.AUTHENTICATING  # the hook has not finished
+        release.set()
+        async with asyncio.timeout(BOUND):
+            assert (await connecting).state is S.CONNECTED
+        await client.close()
+
+
+@virtual_time
+async def test_received_messages_bytes_skips_and_decode_failures_are_counted() -> None:
+    from structlog.testing import capture_logs
+
+    from statesock.testing import decode_message
+
+    def decoder(data: str | bytes) -> Any:
+        if data == "skip":
+            return None
+        if data == "boom":
+            raise ValueError("undecodable")
+        return decode_message(data)
+
+    async with TestServer() as server:
+        client = make_client(server.url, decoder=decoder)
+        await client.connect()
+        before = client.stats.messages_received, client.stats.bytes_received
+        with capture_logs() as logs:
+            for message in ("skip", "skip", "boom", '{"type": "é"}'):
+                await server.broadcast(message)
+            await asyncio.sleep(0.5)
+        received = client.stats.messages_received - before[0]
+        received_bytes = client.stats.bytes_received - before[1]
+        assert received == 4
+        assert received_bytes == 4 + 4 + 4 + len('{"type": "é"}'.encode())  # UTF-8 bytes
+        assert client.stats.ignored_messages == 2
+        assert client.stats.decode_errors == 1
+        [failure] = [e for e in logs if e["event"] == "decode_failed"]
+        assert failure["error"] == "ValueError: undecodable" and failure["message"] == "boom"
+        await client.close()
+
+
+class Unwritable:
+    """A socket handle whose write_now always says "not now" (and whose send may refuse)."""
+
+    def __init__(self, handle: Any, refuse: bool = False) -> None:
+        self.handle, self.refuse = handle, refuse
+
+    def write_now(self, data: object) -> bool:
+        return False
+
+    async def send(self, data: str | bytes) -> None:
+        from statesock.exceptions import NotConnectedError
+
+        if self.refuse:
+            raise NotConnectedError("closing")
+        await self.handle.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+@virtual_time
+async def test_a_health_check_that_cannot_be_written_at_once_is_sent_in_a_task() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=5, pong_timeout=2)
+        await client.connect()
+        socket = client._core.socket or 0
+        client._sockets[socket] = Unwritable(client._sockets[socket])
+        checks = server.health_checks
+        await asyncio.sleep(11)
+        assert server.health_checks >= checks + 2  # sent all the same, and answered
+        assert client.state.state is S.CONNECTED and client.health.pongs >= 2
+        await client.close()
+
+
+@virtual_time
+async def test_a_health_check_whose_late_send_fails_leaves_no_error_behind() -> None:
+    import gc
+
+    problems: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, c: problems.append(c))
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=5, pong_timeout=2)
+        await client.connect()
+        socket = client._core.socket or 0
+        client._sockets[socket] = Unwritable(client._sockets[socket], refuse=True)
+        await asyncio.sleep(5.5)
+        assert [t for t in asyncio.all_tasks() if "health-check" in t.get_name()] == []
+        await client.close()
+    gc.collect()
+    assert problems == []

@@ -26,6 +26,7 @@ from statesock.machine import ConnectionState, StateChange
 from statesock.network import ManualNetworkMonitor
 from statesock.recovery import ConnectionRecoveryHandler
 from statesock.retry import DelayList, ExponentialBackoff, RetryStrategy
+from statesock.settings import MAX_QUEUE_SIZE as MAX_QUEUE
 from statesock.sources import (
     NoPongReceived,
     ServerInitiated,
@@ -641,5 +642,259 @@ async def test_a_network_already_down_when_recovery_attaches_is_waited_for() -> 
         await asyncio.wait_for(wait_for_state(client, S.CONNECTED), 5)
         assert loop.time() - back == pytest.approx(0, abs=0.01)  # at once
         assert server.handshakes == 2
+        handler.close()
+        await client.close()
+
+
+# -- what the handler refuses at construction, and its defaults ---------------------------------
+
+
+class Thing:
+    """An object that is no network monitor, with a stable repr."""
+
+    def __repr__(self) -> str:
+        return "<thing>"
+
+
+class HalfMonitor(Thing):
+    available = True
+    subscribe = 5  # not callable
+
+
+class NoSubscribe(Thing):
+    available = True
+
+
+class VagueMonitor(Thing):
+    available = "yes"
+
+    def subscribe(self, callback: object) -> object:
+        return lambda: None
+
+
+MONITOR_MESSAGE = (
+    "network_monitor must be a NetworkMonitor (a bool 'available' and a callable 'subscribe'), "
+    "not <thing>"
+)
+HANDLER_REFUSALS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"network_monitor": Thing()}, TypeError, MONITOR_MESSAGE),
+    ({"network_monitor": HalfMonitor()}, TypeError, MONITOR_MESSAGE),
+    ({"network_monitor": NoSubscribe()}, TypeError, MONITOR_MESSAGE),
+    (
+        {"network_monitor": VagueMonitor()},
+        TypeError,
+        "network_monitor.available must be True or False, not 'yes' (from <thing>)",
+    ),
+    ({"policy": 5}, TypeError, "policy must be callable (source) -> bool, not 5"),
+    ({"stable_after": "10"}, TypeError, "stable_after must be a number of seconds, not '10'"),
+    ({"stable_after": True}, TypeError, "stable_after must be a number of seconds, not True"),
+    ({"stable_after": -1}, ValueError, "stable_after must be >= 0 and finite, not -1"),
+    ({"stable_after": float("nan")}, ValueError, "stable_after must be >= 0 and finite, not nan"),
+    ({"send_buffer_size": 1.5}, TypeError, "send_buffer_size must be an int, not 1.5"),
+    ({"send_buffer_size": True}, TypeError, "send_buffer_size must be an int, not True"),
+    ({"send_buffer_size": -1}, ValueError, f"send_buffer_size must be in 0..{MAX_QUEUE}, not -1"),
+    (
+        {"send_buffer_size": MAX_QUEUE + 1},
+        ValueError,
+        f"send_buffer_size must be in 0..{MAX_QUEUE}, not {MAX_QUEUE + 1}",
+    ),
+    ({"send_ttl": "30"}, TypeError, "send_ttl must be a number of seconds, not '30'"),
+    ({"send_ttl": True}, TypeError, "send_ttl must be a number of seconds, not True"),
+    ({"send_ttl": 0}, ValueError, "send_ttl must be a positive, finite number, not 0"),
+    ({"send_ttl": float("inf")}, ValueError, "send_ttl must be a positive, finite number, not inf"),
+    (
+        {"retry_first_connect": "no"},
+        TypeError,
+        "retry_first_connect must be True or False, not 'no'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "kind", "message"), HANDLER_REFUSALS, ids=[m for _, _, m in HANDLER_REFUSALS]
+)
+def test_a_bad_recovery_argument_is_refused_naming_it(
+    arguments: dict[str, Any], kind: type[Exception], message: str
+) -> None:
+    client = make_client("ws://127.0.0.1:9/")
+    with pytest.raises(kind) as refused:
+        ConnectionRecoveryHandler(client, **arguments)
+    assert str(refused.value) == message
+    ConnectionRecoveryHandler(client).close()  # nothing was attached by the refusal
+
+
+def test_a_recovery_handler_needs_a_client() -> None:
+    with pytest.raises(TypeError) as refused:
+        ConnectionRecoveryHandler("ws://x/")  # type: ignore[arg-type]
+    assert str(refused.value) == "client must be a WebSocketClient, not 'ws://x/'"
+
+
+def test_the_edges_of_the_accepted_recovery_ranges_are_accepted() -> None:
+    edges: list[dict[str, Any]] = [
+        {"stable_after": 0, "send_buffer_size": 0, "send_ttl": 0.001},
+        {"stable_after": 0.5, "send_buffer_size": MAX_QUEUE, "send_ttl": 0.5},
+    ]
+    for arguments in edges:
+        handler = ConnectionRecoveryHandler(make_client("ws://127.0.0.1:9/"), **arguments)
+        assert handler.stable_after == float(arguments["stable_after"])
+        handler.close()
+
+
+def test_the_recovery_defaults() -> None:
+    from statesock.sources import default_reconnect_policy
+
+    client = make_client("ws://127.0.0.1:9/")
+    handler = ConnectionRecoveryHandler(client)
+    assert handler.policy is default_reconnect_policy
+    assert handler.stable_after == 10.0
+    assert handler.send_buffer is None  # no buffer unless asked for
+    assert handler.network_monitor is None and handler.network_available
+    handler.close()
+    buffered = ConnectionRecoveryHandler(make_client("ws://127.0.0.1:9/"), send_buffer_size=1)
+    assert buffered.send_buffer is not None
+    assert (buffered.send_buffer.size, buffered.send_buffer.ttl) == (1, 30.0)
+    buffered.close()
+
+
+def test_closing_twice_unsubscribes_once() -> None:
+    unsubscribed: list[int] = []
+
+    class CountingMonitor:
+        available = True
+
+        def subscribe(self, callback: object) -> Any:
+            return lambda: unsubscribed.append(1)
+
+    handler = ConnectionRecoveryHandler(make_client("ws://127.0.0.1:9/"), CountingMonitor())
+    handler.close()
+    handler.close()
+    assert unsubscribed == [1]
+
+
+# -- bounded in virtual time: a broken flush or resume fails here at once, not by hanging --------
+
+
+@virtual_time
+async def test_buffered_messages_are_written_right_after_the_reconnect() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(
+            client, strategy=DelayList([5.0]), send_buffer_size=10, send_ttl=30
+        )
+        await client.connect()
+        await server.close_all(1011)
+        await asyncio.wait_for(wait_for_state(client, S.DISCONNECTED), 5)
+        loop = asyncio.get_running_loop()
+        dropped_at = loop.time()
+        sends = [asyncio.ensure_future(client.send({"type": "n", "i": i})) for i in range(3)]
+        await asyncio.wait_for(asyncio.gather(*sends), 10)
+        assert loop.time() - dropped_at == pytest.approx(5.0, abs=0.5)  # the backoff, no more
+        assert client.stats.sends_expired == client.stats.sends_abandoned == 0
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_resume_reconnects_at_once() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(client)
+        await client.connect()
+        handler.pause()
+        await asyncio.wait_for(wait_for_state(client, S.DISCONNECTED), 5)
+        assert handler.paused
+        handler.resume()
+        await asyncio.wait_for(wait_for_state(client, S.CONNECTED), 1)
+        assert not handler.paused
+        handler.close()
+        handler.resume()  # after close: nothing
+        await client.close()
+
+
+@virtual_time
+async def test_expired_buffered_messages_are_each_counted() -> None:
+    from statesock.exceptions import SendExpired
+
+    client = make_client("ws://127.0.0.1:9/")  # nothing listens: it never connects
+    handler = ConnectionRecoveryHandler(
+        client, strategy=DelayList([100.0]), send_buffer_size=5, send_ttl=2
+    )
+    with contextlib.suppress(ConnectFailed):
+        await client.connect()
+    sends = [asyncio.ensure_future(client.send(f"m{i}")) for i in range(2)]
+    results = await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), 10)
+    assert all(isinstance(r, SendExpired) for r in results)
+    assert client.stats.sends_expired == 2
+    handler.close()
+    await client.close()
+
+
+class FailingOnce:
+    """A socket handle whose first send fails as if the socket broke under it."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.failed = handle, False
+
+    async def send(self, data: str | bytes) -> None:
+        from statesock.exceptions import ConnectionLost
+
+        if not self.failed:
+            self.failed = True
+            raise ConnectionLost("broke under the write")
+        await self.handle.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+@virtual_time
+async def test_a_buffered_write_that_fails_is_written_again_once() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(
+            client, strategy=DelayList([1.0]), send_buffer_size=10, send_ttl=30
+        )
+        await client.connect()
+        wrapped: list[int] = []
+
+        def break_the_next_socket(record: object) -> None:
+            if isinstance(record, StateChange) and record.current is S.AUTHENTICATING:
+                socket = client._core.socket or 0
+                if not wrapped:  # only the first socket after the drop
+                    wrapped.append(socket)
+                    client._sockets[socket] = FailingOnce(client._sockets[socket])
+
+        await server.close_all(1011)
+        await asyncio.wait_for(wait_for_state(client, S.DISCONNECTED), 5)
+        client.add_listener(break_the_next_socket)
+        sending = asyncio.ensure_future(client.send({"type": "n", "i": 1}))
+        await asyncio.wait_for(sending, 10)  # its first write failed: it was written again
+        broken = client._sockets[wrapped[0]]
+        assert isinstance(broken, FailingOnce) and broken.failed
+        await asyncio.sleep(0.5)
+        received = [m for m in server.received if isinstance(m, dict) and m.get("type") == "n"]
+        assert received == [{"type": "n", "i": 1}]  # once
+        handler.close()
+        await client.close()
+
+
+@virtual_time
+async def test_a_cancelled_buffered_send_is_never_written() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        handler = ConnectionRecoveryHandler(
+            client, strategy=DelayList([2.0]), send_buffer_size=10, send_ttl=30
+        )
+        await client.connect()
+        await server.close_all(1011)
+        await asyncio.wait_for(wait_for_state(client, S.DISCONNECTED), 5)
+        kept = asyncio.ensure_future(client.send({"type": "n", "i": 1}))
+        dropped = asyncio.ensure_future(client.send({"type": "n", "i": 2}))
+        await asyncio.sleep(0.1)
+        dropped.cancel()
+        await asyncio.wait_for(kept, 10)
+        await asyncio.sleep(0.5)
+        received = [m["i"] for m in server.received if isinstance(m, dict) and m.get("type") == "n"]
+        assert received == [1]
         handler.close()
         await client.close()

@@ -194,3 +194,48 @@ def test_basic_credentials_in_free_text_are_masked(text: str, expected: str) -> 
 def test_the_word_basic_without_a_credential_is_left_alone() -> None:
     for text in ("Basic", "the scheme was basic.", "basic, digest or bearer?"):
         assert redact_text(text) == text
+
+
+# -- exact shapes: what is kept, what is masked, how a URL is re-encoded -------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("ws://[bad/?token=abc", "ws://[bad/?token=[REDACTED]"),  # unparsable: redacted as text
+        ("wss://u:p@ss@example.com/", "wss://u:[REDACTED]@example.com/"),  # the last @ splits
+        ("wss://u:p:q@example.com/", "wss://u:[REDACTED]@example.com/"),  # the first : splits
+        ("wss://h/?a=&token=x", "wss://h/?a=&token=[REDACTED]"),  # blank values are kept
+        ("wss://h/?path=/a/b&a/b=1", "wss://h/?path=%2Fa%2Fb&a%2Fb=1"),  # nothing left unquoted
+    ],
+)
+def test_redact_url_exactly(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_userinfo_in_free_text_keeps_the_user_only_before_the_first_colon() -> None:
+    assert redact_text("connect to wss://u:p:q@h failed; wss://user@h2") == (
+        "connect to wss://u:[REDACTED]@h failed; wss://[REDACTED]@h2"
+    )
+
+
+def test_a_rendered_exception_keeps_its_last_line_as_raised_and_is_cut_at_8000() -> None:
+    for message in ("boomX", "boom  "):
+        try:
+            raise ValueError(message)
+        except ValueError as exc:
+            rendered = redact_exception(exc)
+        assert rendered.startswith("Traceback (most recent call last):\n  File ")
+        assert rendered.endswith(f"\nValueError: {message}")  # only the final newline goes
+    long = redact_exception(ValueError("x" * 9000))
+    assert long.endswith("… (9012 chars)")
+    assert len(long) == 8000 + len("… (9012 chars)")
+
+
+def test_an_exception_that_cannot_be_rendered_is_named_unprintable() -> None:
+    class Broken(Exception):
+        @property
+        def __notes__(self) -> list[str]:  # type: ignore[override]  # traceback reads it, and it raises
+            raise RuntimeError("no notes")
+
+    assert redact_exception(Broken()) == "Broken: <unprintable>"

@@ -16,7 +16,7 @@ from statesock.client import WebSocketClient
 from statesock.core_io import CoreConfig
 from statesock.engine import EngineConfig
 from statesock.recovery import ConnectionRecoveryHandler
-from statesock.settings import ClientOptions, ClientSettings
+from statesock.settings import MAX_QUEUE_SIZE, ClientOptions, ClientSettings
 from statesock.testing import decode_message
 
 URL = "ws://127.0.0.1:1/"
@@ -246,3 +246,491 @@ def test_a_second_recovery_handler_is_refused() -> None:
     ConnectionRecoveryHandler(client)
     with pytest.raises(RuntimeError, match="already has a recovery handler"):
         ConnectionRecoveryHandler(client)
+
+
+# -- what each refusal says: the option, the rule and the value (secrets masked) ----------------
+
+SETTINGS_REFUSALS: list[tuple[dict[str, Any], dict[str, Any], type[Exception], str]] = [
+    (
+        {"proxy": "//proxy:8080"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a host (scheme "
+            "'missing' is not one of http, https, socks4, socks4a, socks5, socks5h), not "
+            "'//proxy:8080'"
+        ),
+    ),
+    ({"bogus": 1}, {}, TypeError, "WebSocketClient() got an unexpected keyword argument 'bogus'"),
+    ({}, {"event_decoder": None}, TypeError, "event_decoder must be callable, not None"),
+    ({}, {"event_decoder": 5}, TypeError, "event_decoder must be callable, not 5"),
+    ({}, {"ping_request_builder": 5}, TypeError, "ping_request_builder must be callable, not 5"),
+    (
+        {},
+        {"on_connection_established": "x"},
+        TypeError,
+        "on_connection_established must be callable, not 'x'",
+    ),
+    ({}, {"on_connected": 3}, TypeError, "on_connected must be callable, not 3"),
+    ({"message_encoder": None}, {}, TypeError, "message_encoder must be callable, not None"),
+    ({"message_encoder": 5}, {}, TypeError, "message_encoder must be callable, not 5"),
+    ({"token_provider": "t"}, {}, TypeError, "token_provider must be callable, not 't'"),
+    (
+        {"subprotocols": "graphql"},
+        {},
+        TypeError,
+        "subprotocols must be a sequence of names, not the string 'graphql'",
+    ),
+    (
+        {"subprotocols": b"graphql"},
+        {},
+        TypeError,
+        "subprotocols must be a sequence of names, not the string b'graphql'",
+    ),
+    (
+        {"subprotocols": ["a", ""]},
+        {},
+        TypeError,
+        "subprotocols must be non-empty strings, not ('a', '')",
+    ),
+    (
+        {"subprotocols": ["a", 1]},
+        {},
+        TypeError,
+        "subprotocols must be non-empty strings, not ('a', 1)",
+    ),
+    (
+        {"headers": "X-A: 1"},
+        {},
+        TypeError,
+        ("headers must be a mapping, (name, value) pairs or a callable, not 'X-A: 1'"),
+    ),
+    (
+        {"headers": ["X-A: 1"]},
+        {},
+        TypeError,
+        (
+            "headers must be a mapping, (name, value) pairs or a callable; item 0 "
+            "is not a pair: 'X-A: 1'"
+        ),
+    ),
+    (
+        {"headers": [("X-A", "1", "2")]},
+        {},
+        TypeError,
+        (
+            "headers must be a mapping, (name, value) pairs or a callable; item 0 "
+            "is not a pair: ('X-A', '1', '2')"
+        ),
+    ),
+    (
+        {"headers": 5},
+        {},
+        TypeError,
+        "headers must be a mapping, (name, value) pairs or a callable, not 5",
+    ),
+    ({"headers": {1: "a"}}, {}, TypeError, "headers names must be str, not 1"),
+    (
+        {"headers": {"bad name": "a"}},
+        {},
+        ValueError,
+        "headers name 'bad name' is not a valid HTTP field name",
+    ),
+    ({"headers": {"X-A": 1}}, {}, TypeError, "headers value of 'X-A' must be a str, not 1"),
+    (
+        {"headers": {"Authorization": 1}},
+        {},
+        TypeError,
+        "headers value of 'Authorization' must be a str, not [REDACTED]",
+    ),
+    (
+        {"headers": {"X-A": "a\r\nX-B: b"}},
+        {},
+        ValueError,
+        (
+            "headers value of 'X-A' must not contain CR, LF or NUL (it would "
+            "inject header lines), not 'a\\r\\nX-B: b'"
+        ),
+    ),
+    (
+        {"headers": {"Authorization": "Bearer x\nX-B: b"}},
+        {},
+        ValueError,
+        (
+            "headers value of 'Authorization' must not contain CR, LF or NUL (it "
+            "would inject header lines), not [REDACTED]"
+        ),
+    ),
+    (
+        {"query_params": {"a": None}},
+        {},
+        TypeError,
+        "query_params value of 'a' must be a str or a number, not None",
+    ),
+    (
+        {"query_params": {"a": True}},
+        {},
+        TypeError,
+        "query_params value of 'a' must be a str or a number, not True",
+    ),
+    (
+        {"query_params": {"token": [1]}},
+        {},
+        TypeError,
+        ("query_params value of 'token' must be a str or a number, not [REDACTED]"),
+    ),
+    (
+        {"query_params": "a=1"},
+        {},
+        TypeError,
+        ("query_params must be a mapping, (name, value) pairs or a callable, not 'a=1'"),
+    ),
+    ({"ssl": "yes"}, {}, TypeError, "ssl must be an ssl.SSLContext or None, not 'yes'"),
+    ({"max_size": "1"}, {}, TypeError, "max_size must be an int or None, not '1'"),
+    ({"max_size": True}, {}, TypeError, "max_size must be an int or None, not True"),
+    ({"max_size": 0}, {}, ValueError, "max_size must be positive or None, not 0"),
+    ({"event_queue_size": 1.5}, {}, TypeError, "event_queue_size must be an int, not 1.5"),
+    ({"event_queue_size": True}, {}, TypeError, "event_queue_size must be an int, not True"),
+    (
+        {"event_queue_size": 0},
+        {},
+        ValueError,
+        f"event_queue_size must be in 1..{MAX_QUEUE_SIZE}, not 0",
+    ),
+    (
+        {"event_queue_size": MAX_QUEUE_SIZE + 1},
+        {},
+        ValueError,
+        f"event_queue_size must be in 1..{MAX_QUEUE_SIZE}, not 1000001",
+    ),
+    (
+        {"connect_timeout": "1"},
+        {},
+        TypeError,
+        "connect_timeout must be a number of seconds, not '1'",
+    ),
+    (
+        {"connect_timeout": True},
+        {},
+        TypeError,
+        "connect_timeout must be a number of seconds, not True",
+    ),
+    (
+        {"auth_timeout": 0},
+        {},
+        ValueError,
+        "auth_timeout must be a positive, finite number of seconds, not 0",
+    ),
+    (
+        {"close_timeout": INF},
+        {},
+        ValueError,
+        "close_timeout must be a positive, finite number of seconds, not inf",
+    ),
+    (
+        {"pong_timeout": -1},
+        {},
+        ValueError,
+        "pong_timeout must be a positive, finite number of seconds, not -1",
+    ),
+    (
+        {"ping_interval": 0},
+        {},
+        ValueError,
+        "ping_interval must be a positive, finite number of seconds, not 0",
+    ),
+    ({"idle_timeout": "x"}, {}, TypeError, "idle_timeout must be a number of seconds, not 'x'"),
+    (
+        {"protocol_keepalive": NAN},
+        {},
+        ValueError,
+        ("protocol_keepalive must be a positive, finite number of seconds, not nan"),
+    ),
+    (
+        {"stall_timeout": -5},
+        {},
+        ValueError,
+        "stall_timeout must be a positive, finite number of seconds, not -5",
+    ),
+    (
+        {"ping_interval": 3, "pong_timeout": 3},
+        {},
+        ValueError,
+        "pong_timeout (3 s) must be shorter than ping_interval (3 s)",
+    ),
+    (
+        {"ping_interval": 2.5, "pong_timeout": 4},
+        {},
+        ValueError,
+        "pong_timeout (4 s) must be shorter than ping_interval (2.5 s)",
+    ),
+    ({"proxy": 5}, {}, TypeError, "proxy must be True, None, False or a URL, not 5"),
+    (
+        {"proxy": "not a url"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (empty, or with whitespace or control characters), not 'not a "
+            "url'"
+        ),
+    ),
+    (
+        {"proxy": ""},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (empty, or with whitespace or control characters), not ''"
+        ),
+    ),
+    (
+        {"proxy": "ws://proxy:8080"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (scheme 'ws' is not one of http, https, socks4, socks4a, socks5, "
+            "socks5h), not 'ws://proxy:8080'"
+        ),
+    ),
+    (
+        {"proxy": "http://"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (no host), not 'http://'"
+        ),
+    ),
+    (
+        {"proxy": "http://proxy:0"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (port 0), not 'http://proxy:0'"
+        ),
+    ),
+    (
+        {"proxy": "http://proxy:99999"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (Port out of range 0-65535), not 'http://proxy:99999'"
+        ),
+    ),
+    (
+        {"proxy": "http://proxy:8080/path"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (a path, query or fragment means nothing to a proxy), not "
+            "'http://proxy:8080/path'"
+        ),
+    ),
+    (
+        {"proxy": "http://proxy:8080?x=1"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (a path, query or fragment means nothing to a proxy), not "
+            "'http://proxy:8080?x=1'"
+        ),
+    ),
+    (
+        {"proxy": "http://user@proxy:8080"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (a user name without a password), not "
+            "'http://[REDACTED]@proxy:8080'"
+        ),
+    ),
+    (
+        {"proxy": "http://u:secret@proxy:8080/x"},
+        {},
+        ValueError,
+        (
+            "proxy must be True, None, False or an http(s):// or socks URL with a "
+            "host (a path, query or fragment means nothing to a proxy), not "
+            "'http://u:[REDACTED]@proxy:8080/x'"
+        ),
+    ),
+    ({"label": 5}, {}, TypeError, "label must be a string, not 5"),
+    (
+        {"label": "a\nb"},
+        {},
+        ValueError,
+        (
+            "label must not contain control, format or line-separator characters "
+            "(they would forge or hide log lines), not 'a\\nb'"
+        ),
+    ),
+    (
+        {"label": "a\x1b[31mb"},
+        {},
+        ValueError,
+        (
+            "label must not contain control, format or line-separator characters "
+            "(they would forge or hide log lines), not 'a\\x1b[31mb'"
+        ),
+    ),
+    (
+        {"label": "a\u200bb"},
+        {},
+        ValueError,
+        (
+            "label must not contain control, format or line-separator characters "
+            "(they would forge or hide log lines), not 'a\\u200bb'"
+        ),
+    ),
+    (
+        {"label": "a\u2028b"},
+        {},
+        ValueError,
+        (
+            "label must not contain control, format or line-separator characters "
+            "(they would forge or hide log lines), not 'a\\u2028b'"
+        ),
+    ),
+    (
+        {"meter_provider": object},
+        {},
+        TypeError,
+        ("meter_provider must be an OpenTelemetry MeterProvider or None, not <class 'object'>"),
+    ),
+    (
+        {"meter_provider": 5},
+        {},
+        TypeError,
+        "meter_provider must be an OpenTelemetry MeterProvider or None, not 5",
+    ),
+    ({"ack_required": "false"}, {}, TypeError, "ack_required must be True or False, not 'false'"),
+    ({"compression": "yes"}, {}, TypeError, "compression must be True or False, not 'yes'"),
+    ({"transport": 5}, {}, TypeError, "transport must be a str, not 5"),
+    (
+        {"transport": "aiohttp"},
+        {},
+        ValueError,
+        "transport must be one of 'websockets', 'picows', not 'aiohttp'",
+    ),
+    (
+        {"transport": "picows", "compression": True},
+        {},
+        ValueError,
+        (
+            "compression=True cannot be honoured with transport='picows': picows "
+            "has no permessage-deflate; leave compression unset (None: the "
+            "transport's default, off for picows) or use transport='websockets'"
+        ),
+    ),
+    (
+        {"transport": "picows", "proxy": "socks4a://p:1080"},
+        {},
+        ValueError,
+        (
+            "proxy: transport='picows' cannot use a socks4a:// proxy (its SOCKS "
+            "client resolves names locally for SOCKS4); use socks5:// or "
+            "transport='websockets', not 'socks4a://p:1080'"
+        ),
+    ),
+    (
+        {"transport": "picows", "proxy": "SOCKS4A://p:1080"},
+        {},
+        ValueError,
+        (
+            "proxy: transport='picows' cannot use a socks4a:// proxy (its SOCKS "
+            "client resolves names locally for SOCKS4); use socks5:// or "
+            "transport='websockets', not 'SOCKS4A://p:1080'"
+        ),
+    ),
+]
+
+
+def _decode(data: str | bytes) -> Any:
+    return data
+
+
+@pytest.mark.parametrize(
+    ("options", "positional", "kind", "message"),
+    SETTINGS_REFUSALS,
+    ids=[message[:60] for *_, message in SETTINGS_REFUSALS],
+)
+def test_each_refusal_says_the_option_the_rule_and_the_value(
+    options: dict[str, Any], positional: dict[str, Any], kind: type[Exception], message: str
+) -> None:
+    hooks = {
+        "event_decoder": _decode,
+        "ping_request_builder": None,
+        "on_connection_established": None,
+        "on_connected": None,
+        **positional,
+    }
+    with pytest.raises(kind) as refused:
+        ClientSettings.check(URL, *hooks.values(), **options)
+    assert str(refused.value) == message
+
+
+def test_a_coroutine_function_cannot_decode() -> None:
+    async def decode(data: str | bytes) -> Any:
+        return data
+
+    with pytest.raises(TypeError) as refused:
+        ClientSettings.check(URL, decode, None, None, None)
+    assert str(refused.value) == "event_decoder must be a plain function, not a coroutine function"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_size": 1},
+        {"max_size": None},
+        {"event_queue_size": 1},
+        {"event_queue_size": MAX_QUEUE_SIZE},
+        {"connect_timeout": 1e-9, "auth_timeout": 0.5, "close_timeout": 1},
+        {"ping_interval": None, "pong_timeout": 100},
+        {"ping_interval": 3.5, "pong_timeout": 3},
+        {"idle_timeout": 0.5, "protocol_keepalive": 0.5, "stall_timeout": None},
+        {"proxy": False},
+        {"proxy": None},
+        {"proxy": "http://proxy:8080"},
+        {"proxy": "https://proxy/"},
+        {"proxy": "socks5h://user:pass@proxy:1080"},
+        {"label": "Zürich 1"},
+        {"compression": False},
+        {"compression": True},
+        {"headers": [("X-A", "1")], "query_params": [("a", 1), ("b", 2.5), ("c", "x")]},
+        {"headers": lambda: {"X-A": "1"}, "query_params": lambda: {}},
+        {"subprotocols": ["a", "b"]},
+        {"transport": "picows", "proxy": "socks5://p:1080"},
+        {"ack_required": False, "token_provider": lambda: "t"},
+    ],
+)
+def test_the_edges_of_what_is_accepted(options: dict[str, Any]) -> None:
+    settings = ClientSettings.check(URL, _decode, None, None, None, **options)
+    for name, value in options.items():
+        assert getattr(settings, name) == (tuple(value) if name == "subprotocols" else value)
+
+
+def test_the_timeouts_are_kept_as_floats() -> None:
+    settings = ClientSettings.check(
+        URL, _decode, None, None, None, connect_timeout=3, ping_interval=7
+    )
+    assert type(settings.connect_timeout) is float and settings.connect_timeout == 3.0
+    assert type(settings.ping_interval) is float and settings.ping_interval == 7.0
+
+
+def test_what_the_encoder_returns_must_be_text_or_bytes() -> None:
+    settings = ClientSettings.check(URL, _decode, None, None, None, message_encoder=lambda m: m)
+    assert settings.encode("text") == "text"
+    assert settings.encode(b"bytes") == b"bytes"
+    with pytest.raises(TypeError) as refused:
+        settings.encode({"token": "abc"})
+    assert str(refused.value) == (
+        "message_encoder must return str or bytes, not dict: {'token': '[REDACTED]'}"
+    )

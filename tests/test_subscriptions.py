@@ -12,6 +12,7 @@ from typing import Any, assert_type
 
 import pytest
 
+from statesock.exceptions import SubscriberStalled
 from statesock.subscriptions import Fanout, Overflow, Subscription
 from tests.conftest import run_virtual, virtual_time
 
@@ -805,3 +806,428 @@ async def test_aclose_releases_a_dispatch_held_by_an_async_callback() -> None:
     await fanout.aclose(timeout=1)
     await task
     assert not fanout.blocked
+
+
+# -- a subscription's last item, its cut-off, and its counts -------------------------------------
+
+
+@virtual_time
+async def test_the_last_item_goes_in_even_when_full_and_keeps_when_it_arrived() -> None:
+    now = [10.0]
+    sub: Subscription[int] = Subscription(1, clock=lambda: now[0])
+    assert sub.offer(1)
+    sub.put_last(2, since=4.0)  # it was waiting for room since 4.0
+    assert len(sub) == 2 and sub.oldest_since == 10.0
+    assert [await sub.__anext__()] == [1]
+    assert sub.oldest_since == 4.0
+    now[0] = 11.0
+    sub.put_last(3)
+    assert await sub.__anext__() == 2
+    assert sub.oldest_since == 11.0  # no time given: it arrived now
+    assert await sub.__anext__() == 3
+    assert sub.oldest_since is None
+    sub.end()
+    sub.put_last(4)  # after the end: counted, not queued
+    sub.put_last(5)
+    assert (len(sub), sub.discarded) == (0, 2)
+
+
+@virtual_time
+async def test_put_last_wakes_a_waiting_reader() -> None:
+    sub: Subscription[str] = Subscription(1)
+    reader = asyncio.create_task(sub.__anext__())
+    await asyncio.sleep(0)
+    sub.put_last("last")
+    assert await asyncio.wait_for(reader, 1) == "last"
+
+
+@virtual_time
+async def test_a_cut_off_subscription_yields_what_it_holds_then_raises_its_error() -> None:
+    sub: Subscription[int] = Subscription(5)
+    sub.offer(1)
+    error = RuntimeError("stalled")
+    sub.cut_off(error)
+    sub.cut_off(ValueError("later"))  # the first error stands
+    assert sub.ended and sub.cause is error
+    assert await sub.__anext__() == 1
+    with pytest.raises(RuntimeError) as raised:
+        await sub.__anext__()
+    assert raised.value is error
+
+
+def test_discards_are_counted_one_by_one_and_at_close_with_what_was_queued() -> None:
+    closed: list[object] = []
+    sub: Subscription[int] = Subscription(5, on_close=closed.append)
+    sub.discard_one()
+    sub.discard_one()
+    sub.offer(1)
+    sub.offer(2)
+    assert sub.discarded == 2
+    run_virtual(sub.aclose())
+    assert sub.discarded == 4 and sub.pending == 0
+    run_virtual(sub.aclose())  # twice: nothing more
+    assert sub.discarded == 4 and closed == [sub]
+
+
+def test_a_subscription_says_what_it_is() -> None:
+    sub: Subscription[int] = Subscription(3, Overflow.DROP_OLDEST)
+    sub.offer(1)
+    assert repr(sub) == "<Subscription open 1/3 drop-oldest delivered=0 dropped=0 discarded=0>"
+    sub.end()
+    assert repr(sub).startswith("<Subscription ended 1/3 ")
+    run_virtual(sub.aclose())
+    assert repr(sub) == "<Subscription closed 0/3 drop-oldest delivered=0 dropped=0 discarded=1>"
+
+
+# -- callbacks: how each kind runs, what its failures are reported as -----------------------------
+
+
+class Raiser:
+    """A callable object (no __qualname__ of its own: named after its class)."""
+
+    def __call__(self, event: object) -> None:
+        raise ValueError("bug")
+
+
+def test_a_raising_callback_is_reported_with_its_name() -> None:
+    fanout, errors = make_fanout()
+
+    def named(event: object) -> None:
+        raise KeyError("k")
+
+    fanout.on(A, named)
+    fanout.on(A, Raiser())
+    fanout.on(A, lambda event: 5)  # a plain result is no awaitable: nothing to run
+    assert fanout.dispatch(A()) is None
+    assert [(type(exc), name) for exc, name in errors] == [
+        (KeyError, named.__qualname__),
+        (ValueError, "Raiser"),
+    ]
+    assert fanout.callback_errors == 2
+
+
+def test_a_plain_callback_returning_a_coroutine_runs_it_in_a_named_task() -> None:
+    async def scenario() -> tuple[list[str], str]:
+        fanout, errors = make_fanout()
+        names: list[str] = []
+
+        async def later(event: object) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            names.append(task.get_name())
+            raise ValueError("later")
+
+        def plain(event: object) -> Any:
+            return later(event)
+
+        fanout.on(A, plain)
+        fanout.dispatch(A())
+        await settle()
+        assert [(type(exc), name) for exc, name in errors] == [(ValueError, plain.__qualname__)]
+        await fanout.aclose(timeout=1)
+        return names, plain.__qualname__
+
+    names, name = run_virtual(scenario())
+    assert names == [f"statesock-callback-{name}"]
+
+
+def test_a_coroutine_returned_outside_a_loop_is_closed_and_reported() -> None:
+    import warnings
+
+    fanout, errors = make_fanout()
+
+    async def later(event: object) -> None:
+        return None
+
+    def plain(event: object) -> Any:
+        return later(event)
+
+    fanout.on(A, plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would be one
+        fanout.dispatch(A())
+    [(exc, name)] = errors
+    assert isinstance(exc, RuntimeError) and name == plain.__qualname__
+
+
+def test_an_object_with_an_async_call_gets_its_own_ordered_queue() -> None:
+    async def scenario() -> list[tuple[int, float]]:
+        fanout, errors = make_fanout()
+        loop = asyncio.get_running_loop()
+        calls: list[tuple[int, float]] = []
+
+        class Slow:
+            async def __call__(self, event: int) -> None:
+                calls.append((event, loop.time()))
+                await asyncio.sleep(1)
+
+        fanout.on(int, Slow())
+        for n in range(3):
+            fanout.dispatch(n)
+        await asyncio.sleep(5)
+        await fanout.aclose(timeout=1)
+        assert errors == []
+        return calls
+
+    assert run_virtual(scenario()) == [(0, 0.0), (1, 1.0), (2, 2.0)]  # one at a time, in order
+
+
+def test_an_async_callback_failure_is_reported_and_a_stray_cancellation_too() -> None:
+    async def scenario() -> list[tuple[type, str, object]]:
+        fanout, errors = make_fanout()
+
+        async def broken(event: object) -> None:
+            if isinstance(event, A):
+                raise ValueError("bug")
+            never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            never.cancel()
+            await never  # a cancellation that is not this task's
+
+        fanout.on(None, broken)
+        fanout.dispatch(A())
+        fanout.dispatch(B())
+        await settle()
+        await fanout.aclose(timeout=1)
+        return [(type(exc), name, exc.__cause__) for exc, name in errors]
+
+    (first, second) = run_virtual(scenario())
+    assert first[:2] == (ValueError, first[1]) and first[1].endswith("broken")
+    assert second[0] is RuntimeError and second[1] == first[1]
+    assert isinstance(second[2], asyncio.CancelledError)
+
+
+def test_a_stray_cancellation_is_reported_in_words() -> None:
+    async def scenario() -> list[str]:
+        fanout, errors = make_fanout()
+
+        async def broken(event: object) -> None:
+            never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            never.cancel()
+            await never
+
+        fanout.on(A, broken)
+        fanout.dispatch(A())
+        await settle()
+        await fanout.aclose(timeout=1)
+        return [f"{exc}|{name}" for exc, name in errors]
+
+    [said] = run_virtual(scenario())
+    text, name = said.split("|")
+    assert text == f"{name} raised CancelledError without being cancelled"
+
+
+def test_cancelling_a_running_async_callback_at_close_is_no_failure() -> None:
+    async def scenario() -> list[tuple[Exception, str]]:
+        fanout, errors = make_fanout()
+
+        async def forever(event: object) -> None:
+            await asyncio.Event().wait()
+
+        fanout.on(A, forever)
+        fanout.dispatch(A())
+        await settle()
+        await asyncio.wait_for(fanout.aclose(timeout=0.5), 5)
+        return errors
+
+    assert run_virtual(scenario()) == []
+
+
+def test_an_on_drop_that_raises_is_reported_as_on_drop() -> None:
+    def on_drop(sub: object) -> None:
+        raise ValueError("drop hook")
+
+    fanout, errors = make_fanout(on_drop=on_drop)
+    sub = fanout.subscribe(A, maxsize=1, overflow=Overflow.DROP_NEWEST)
+    fanout.dispatch(A())
+    fanout.dispatch(A())
+    assert fanout.dropped == 1 and sub.dropped == 1
+    assert [(type(exc), name) for exc, name in errors] == [(ValueError, "on_drop")]
+
+
+def test_on_refuses_what_cannot_be_called() -> None:
+    fanout, _ = make_fanout()
+    with pytest.raises(TypeError) as refused:
+        fanout.on(A, 5)  # type: ignore[call-overload]
+    assert str(refused.value) == "callback must be callable, not 5"
+
+
+# -- stalls, ends and what is still waiting ----------------------------------------------------
+
+
+def test_a_stalled_subscriber_keeps_the_held_event_with_its_arrival_and_is_counted() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        stalls: list[object] = []
+
+        def on_stall(error: object) -> None:
+            stalls.append(error)
+            raise RuntimeError("stall hook")
+
+        fanout, errors = make_fanout(stall_timeout=3.0, on_stall=on_stall, clock=lambda: now[0])
+        first = fanout.subscribe(A, maxsize=1)
+        second = fanout.subscribe(B, maxsize=1)
+        fanout.dispatch(A())
+        now[0] = 1.0
+        pending_a = fanout.dispatch(A())
+        assert pending_a is not None
+        assert fanout.oldest_undelivered() == 0.0
+        await asyncio.wait_for(pending_a, 10)
+        assert fanout.stalled == 1 and first.ended
+        assert first.pending == 2 and first.oldest_since == 0.0
+        [error] = stalls
+        assert isinstance(error, SubscriberStalled)
+        assert (error.subscription, error.stalled_for) == ("events(A)", 3.0)
+        assert [(type(exc), name) for exc, name in errors] == [(RuntimeError, "on_stall")]
+        fanout.dispatch(B())
+        now[0] = 2.0
+        pending_b = fanout.dispatch(B())
+        assert pending_b is not None
+        await asyncio.wait_for(pending_b, 10)
+        assert fanout.stalled == 2 and second.ended
+        await fanout.aclose(timeout=1)
+
+    run_virtual(scenario())
+
+
+def test_a_stalled_async_callback_is_named_and_its_task_ends_quietly() -> None:
+    async def scenario() -> None:
+        errors_seen: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors_seen.append(context))
+        stalls: list[SubscriberStalled] = []
+        fanout, _ = make_fanout(stall_timeout=2.0, on_stall=stalls.append, clock=loop.time)
+        fanout.queue_size = 1
+
+        async def stuck(event: object) -> None:
+            await asyncio.Event().wait()
+
+        fanout.on(A, stuck)
+        fanout.dispatch(A())
+        await settle()
+        fanout.dispatch(A())  # queued: the callback holds the first one
+        assert fanout.oldest_undelivered() == 0.0
+        pending = fanout.dispatch(A())
+        assert pending is not None
+        await asyncio.wait_for(pending, 10)
+        [error] = stalls
+        assert error.subscription == stuck.__qualname__
+        await fanout.aclose(timeout=1)
+        assert errors_seen == []
+
+    run_virtual(scenario())
+
+
+def test_the_oldest_undelivered_event_is_the_earliest_queued_anywhere() -> None:
+    now = [5.0]
+    fanout, _ = make_fanout(clock=lambda: now[0])
+    fanout.on(A, lambda event: None)  # a sync callback queues nothing
+    early, late, empty = fanout.subscribe(A), fanout.subscribe(B), fanout.subscribe(SubA)
+    assert fanout.oldest_undelivered() is None
+    fanout.dispatch(A())
+    now[0] = 7.0
+    fanout.dispatch(B())
+    assert (early.oldest_since, late.oldest_since, empty.oldest_since) == (5.0, 7.0, None)
+    assert fanout.oldest_undelivered() == 5.0
+
+
+def test_ending_the_streams_gives_them_the_cause_and_reopening_forgets_it() -> None:
+    fanout, _ = make_fanout()
+    before = fanout.subscribe(A)
+    fanout.end_streams("user")
+    assert before.ended and before.cause == "user"
+    assert not fanout.ended and fanout.cause is None
+    fanout.end_all("done")
+    assert fanout.ended and fanout.cause == "done"
+    fanout.reopen()
+    assert not fanout.ended and fanout.cause is None
+    assert not fanout.subscribe(A).ended
+
+
+def test_the_event_held_for_a_stalled_subscriber_keeps_its_arrival_time() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        fanout, _ = make_fanout(stall_timeout=3.0, clock=loop.time)
+        sub = fanout.subscribe(A, maxsize=1)
+        fanout.dispatch(A())  # at 0
+        await asyncio.sleep(1)
+        pending = fanout.dispatch(A())  # at 1: held, the subscriber is full
+        assert pending is not None
+        await asyncio.wait_for(pending, 10)  # cut off at 4
+        await sub.__anext__()
+        assert sub.oldest_since == 1.0  # when it arrived, not when it was cut off
+        await fanout.aclose(timeout=1)
+
+    run_virtual(scenario())
+
+
+def test_an_async_callback_that_wakes_after_its_cut_off_ends_quietly() -> None:
+    import gc
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        problems: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: problems.append(context))
+        fanout, _ = make_fanout(stall_timeout=2.0)
+        fanout.queue_size = 1
+        release = asyncio.Event()
+        seen: list[object] = []
+
+        async def slow(event: object) -> None:
+            seen.append(event)
+            await release.wait()
+
+        fanout.on(A, slow)
+        fanout.dispatch(A())
+        await settle()
+        fanout.dispatch(A())
+        pending = fanout.dispatch(A())
+        assert pending is not None
+        await asyncio.wait_for(pending, 10)
+        assert fanout.stalled == 1
+        release.set()
+        await settle()
+        assert len(seen) == 3  # what it held, then the end: no task left, nothing raised
+        assert not fanout._tasks
+        gc.collect()
+        assert problems == []
+        await fanout.aclose(timeout=1)
+
+    run_virtual(scenario())
+
+
+def test_a_fresh_subscription_is_open_nameless_and_without_cause() -> None:
+    sub: Subscription[int] = Subscription(2)
+    assert (sub.ended, sub.closed, sub.cause, sub.name) == (False, False, None, "")
+    assert (sub.pending, sub.delivered, sub.dropped, sub.discarded) == (0, 0, 0, 0)
+    assert (sub.maxsize, sub.overflow) == (2, Overflow.BLOCK)
+
+
+@virtual_time
+async def test_offered_items_come_out_in_order_and_a_full_queue_makes_room_when_read() -> None:
+    now = [1.0]
+    sub: Subscription[int] = Subscription(2, clock=lambda: now[0])
+    assert sub.offer(1) and sub.offer(2)
+    assert not sub.offer(3)  # BLOCK: full
+    waiting = asyncio.create_task(sub.wait_for_room())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    assert await asyncio.wait_for(sub.__anext__(), 1) == 1
+    await asyncio.wait_for(waiting, 1)
+    now[0] = 2.0
+    assert sub.offer(3)
+    assert [await asyncio.wait_for(sub.__anext__(), 1) for _ in range(2)] == [2, 3]
+    sub.end()
+    await asyncio.wait_for(sub.wait_for_room(), 1)  # ended: nothing to wait for
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(sub.__anext__(), 1)
+
+
+def test_drop_oldest_keeps_the_arrival_time_of_what_it_keeps() -> None:
+    now = [1.0]
+    sub: Subscription[int] = Subscription(2, Overflow.DROP_OLDEST, clock=lambda: now[0])
+    sub.offer(1)
+    now[0] = 2.0
+    sub.offer(2)
+    now[0] = 3.0
+    sub.offer(3)  # 1 goes
+    assert sub.dropped == 1 and sub.oldest_since == 2.0

@@ -521,3 +521,188 @@ def test_basic_credentials_in_free_text_never_reach_the_log(
     emit("warning", "callback_failed", error="retried with Basic aHVudGVyMg== and failed")
     assert "Basic [REDACTED]" in caplog.text
     assert "dXNlcjpodW50ZXIy" not in caplog.text and "aHVudGVyMg==" not in caplog.text
+
+
+# -- websockets' own lines: formatted here, redacted, handed on as text only ---------------------
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def websockets_lines() -> Iterator[Lines]:
+    logger = logging.getLogger("websockets.client")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_a_websockets_line_is_formatted_redacted_and_labelled(websockets_lines: Lines) -> None:
+    from statesock.transition_log import websockets_logger
+
+    adapter = websockets_logger("c1")
+    adapter.debug("> GET %s HTTP/1.1", "/?token=abc")
+    adapter.debug("%d frames", "many")  # a format that does not fit: the parts, joined
+    adapter.debug("100%% sure")  # no arguments: the text as it is, not formatted
+    adapter.info("x" * 300, extra={"peer": "p"}, stack_info=True)
+    first, second, percent, third = websockets_lines.records
+    assert percent.getMessage() == "100%% sure"
+    assert (first.msg, first.args) == ("%s", ("> GET /?token=[REDACTED] HTTP/1.1",))
+    assert first.getMessage() == "> GET /?token=[REDACTED] HTTP/1.1"
+    assert first.statesock_client == "c1"  # type: ignore[attr-defined]
+    assert second.getMessage() == "%d frames many"
+    assert third.getMessage() == "x" * 300  # no length bound on websockets' own lines
+    assert third.peer == "p" and third.statesock_client == "c1"  # type: ignore[attr-defined]
+    assert third.stack_info is None
+    assert first.levelno == logging.DEBUG and third.levelno == logging.INFO
+
+
+def test_a_websockets_exception_becomes_redacted_text(websockets_lines: Lines) -> None:
+    from statesock.transition_log import websockets_logger
+
+    adapter = websockets_logger("c1")
+    adapter.error("failed", exc_info=ValueError("password=hunter2"))
+    try:
+        raise RuntimeError("y" * 9000)
+    except RuntimeError:
+        adapter.error("also failed", exc_info=True)
+    adapter.error("no exception", exc_info=None)
+    first, second, third = websockets_lines.records
+    text = first.getMessage()
+    assert text.startswith("failed\n") and text.endswith("ValueError: password=[REDACTED]")
+    assert first.exc_info is None  # never the exception object itself
+    long = second.getMessage()
+    assert long.startswith("also failed\nTraceback (most recent call last):")
+    rendered = long.removeprefix("also failed\n")
+    assert re.fullmatch(r"(?s).{8000}… \(\d+ chars\)", rendered)  # cut at 8000 characters
+    assert third.getMessage() == "no exception"
+
+
+def test_a_disabled_websockets_level_formats_nothing(websockets_lines: Lines) -> None:
+    from statesock.transition_log import websockets_logger
+
+    logging.getLogger("websockets.client").setLevel(logging.WARNING)
+
+    class Exploding:
+        def __str__(self) -> str:
+            raise AssertionError("formatted although nobody listens")
+
+    websockets_logger("c1").debug("%s", Exploding())
+    assert websockets_lines.records == []
+
+
+def test_an_unknown_level_is_never_enabled() -> None:
+    from statesock.transition_log import log_enabled
+
+    assert log_enabled("verbose") is False
+
+
+def test_the_library_logger_is_named_statesock(caplog: pytest.LogCaptureFixture) -> None:
+    from statesock.transition_log import get_logger
+
+    structlog.configure(logger_factory=structlog.stdlib.LoggerFactory())
+    try:
+        with caplog.at_level(logging.INFO, logger="statesock"):
+            get_logger().info("hello")
+    finally:
+        structlog.reset_defaults()
+    assert [r.name for r in caplog.records] == ["statesock"]
+
+
+def test_transition_fields_round_to_microseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from statesock.machine import StateChange, Trigger
+    from statesock.states import ConnectionState as S
+    from statesock.transition_log import transition_fields
+
+    monkeypatch.setattr(time, "time", lambda: 1700000000.1234567)
+    record = StateChange(S.INITIALIZED, S.CONNECTING, Trigger.CONNECT, None, 1, 1.23456789,
+                         0.00123456)  # fmt: skip
+    fields = transition_fields("c", record)
+    assert fields["in_state_ms"] == 1.235
+    assert fields["at"] == 1.234568
+    assert fields["ts"] == 1700000000.123457
+
+
+# -- what emit() makes of each kind of field -----------------------------------------------------
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "opaque password=hunter2"
+
+
+def test_every_kind_of_field_reaches_the_renderer_safe() -> None:
+    from statesock.transition_log import emit
+
+    with capture_logs() as logs:
+        emit(
+            "info",
+            "fields",
+            n=3, f=1.5, flag=True, none=None, token_refreshes=3,
+            text="token=abc", data=b"raw bytes", error=ValueError("password=p"),
+            mapping={"token": "t", "count": 2, "nested": {"api_key": ["a", 1], "fine": ["b"]}},
+            pairs=[("Authorization", "Bearer x"), ("X-A", "1")], items=["a", "b", "c"],
+            other=Opaque(), holder={"session": Opaque(), "why": ValueError("x")},
+            long="y" * 1500, api_key="k",
+        )  # fmt: skip
+    [entry] = logs
+    assert entry == {
+        "event": "fields", "log_level": "info",
+        "n": 3, "f": 1.5, "flag": True, "none": None, "token_refreshes": 3,
+        "text": "token=[REDACTED]", "data": "raw bytes", "error": "ValueError: password=[REDACTED]",
+        "mapping": {"token": "[REDACTED]", "count": 2,
+                    "nested": {"api_key": ["[REDACTED]", 1], "fine": ["b"]}},
+        "pairs": [["Authorization", "[REDACTED]"], ["X-A", "1"]], "items": ["a", "b", "c"],
+        "other": "opaque password=[REDACTED]",
+        "holder": {"session": "[REDACTED]", "why": "ValueError: x"},
+        "long": "y" * 1000 + "… (1500 chars)", "api_key": "[REDACTED]",
+    }  # fmt: skip
+
+
+def test_an_exception_from_exc_info_becomes_the_exception_field_cut_at_8000() -> None:
+    import sys as system
+
+    from statesock.transition_log import emit
+
+    with capture_logs() as logs:
+        try:
+            raise ValueError("boom " + "z" * 9000)
+        except ValueError:
+            emit("error", "failed", exc_info=system.exc_info(), stack_info=True)
+    [entry] = logs
+    assert "stack_info" not in entry and "exc_info" not in entry
+    assert entry["exception"].startswith("Traceback (most recent call last):")
+    assert re.fullmatch(r"(?s).{8000}… \(\d+ chars\)", entry["exception"])
+
+
+def test_through_the_standard_library_the_message_lists_the_fields_then_the_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from statesock.transition_log import emit, log_enabled
+
+    with caplog.at_level(logging.INFO, logger="statesock"):
+        assert log_enabled(logging.INFO) and log_enabled("info")
+        assert not log_enabled(logging.DEBUG)
+        emit("info", "plain", a=1, b="two")
+        try:
+            raise ValueError("bad")
+        except ValueError as exc:
+            emit("warning", "with_error", a=1, exc_info=exc)
+    plain, failed = caplog.records
+    assert plain.getMessage() == "plain a=1 b='two'"
+    assert plain.statesock == {"a": 1, "b": "two"}  # type: ignore[attr-defined]
+    text = failed.getMessage()
+    assert text.startswith("with_error a=1\nTraceback (most recent call last):")
+    assert text.endswith("ValueError: bad")
+    assert "exception=" not in text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -115,9 +116,10 @@ def main(argv: list[str]) -> int:
         print(LOG.read_text("utf-8", errors="replace")[-2000:], file=sys.stderr)
         print(f"mutmut failed (exit {run.returncode}); the log is {LOG}", file=sys.stderr)
         return 1
+    show = os.path.relpath(mutmut, WORK)
     print(
-        f"mutmut: {spent / 60:.1f} min; survivors: (cd {WORK.relative_to(ROOT)} && "
-        f"{mutmut.relative_to(ROOT) if mutmut.is_relative_to(ROOT) else mutmut} show NAME)"
+        f"mutmut: {spent / 60:.1f} min; a survivor: "
+        f"(cd {WORK.relative_to(ROOT)} && {show} show NAME)"
     )
     score = Path(__file__).with_name("score.py")
     # A kill must come from a failing test, not from the whole run dragging on: a run that
