@@ -204,8 +204,9 @@ def test_a_flood_is_not_a_dead_link() -> None:
     server = ServerProcess().start()
     try:
         flood = asyncio.run(main(server))
-        # Health checks went through the flood: one per 0.5 s it lasted (two are enough).
-        assert server.command("pings") >= min(2, int(flood / 0.5)), flood
+        # Health checks went out during the flood (a check whose answer still waits behind the
+        # flood holds the next one back, so how many depends on the transport's speed).
+        assert server.command("pings") >= min(1, int(flood / 0.5)), flood
     finally:
         server.kill()
 
