@@ -440,7 +440,8 @@ class WebSocketsHandle:
             try:
                 ws = await self._engine._open()
             except asyncio.CancelledError:
-                if not self._asked:
+                if not self._asked:  # somebody else's cancel: the socket is lost, not closed
+                    error = ConnectionLost("the socket task was cancelled while connecting")
                     raise
                 return
             except Exception as exc:

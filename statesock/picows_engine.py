@@ -412,7 +412,8 @@ class PicowsHandle(WSListener):
                 transport = await self._engine._open(self)
             except asyncio.CancelledError:
                 self._shut_down()
-                if not self._asked:
+                if not self._asked:  # somebody else's cancel: the socket is lost, not closed
+                    error = ConnectionLost("the socket task was cancelled while connecting")
                     raise
                 return
             except Exception as exc:
@@ -426,14 +427,13 @@ class PicowsHandle(WSListener):
             else:
                 self._opened = True
                 self._listener.socket_opened(self)
-            loop = asyncio.get_running_loop()
             try:
                 while True:
                     if self._paused and self._opened and not (self._gone and self._asked):
                         await self._drain()
                     if self._gone:
                         break
-                    self._wake = loop.create_future()
+                    self._wake = asyncio.get_running_loop().create_future()
                     await self._wake
                     self._wake = None
             except asyncio.CancelledError:

@@ -364,8 +364,8 @@ async def test_a_socket_that_never_opens_reports_one_close_with_its_failure() ->
     listener = ReportLog()
     handle = engine.open(listener)
     await settle()
-    [(_, number, code, _reason, error)] = listener.reports
-    assert (number, code) == (handle.id, None)
+    [(_, number, code, reason, error)] = listener.reports
+    assert (number, code, reason) == (handle.id, None, "")
     assert isinstance(error, ConnectionRefused)
 
 
@@ -517,3 +517,124 @@ async def test_write_now_writes_at_once_while_open_and_refuses_otherwise() -> No
         await settle()
         assert handle.write_now("gone") is False
         await engine.aclose()
+
+
+@virtual_time
+async def test_a_ping_from_the_server_proves_the_peer_alive_without_being_a_pong() -> None:
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = AliveLog()
+        engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        [ws] = server.connections.values()
+        await ws.ping()
+        await asyncio.sleep(0.1)
+        assert listener.alive == [False]
+        await engine.aclose()
+
+
+@virtual_time
+async def test_a_socket_dropped_without_a_close_frame_is_lost_in_those_words() -> None:
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        handle = engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        await server.kill()
+        await settle()
+        [(_, number, code, reason, error)] = listener.closes()
+        assert (number, code, reason) == (handle.id, 1006, "")
+        assert isinstance(error, ConnectionLost)
+        if conftest.CURRENT_TRANSPORT == "websockets":
+            assert str(error) == "the socket closed without a close frame"
+
+
+@virtual_time
+async def test_a_message_over_max_size_is_our_limit_with_no_close_reason() -> None:
+    async with TestServer(require_auth=False) as server:
+        config = EngineConfig(
+            url=server.url, subprotocols=(), headers=None, query_params=None, ssl=None,
+            max_size=100, compression=False, close_timeout=1.0, protocol_keepalive=None,
+            before_attempt=None, proxy=None, logger=None,
+        )  # fmt: skip
+        engine = make_engine(config, "engine-test", conftest.CURRENT_TRANSPORT)
+        listener = ReportLog()
+        engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        await server.send_burst(1, size=500)
+        await settle()
+        [(_, _number, code, reason, error)] = listener.closes()
+        assert (code, reason) == (None, "")
+        assert isinstance(error, MessageTooLarge)
+
+
+@pytest.mark.transports("websockets", reason="websockets' own protocol checks fail the frame")
+@virtual_time
+async def test_a_frame_websockets_refuses_closes_with_its_code_as_a_protocol_violation() -> None:
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        [ws] = server.connections.values()
+        ws.transport.write(b"\x81\x02\xff\xfe")  # a text frame that is not UTF-8
+        await settle()
+        [(_, _number, code, reason, error)] = listener.closes()
+        assert code == 1007
+        assert isinstance(error, ProtocolViolation)
+        assert str(error) == f"closed with 1007: {reason}"
+
+
+@virtual_time
+async def test_a_socket_cancelled_by_someone_else_while_opening_is_an_unexpected_loss() -> None:
+    from tests.conftest import blackhole_server, server_url
+
+    hole = await blackhole_server()
+    engine = engine_for(server_url(hole))
+    listener = ReportLog()
+    handle = engine.open(listener)
+    await asyncio.sleep(0.5)  # in the handshake, which never ends
+    assert handle._task is not None
+    handle._task.cancel()
+    await settle()
+    [(_, _number, code, reason, error)] = listener.reports
+    assert (code, reason) == (None, "")
+    assert isinstance(error, ConnectionLost)
+    hole.close()
+    await hole.wait_closed()
+
+
+@virtual_time
+async def test_an_aborted_socket_reports_its_close_without_an_error() -> None:
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        handle = engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        handle.abort()
+        await settle()
+        [(_, _number, _code, _reason, error)] = listener.closes()
+        assert error is None  # asked for: not a failure
+        stopped = engine.open(listener)
+        stopped.abort()  # before its first step
+        await engine.aclose()  # nothing raised while waiting for them
+        await settle()
+
+
+@virtual_time
+async def test_attempt_urls_keep_blank_query_values_and_take_pairs_too() -> None:
+    async with TestServer() as server:
+        client = WebSocketClient(
+            server.url + "?a=&v=2",
+            decode_message,
+            on_connection_established=auth_hook("t"),
+            query_params=[("token", "x"), ("empty", "")],
+        )
+        await client.connect()
+        assert server.request_paths == ["/?a=&v=2&token=x&empty="]
+        await client.close()

@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from statesock import HealthCheckPongEvent, ServerErrorEvent, WebSocketClient
 from statesock.events import ConnectionAckEvent
 from statesock.exceptions import (
+    ClientClosed,
     ConnectFailed,
     ConnectionEnded,
     ConnectionRefused,
@@ -836,3 +837,178 @@ async def test_a_health_check_whose_late_send_fails_leaves_no_error_behind() -> 
         await client.close()
     gc.collect()
     assert problems == []
+
+
+class SlowChecks(Unwritable):
+    """Health checks go out through a send that takes its time."""
+
+    async def send(self, data: str | bytes) -> None:
+        await asyncio.sleep(100)
+
+
+@virtual_time
+async def test_close_stops_every_task_the_client_started() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=5, pong_timeout=2)
+        await client.connect()
+        socket = client._core.socket or 0
+        client._sockets[socket] = SlowChecks(client._sockets[socket])
+        await asyncio.sleep(5.5)
+        assert any("health-check" in t.get_name() for t in asyncio.all_tasks())
+        await asyncio.wait_for(client.close(), 10)
+        assert [t.get_name() for t in asyncio.all_tasks() if "statesock" in t.get_name()] == []
+        with pytest.raises(ClientClosed) as refused:
+            await client.connect()
+        assert str(refused.value) == f"client {client.label} is closed"
+
+
+@virtual_time
+async def test_a_disconnect_is_prompt_and_ends_the_streams_with_the_users_cause() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        events = client.events(AppEvent)
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        await asyncio.wait_for(client.disconnect(), 5)
+        assert loop.time() - asked < 1.0  # the close handshake, not the close deadline
+        assert events.ended and events.cause == UserInitiated()
+        await client.close()
+
+
+@virtual_time
+async def test_a_dead_peer_is_aborted_and_forgotten() -> None:
+    problems: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, c: problems.append(c))
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=5, pong_timeout=2)
+        await client.connect()
+        server.silent = True  # no more pongs
+        async with asyncio.timeout(30):
+            await client.wait_for(S.DISCONNECTED)
+        assert isinstance(client.state.source, NoPongReceived)
+        assert client._sockets == {}
+        await client.close()
+    assert problems == []
+
+
+@virtual_time
+async def test_a_connect_waiting_on_a_client_that_closes_is_told_it_closed() -> None:
+    client = make_client("ws://127.0.0.1:9/")
+    recovery = ConnectionRecoveryHandler(client, retry_first_connect=True)
+    connecting = asyncio.create_task(client.connect())
+    await asyncio.sleep(1)
+    await client.close()
+    with pytest.raises(ClientClosed) as refused:
+        await asyncio.wait_for(connecting, 5)
+    assert str(refused.value) == f"client {client.label} is closed"
+    recovery.close()
+
+
+@virtual_time
+async def test_the_cores_log_lines_name_the_client_and_a_raising_listener_is_named() -> None:
+    from structlog.testing import capture_logs
+
+    def noisy(record: object) -> None:
+        raise ValueError("listener bug")
+
+    async with TestServer() as server:
+        client = make_client(server.url, label="named")
+        recovery = ConnectionRecoveryHandler(client, strategy=DelayList([1.0]))
+        await client.connect()
+        client.add_listener(noisy)
+        with capture_logs() as logs:
+            await server.close_all(1011, "")
+            await asyncio.sleep(0.1)
+        [scheduled] = [e for e in logs if e["event"] == "reconnect_scheduled"]
+        assert scheduled["client"] == "named"
+        failures = [e for e in logs if e["event"] == "callback_failed"]
+        assert failures and all(
+            (e["callback"], e["error"]) == ("noisy", "ValueError: listener bug") for e in failures
+        )
+        recovery.close()
+        await client.close()
+
+
+class Broken(Unwritable):
+    async def send(self, data: str | bytes) -> None:
+        from statesock.exceptions import ConnectionLost
+
+        raise ConnectionLost("broke")
+
+
+@virtual_time
+async def test_a_health_check_lost_with_its_socket_leaves_no_error_behind() -> None:
+    import gc
+
+    problems: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, c: problems.append(c))
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=5, pong_timeout=2)
+        await client.connect()
+        socket = client._core.socket or 0
+        client._sockets[socket] = Broken(client._sockets[socket])
+        await asyncio.sleep(5.5)
+        await client.close()
+    gc.collect()
+    assert problems == []
+
+
+class NeverCloses(Unwritable):
+    """A socket whose close handshake never ends: only an abort gets rid of it."""
+
+    def __init__(self, handle: Any) -> None:
+        super().__init__(handle)
+        self.aborted = False
+
+    def write_now(self, data: object) -> bool:
+        return bool(self.handle.write_now(data))
+
+    def close(self, code: int, reason: str, timeout: float) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.handle.abort()
+
+
+@virtual_time
+async def test_a_socket_that_does_not_close_in_time_is_aborted_at_the_close_deadline() -> None:
+    problems: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, c: problems.append(c))
+    async with TestServer() as server:
+        client = make_client(server.url, close_timeout=1)
+        await client.connect()
+        socket = client._core.socket or 0
+        stuck = NeverCloses(client._sockets[socket])
+        client._sockets[socket] = stuck
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        await asyncio.wait_for(client.disconnect(), 10)
+        assert loop.time() - asked == pytest.approx(2.0, abs=0.1)  # close_timeout + 1 s
+        assert stuck.aborted and client._sockets == {}
+        await asyncio.sleep(0.5)
+        await client.close()
+        del stuck  # it holds the socket's task
+    import gc
+
+    gc.collect()  # a task that failed unseen is reported when it is collected
+    assert problems == []
+
+
+@virtual_time
+async def test_each_record_of_the_client_reaches_the_transition_log() -> None:
+    from structlog.testing import capture_logs
+
+    async with TestServer() as server:
+        client = make_client(server.url, label="logged")
+        with capture_logs() as logs:
+            await client.connect()
+        moves = [(e["src"], e["dst"]) for e in logs if e["event"] == "transition"]
+        assert moves == [
+            ("initialized", "connecting"),
+            ("connecting", "authenticating"),
+            ("authenticating", "connected"),
+        ]
+        assert {e["client"] for e in logs if e["event"] == "transition"} == {"logged"}
+        await client.close()

@@ -679,10 +679,12 @@ def test_an_over_long_line_is_skipped_and_the_next_one_read() -> None:
 
     long = "x" * (MAX_LINE + 10)
     huge = "x" * (3 * MAX_LINE)  # longer than two blocks: dropped as it streams by
-    items, reader = read_lines(record(seq=1), long, record(seq=2), huge, record(seq=3), "end")
-    assert [(i.seq, i.line) for i in items] == [(1, 1), (2, 3), (3, 5)]
-    assert reader.skipped == {"line longer than 1 MiB": 2, "truncated last line": 1}
-    assert reader.lines == 6
+    items, reader = read_lines(
+        record(seq=1), long, record(seq=2), huge, record(seq=3), long, record(seq=4), "end"
+    )
+    assert [(i.seq, i.line) for i in items] == [(1, 1), (2, 3), (3, 5), (4, 7)]
+    assert reader.skipped == {"line longer than 1 MiB": 3, "truncated last line": 1}
+    assert reader.lines == 8
     # A line exactly at the limit is read (it is not JSON here, so it is skipped as that).
     items, reader = read_lines("y" * MAX_LINE, record(seq=3))
     assert reader.skipped == {"not JSON": 1}

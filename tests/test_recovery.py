@@ -834,10 +834,13 @@ class FailingOnce:
 
     def __init__(self, handle: Any) -> None:
         self.handle, self.failed = handle, False
+        self.tasks: list[str] = []
 
     async def send(self, data: str | bytes) -> None:
         from statesock.exceptions import ConnectionLost
 
+        task = asyncio.current_task()
+        self.tasks.append(task.get_name() if task is not None else "")
         if not self.failed:
             self.failed = True
             raise ConnectionLost("broke under the write")
@@ -871,6 +874,7 @@ async def test_a_buffered_write_that_fails_is_written_again_once() -> None:
         await asyncio.wait_for(sending, 10)  # its first write failed: it was written again
         broken = client._sockets[wrapped[0]]
         assert isinstance(broken, FailingOnce) and broken.failed
+        assert set(broken.tasks) == {f"statesock-flush-{client.label}"}
         await asyncio.sleep(0.5)
         received = [m for m in server.received if isinstance(m, dict) and m.get("type") == "n"]
         assert received == [{"type": "n", "i": 1}]  # once
@@ -896,5 +900,7 @@ async def test_a_cancelled_buffered_send_is_never_written() -> None:
         await asyncio.sleep(0.5)
         received = [m["i"] for m in server.received if isinstance(m, dict) and m.get("type") == "n"]
         assert received == [1]
+        assert handler.send_buffer is not None and handler.send_buffer.pending == 0
+        assert client._outgoing == {}
         handler.close()
         await client.close()

@@ -642,6 +642,11 @@ class Opaque:
         return "opaque password=hunter2"
 
 
+class Long:
+    def __str__(self) -> str:
+        return "o" * 1500
+
+
 def test_every_kind_of_field_reaches_the_renderer_safe() -> None:
     from statesock.transition_log import emit
 
@@ -654,7 +659,9 @@ def test_every_kind_of_field_reaches_the_renderer_safe() -> None:
             mapping={"token": "t", "count": 2, "nested": {"api_key": ["a", 1], "fine": ["b"]}},
             pairs=[("Authorization", "Bearer x"), ("X-A", "1")], items=["a", "b", "c"],
             other=Opaque(), holder={"session": Opaque(), "why": ValueError("x")},
-            long="y" * 1500, api_key="k",
+            long="y" * 1500, api_key="k", token=ValueError("leaked"),
+            sent=[("X-Api-Key", "plain"), ("Accept", "json")],
+            credentials=["a", "b", "c"], long_error=ValueError("e" * 1500), long_other=Long(),
         )  # fmt: skip
     [entry] = logs
     assert entry == {
@@ -666,7 +673,11 @@ def test_every_kind_of_field_reaches_the_renderer_safe() -> None:
         "pairs": [["Authorization", "[REDACTED]"], ["X-A", "1"]], "items": ["a", "b", "c"],
         "other": "opaque password=[REDACTED]",
         "holder": {"session": "[REDACTED]", "why": "ValueError: x"},
-        "long": "y" * 1000 + "… (1500 chars)", "api_key": "[REDACTED]",
+        "long": "y" * 1000 + "… (1500 chars)", "api_key": "[REDACTED]", "token": "[REDACTED]",
+        "sent": [["X-Api-Key", "[REDACTED]"], ["Accept", "json"]],
+        "credentials": ["[REDACTED]"] * 3,
+        "long_error": "ValueError: " + "e" * 988 + "… (1512 chars)",
+        "long_other": "o" * 1000 + "… (1500 chars)",
     }  # fmt: skip
 
 
