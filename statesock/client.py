@@ -3,7 +3,7 @@
 The client decides nothing about the connection. It turns what happens (a user call, a
 socket's report, a timer, a hook finishing) into an input of its
 :class:`~statesock.core.ConnectionCore`, and carries out the effects the core returns:
-opening and closing sockets through the :class:`~statesock.engine.WebSocketEngine`, timers
+opening and closing sockets through the transport's :class:`~statesock.engine.Engine`, timers
 with ``loop.call_at``, hooks in tasks it cancels when the core says so, waiters, the send
 buffer's writes. It also decodes messages and hands events to its
 :class:`~statesock.subscriptions.Fanout`.

@@ -1,4 +1,4 @@
-"""The engine seam, and WebSocketEngine: sockets over ``websockets.asyncio.client``.
+"""The engine seam: what the shell asks of a transport, and what every transport shares.
 
 An engine owns the I/O and nothing else; what it needs to open a socket is an
 :class:`EngineConfig`, built (with every default) by :mod:`statesock.settings`. The seam is
@@ -9,8 +9,8 @@ in this order, ``socket_opened``, each ``socket_message``, and exactly one ``soc
 :class:`SocketListener`, each report carrying the handle. The handle's number is what the
 connection core checks, so nothing from an old socket can reach a new one.
 :func:`make_engine` builds the engine of a transport by name: ``"websockets"``
-(:class:`WebSocketEngine`, here) or ``"picows"`` (:mod:`statesock.picows_engine`, loaded
-only then: a transport depends on this seam, never the reverse).
+(:mod:`statesock.websockets_engine`) or ``"picows"`` (:mod:`statesock.picows_engine`): each is
+loaded only when used, and a transport depends on this seam, never the reverse.
 
 Every foreign exception (``websockets``, ``OSError``, ``ssl``) is mapped here, at the
 boundary, to the ``ConnectionFailure`` tree of :mod:`statesock.exceptions`, with the
@@ -20,12 +20,9 @@ controller checks health.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import email.utils
 import importlib
 import inspect
-import os
 import socket
 import ssl
 import time
@@ -35,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -44,8 +40,6 @@ from websockets.exceptions import (
     InvalidURI,
     WebSocketException,
 )
-from websockets.frames import Frame, Opcode
-from websockets.typing import Subprotocol
 
 from .exceptions import (
     ConfigurationError,
@@ -55,9 +49,7 @@ from .exceptions import (
     ConnectTimeout,
     HandshakeRejected,
     InvalidURL,
-    MessageTooLarge,
     NameResolutionFailed,
-    NotConnectedError,
     ProtocolViolation,
     TLSFailure,
 )
@@ -71,8 +63,6 @@ __all__ = [
     "QuerySource",
     "SocketHandle",
     "SocketListener",
-    "WebSocketEngine",
-    "WebSocketsHandle",
     "attempt_url",
     "make_engine",
     "map_exception",
@@ -82,7 +72,7 @@ __all__ = [
 
 # The transports, by the name ``transport=`` takes: the module and class of each engine.
 TRANSPORTS: dict[str, tuple[str, str]] = {
-    "websockets": (__name__, "WebSocketEngine"),
+    "websockets": ("statesock.websockets_engine", "WebSocketEngine"),
     "picows": ("statesock.picows_engine", "PicowsEngine"),
 }
 
@@ -320,280 +310,8 @@ async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in items]
 
 
-class _Connection(ClientConnection):
-    """websockets' connection, telling us about control frames it handles on its own: any
-    frame the peer sends proves it alive, and Ping and Pong frames never reach recv()."""
-
-    on_control_frame: Callable[[bool], None] | None = None
-
-    def process_event(self, event: Any) -> None:
-        super().process_event(event)
-        notify = self.on_control_frame
-        if notify is not None and isinstance(event, Frame):
-            if event.opcode is Opcode.PONG:
-                notify(True)
-            elif event.opcode is Opcode.PING:
-                notify(False)
-
-
-class WebSocketsHandle:
-    """One websockets socket's life: send, ping, close, abort (a :class:`SocketHandle`).
-    Made only by :meth:`WebSocketEngine.open`."""
-
-    __slots__ = ("_asked", "_engine", "_listener", "_reported", "_task", "_ws", "id", "subprotocol")
-
-    def __init__(self, engine: WebSocketEngine, listener: SocketListener, number: int) -> None:
-        self.id = number
-        self.subprotocol: str | None = None
-        self._engine = engine
-        self._listener = listener
-        self._ws: ClientConnection | None = None
-        self._asked = False  # we asked for the close: not the server's doing
-        self._reported = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def send(self, data: str | bytes) -> None:
-        ws = self._ws
-        if ws is None:
-            raise NotConnectedError("no socket")
-        try:
-            await ws.send(data)
-        except ConnectionClosed as exc:
-            raise send_failure(exc) from exc
-
-    @property
-    def raw_send(self) -> Callable[[str | bytes], Awaitable[None]] | None:
-        """websockets' own ``send`` of the open socket (None when it is not open), for the
-        client's hot path: it maps a failure with :func:`send_failure` itself, which saves a
-        coroutine layer per message."""
-        ws = self._ws
-        return ws.send if ws is not None else None
-
-    def write_now(self, data: str | bytes | None) -> bool:
-        """Write a small message (or, for None, a protocol Ping) at once, without a task.
-
-        For health checks: no coroutine, no future, no flow control (the frame is tiny). The
-        answer to a Ping comes back as ``socket_alive(handle, pong=True)``. False when the
-        socket cannot take it now; the caller then falls back to :meth:`send`.
-        """
-        ws = self._ws
-        if ws is None:
-            return False
-        try:
-            protocol = ws.protocol
-            if data is None:
-                protocol.send_ping(os.urandom(4))
-            elif isinstance(data, str):
-                protocol.send_text(data.encode())
-            else:
-                protocol.send_binary(data)
-            ws.send_data()
-        except Exception:  # closing, or websockets refused it: the close is reported anyway
-            return False
-        return True
-
-    def close(self, code: int, reason: str, timeout: float) -> None:
-        """Close: a close frame when open (bounded by ``timeout``), cancel while opening."""
-        self._asked = True
-        ws, task = self._ws, self._task
-        if ws is not None:
-            ws.close_timeout = timeout
-            closer = asyncio.get_running_loop().create_task(
-                ws.close(code, reason), name=f"statesock-close-{self._engine.label}-{self.id}"
-            )
-            closer.add_done_callback(_consume)
-            closers = self._engine._closers
-            closers.add(closer)
-            closer.add_done_callback(closers.discard)
-        elif task is not None and not task.done():
-            task.cancel("statesock: close requested while connecting")
-
-    def abort(self) -> None:
-        """Drop the socket at once (the close handshake took too long)."""
-        self._asked = True
-        ws, task = self._ws, self._task
-        if ws is not None:
-            ws.transport.abort()
-        if task is not None and not task.done():
-            task.cancel("statesock: socket aborted")
-
-    def _report_closed(
-        self, code: int | None, reason: str, error: ConnectionFailure | None
-    ) -> None:
-        if not self._reported:
-            self._reported = True
-            self._listener.socket_closed(self, code, reason, error)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        # Runs even when the task was cancelled before its first step, when the coroutine's
-        # own finally never ran: the socket still reports its one close.
-        if not self._reported:
-            error = None if self._asked else ConnectionLost("the socket task ended unexpectedly")
-            self._report_closed(None, "", error)
-
-    async def _run(self) -> None:
-        ws: ClientConnection | None = None
-        error: ConnectionFailure | None = None
-        code: int | None = None
-        reason = ""
-        try:
-            try:
-                ws = await self._engine._open()
-            except asyncio.CancelledError:
-                if not self._asked:  # somebody else's cancel: the socket is lost, not closed
-                    error = ConnectionLost("the socket task was cancelled while connecting")
-                    raise
-                return
-            except Exception as exc:
-                error = map_exception(exc)
-                return
-            self._ws = ws
-            self.subprotocol = ws.subprotocol
-            if isinstance(ws, _Connection):
-                listener = self._listener
-                ws.on_control_frame = lambda pong: listener.socket_alive(self, pong)
-            if self._asked:  # closed while the handshake finished
-                await ws.close(1000, "")
-            else:
-                self._listener.socket_opened(self)
-            on_message = self._listener.socket_message
-            try:
-                async for message in ws:
-                    backpressure = on_message(self, message)
-                    if backpressure is not None:
-                        await backpressure
-            except ConnectionClosed:
-                pass  # the close code and reason are read below
-            except asyncio.CancelledError:
-                if not self._asked:
-                    raise
-            self._ws = None
-            await ws.wait_closed()
-        except GeneratorExit:
-            # The loop is gone and the coroutine is being collected: nobody is left to
-            # report to, and no loop to report on.
-            self._reported = True
-            raise
-        finally:
-            self._ws = None
-            if ws is not None and not self._reported:
-                if not ws.transport.is_closing():
-                    ws.transport.abort()
-                max_size = self._engine.config.max_size
-                code, reason, error = _close_outcome(ws, self._asked, error, max_size)
-            with contextlib.suppress(RuntimeError):  # no loop left to report on
-                self._report_closed(code, reason, error)
-
-
 def send_failure(exc: BaseException) -> BaseException:
     """The statesock exception for a failed ``ws.send()`` (others pass through)."""
     if isinstance(exc, ConnectionClosed):
         return ConnectionLost(f"the socket closed before the message was sent: {exc}")
     return exc
-
-
-def _close_outcome(
-    ws: ClientConnection, asked: bool, error: ConnectionFailure | None, max_size: int | None
-) -> tuple[int | None, str, ConnectionFailure | None]:
-    rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
-    if rcvd is not None:
-        return rcvd.code, rcvd.reason, error
-    if sent is not None and not asked:
-        if sent.code == 1009:
-            # Our own max_size refused a message: the server did not close anything.
-            too_large = MessageTooLarge(f"a message exceeded max_size ({max_size} bytes)")
-            return None, "", error or too_large
-        # websockets failed the connection itself (1002 for a bad frame, ...): the code it
-        # sent is the classification.
-        return (
-            sent.code,
-            sent.reason,
-            error or ProtocolViolation(f"closed with {sent.code}: {sent.reason}"),
-        )
-    if error is None and not asked:
-        error = ConnectionLost("the socket closed without a close frame")
-    return 1006, "", error
-
-
-class WebSocketEngine:
-    """The websockets transport's :class:`Engine`: one socket per :meth:`open` for one
-    client; knows nothing about states."""
-
-    __slots__ = ("_closers", "_handles", "_next", "config", "label")
-
-    def __init__(self, config: EngineConfig, label: str) -> None:
-        validate_url(config.url)
-        self.config = config
-        self.label = label
-        self._handles: set[WebSocketsHandle] = set()
-        # Close handshakes under way: aclose() waits for them, so nothing is left running.
-        self._closers: set[asyncio.Task[None]] = set()
-        self._next = 0
-
-    def open(self, listener: SocketListener, number: int | None = None) -> WebSocketsHandle:
-        """Start a socket in a task of its own; its reports go to ``listener``."""
-        if number is None:
-            self._next += 1
-            number = self._next
-        handle = WebSocketsHandle(self, listener, number)
-        task = asyncio.get_running_loop().create_task(
-            handle._run(), name=f"statesock-socket-{self.label}-{number}"
-        )
-        handle._task = task
-        self._handles.add(handle)
-        task.add_done_callback(handle._task_done)
-        task.add_done_callback(lambda _: self._handles.discard(handle))
-        return handle
-
-    @property
-    def sockets(self) -> int:
-        """How many socket tasks are still running."""
-        return len(self._handles)
-
-    async def aclose(self) -> None:
-        """Stop every socket task whatever it is doing; used when the client closes."""
-        current = asyncio.current_task()
-        tasks = []
-        for handle in list(self._handles):
-            handle.abort()
-            if handle._task is not None and handle._task is not current:
-                tasks.append(handle._task)
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        # The sockets are aborted: a close handshake still under way ends at once.
-        closers = [task for task in self._closers if task is not current]
-        if closers:
-            await asyncio.gather(*closers, return_exceptions=True)
-
-    async def _open(self) -> ClientConnection:
-        config = self.config
-        if config.before_attempt is not None:
-            await config.before_attempt()
-        url = await attempt_url(config)
-        headers = await _evaluate(config.headers)
-        extra: dict[str, Any] = {}
-        if config.ssl is not None and url.startswith("wss:"):
-            extra["ssl"] = config.ssl  # otherwise websockets uses create_default_context()
-        if config.logger is not None:
-            extra["logger"] = config.logger
-        return await connect(
-            url,
-            additional_headers=headers or None,
-            subprotocols=[Subprotocol(p) for p in config.subprotocols] or None,
-            # None: websockets' default, permessage-deflate.
-            compression=None if config.compression is False else "deflate",
-            open_timeout=None,  # the client's connect_timeout bounds the whole attempt
-            ping_interval=config.protocol_keepalive,
-            ping_timeout=config.protocol_keepalive,
-            close_timeout=config.close_timeout,
-            max_size=config.max_size,
-            proxy=None if config.proxy is False else config.proxy,
-            create_connection=_Connection,
-            **extra,
-        )
-
-
-def _consume(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()

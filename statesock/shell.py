@@ -1,7 +1,7 @@
 """The asyncio shell under :class:`~statesock.client.WebSocketClient`: it carries out what the
 core decided and turns what happened into the core's inputs. It decides nothing.
 
-The shell owns the I/O of one client: the :class:`~statesock.engine.WebSocketEngine` and a
+The shell owns the I/O of one client: the transport's :class:`~statesock.engine.Engine` and a
 handle per socket, the timers (``loop.call_at``), the hooks' tasks, the waiters of
 ``connect()``, ``disconnect()`` and buffered sends, the event fan-out and the record
 listeners. Each input goes through :meth:`Shell._step`, which hands it to

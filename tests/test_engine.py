@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import email.utils
+import hashlib
+import json
+import re
 import socket
 import ssl
 import time
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidMessage, InvalidStatus, InvalidURI, ProtocolError
 from websockets.http11 import Response
@@ -571,7 +577,120 @@ async def test_a_message_over_max_size_is_our_limit_with_no_close_reason() -> No
         assert isinstance(error, MessageTooLarge)
 
 
-@pytest.mark.transports("websockets", reason="websockets' own protocol checks fail the frame")
+# -- frames: each transport hands them over itself, reassembled, bounded, checked ------------
+
+
+async def _eager_server(frames: bytes) -> tuple[asyncio.Server, str]:
+    """A server that writes its handshake response and ``frames`` in one write, then holds:
+    the client reads frames before its socket has even reported itself open."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        [key] = re.findall(rb"(?i)sec-websocket-key: *(\S+)", request)
+        accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frames
+        )
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the client goes
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def _text_frame(text: str, fin: bool = True, opcode: int = 0x1) -> bytes:
+    payload = text.encode()
+    assert len(payload) < 126
+    return bytes([(0x80 if fin else 0) | opcode, len(payload)]) + payload
+
+
+@virtual_time
+async def test_messages_sent_with_the_handshake_response_arrive_first_and_in_order() -> None:
+    frames = b"".join(_text_frame(f'{{"type": "n", "seq": {n}}}') for n in range(5))
+    frames += _text_frame('{"type": "n", ', fin=False) + _text_frame('"seq": 5}', opcode=0x0)
+    server, url = await _eager_server(frames)
+    client = conftest.make_client(url, decoder=json.loads, ack_required=False)
+    seen: list[int] = []
+    client.on(dict, lambda event: seen.append(event["seq"]))
+    await client.connect()
+    await asyncio.sleep(0.1)
+    assert seen == [0, 1, 2, 3, 4, 5]
+    assert client.stats.messages_received == 6
+    await client.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def _connected(server: TestServer, **kwargs: Any) -> tuple[WebSocketClient, ServerConnection]:
+    client = conftest.make_client(server.url, **kwargs)
+    await client.connect()
+    await server.wait_for_connections()
+    [ws] = server.connections.values()
+    return client, ws
+
+
+@virtual_time
+async def test_fragmented_messages_are_reassembled_and_fragments_prove_the_peer_alive() -> None:
+    async with TestServer() as server:
+        client, ws = await _connected(server, decoder=lambda data: data, ack_required=False)
+        texts: list[str] = []
+        blobs: list[bytes] = []
+        client.on(str, texts.append)
+        client.on(bytes, blobs.append)
+        alive: list[bool] = []
+        real = client.socket_alive
+
+        def counting(handle: Any, pong: bool) -> None:
+            alive.append(pong)
+            real(handle, pong)
+
+        client.socket_alive = counting  # type: ignore[method-assign]
+        await ws.send(['{"type": "event", ', '"seq": 1, ', '"text": "é"}'])
+        await ws.send([b"\x00\x01", b"\x02", b"\x03"])
+        await ws.send("whole")
+        await asyncio.sleep(0.1)
+        texts = [text for text in texts if '"connection.ok"' not in text]  # the ack
+        assert texts == ['{"type": "event", "seq": 1, "text": "é"}', "whole"]
+        assert blobs == [b"\x00\x01\x02\x03"]
+        # Each non-final fragment: websockets sends each chunk, then an empty final frame.
+        assert alive == [False] * 6
+        await client.close()
+
+
+@virtual_time
+async def test_a_fragmented_message_over_max_size_is_refused_like_a_single_frame() -> None:
+    async with TestServer() as server:
+        client, ws = await _connected(server, max_size=1000)
+        await ws.send(["x" * 600, "x" * 600])
+        await asyncio.sleep(1)
+        source = client.state.source
+        assert isinstance(source, ServerInitiated)
+        assert source.close_code is None  # the server closed nothing: our limit did
+        assert isinstance(source.error, MessageTooLarge)
+        assert ws.close_code == 1009  # and the server was told why
+        await client.close()
+
+
+@virtual_time
+async def test_invalid_utf8_in_a_text_message_fails_the_connection_with_1007() -> None:
+    async with TestServer() as server:
+        client, ws = await _connected(server)
+        ws.protocol.send_text(b"\xff\xfe not utf-8")
+        ws.send_data()
+        await asyncio.sleep(1)
+        source = client.state.source
+        assert isinstance(source, ServerInitiated)
+        assert source.close_code == 1007
+        assert isinstance(source.error, ProtocolViolation)
+        assert ws.close_code == 1007
+        await client.close()
+
+
 @virtual_time
 async def test_a_frame_websockets_refuses_closes_with_its_code_as_a_protocol_violation() -> None:
     async with TestServer(require_auth=False) as server:

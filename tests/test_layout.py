@@ -48,6 +48,7 @@ SHELL = [
     "streams",
     "metrics",
     "picows_engine",
+    "websockets_engine",
 ]
 TOOLS = [
     "cli",

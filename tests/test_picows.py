@@ -1,11 +1,11 @@
 """The picows transport's own tests: what the shared behaviour suites (every test of the
 modules in tests/conftest.py's ``TRANSPORT_SUITES`` runs on both transports) cannot see.
 
-The settings it refuses at construction, its exception mapping, frames the websockets
-server sends that only a picows client must reassemble or refuse (fragments, bad UTF-8,
-a subprotocol nobody offered), Pings and Pongs both ways, credentials in the URL, its
-redacted log lines, and a socket cancelled in the middle of its handshake. The whole file
-is skipped (loudly, or failed under ``CI=true``) when picows is not installed.
+The settings it refuses at construction, its exception mapping, a subprotocol nobody
+offered, Pings and Pongs both ways, credentials in the URL, its redacted log lines, and a
+socket cancelled in the middle of its handshake (fragments and bad UTF-8 are tested in
+test_engine.py, on both transports). The whole file is skipped (loudly, or failed under
+``CI=true``) when picows is not installed.
 """
 
 from __future__ import annotations
@@ -220,63 +220,6 @@ async def _connected(server: TestServer, **kwargs: Any) -> tuple[WebSocketClient
     await server.wait_for_connections()
     [ws] = server.connections.values()
     return client, ws
-
-
-@virtual_time
-async def test_fragmented_messages_are_reassembled_and_fragments_prove_the_peer_alive() -> None:
-    async with TestServer() as server:
-        client, ws = await _connected(server, decoder=lambda data: data, ack_required=False)
-        texts: list[str] = []
-        blobs: list[bytes] = []
-        client.on(str, texts.append)
-        client.on(bytes, blobs.append)
-        alive: list[bool] = []
-        real = client.socket_alive
-
-        def counting(handle: Any, pong: bool) -> None:
-            alive.append(pong)
-            real(handle, pong)
-
-        client.socket_alive = counting  # type: ignore[method-assign]
-        await ws.send(['{"type": "event", ', '"seq": 1, ', '"text": "é"}'])
-        await ws.send([b"\x00\x01", b"\x02", b"\x03"])
-        await ws.send("whole")
-        await asyncio.sleep(0.1)
-        texts = [text for text in texts if '"connection.ok"' not in text]  # the ack
-        assert texts == ['{"type": "event", "seq": 1, "text": "é"}', "whole"]
-        assert blobs == [b"\x00\x01\x02\x03"]
-        # Each non-final fragment: websockets sends each chunk, then an empty final frame.
-        assert alive == [False] * 6
-        await client.close()
-
-
-@virtual_time
-async def test_a_fragmented_message_over_max_size_is_refused_like_a_single_frame() -> None:
-    async with TestServer() as server:
-        client, ws = await _connected(server, max_size=1000)
-        await ws.send(["x" * 600, "x" * 600])
-        await asyncio.sleep(1)
-        source = client.state.source
-        assert isinstance(source, ServerInitiated)
-        assert source.close_code is None  # the server closed nothing: our limit did
-        assert isinstance(source.error, MessageTooLarge)
-        assert ws.close_code == 1009  # and the server was told why
-        await client.close()
-
-
-@virtual_time
-async def test_invalid_utf8_in_a_text_message_fails_the_connection_with_1007() -> None:
-    async with TestServer() as server:
-        client, ws = await _connected(server)
-        ws.protocol.send_text(b"\xff\xfe not utf-8")
-        ws.send_data()
-        await asyncio.sleep(1)
-        source = client.state.source
-        assert isinstance(source, ServerInitiated)
-        assert source.close_code == 1007
-        assert isinstance(source.error, ProtocolViolation)
-        assert ws.close_code == 1007
-        await client.close()
 
 
 @virtual_time
