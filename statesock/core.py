@@ -289,7 +289,21 @@ class ConnectionCore:
         return step
 
     def _handle(self, event: Input) -> None:
+        # The inputs of every health check and of reading come first: a class pattern is an
+        # isinstance check, tried in order.
         match event:
+            case TimerFired():
+                self._on_timer(event)
+            case ProtocolPong():
+                self._on_protocol_pong(event)
+            case ProtocolPingSent():
+                self._on_protocol_ping_sent(event)
+            case HealthAnswered():
+                self._on_health_answered(event)
+            case ReadingPaused():
+                self._on_reading_paused(event)
+            case ReadingResumed():
+                self._on_reading_resumed(event)
             case UserConnect():
                 self._on_user_connect(event)
             case UserDisconnect():
@@ -298,24 +312,12 @@ class ConnectionCore:
                 self._on_user_close(event)
             case SocketOpened():
                 self._on_socket_opened(event)
-            case HealthAnswered():
-                self._on_health_answered(event)
-            case ProtocolPingSent():
-                self._on_protocol_ping_sent(event)
-            case ProtocolPong():
-                self._on_protocol_pong(event)
             case ServerErrorReceived():
                 self._on_server_error(event)
             case SocketClosed():
                 self._on_socket_closed(event)
             case HookFinished():
                 self._on_hook_finished(event)
-            case TimerFired():
-                self._on_timer(event)
-            case ReadingPaused():
-                self._on_reading_paused(event)
-            case ReadingResumed():
-                self._on_reading_resumed(event)
             case NetworkChanged():
                 self._on_network(event)
             case AppPaused():

@@ -135,6 +135,25 @@ RULES: tuple[Rule, ...] = (
 del T
 # fmt: on
 
+
+def _first_rules(trigger: Trigger) -> dict[ConnectionState, Rule]:
+    """For each state, the first rule of ``trigger`` that names it (the one tried first)."""
+    first: dict[ConnectionState, Rule] = {}
+    for rule in RULES:
+        if rule.trigger is trigger:
+            for state in rule.sources:
+                first.setdefault(state, rule)
+    return first
+
+
+# The states where a pong is an internal transition that no guard can refuse: there
+# ConnectionMachine.pong makes the record itself (read off the table, never written twice).
+_PONG_UPDATES_HEALTH = frozenset(
+    state
+    for state, rule in _first_rules(Trigger.PONG).items()
+    if rule.outcome is Outcome.INTERNAL and rule.guard is None
+)
+
 _USER_ONLY = "the user disconnected; only the user's connect() may follow"
 _NEEDS_SOURCE = "closed from an active state needs a source"
 _REFUSALS: dict[tuple[Trigger, ConnectionState], str] = {
@@ -343,8 +362,23 @@ class ConnectionMachine:
         return self.fire(Trigger.AUTHENTICATED, health=health)
 
     def pong(self, health: HealthCheckInfo) -> list[Record]:
-        # The hot path (one per health check): no source to validate, no connect to chain.
-        return self._apply(Trigger.PONG, {"health": health})
+        """The hot path (one per health check). Where :data:`RULES` make a pong an unguarded
+        internal transition (connected), its record is made here: transitions' dispatch (an
+        event object, its queue, the rule's callback) does nothing a pong needs. Anywhere
+        else it goes through the table like every trigger, and is refused there."""
+        state = self._state
+        if state not in _PONG_UPDATES_HEALTH:
+            return self._apply(Trigger.PONG, {"health": health})
+        now = self._clock()
+        self._seq += 1
+        self._health = health
+        source = self._source
+        return [
+            InternalTransition(
+                state, Trigger.PONG, source, source, self._seq, now,
+                max(now - self._entered_at, 0.0), _round_trip(health),
+            )
+        ]  # fmt: skip
 
     def disconnect(self, source: DisconnectionSource) -> list[Record]:
         return self.fire(Trigger.DISCONNECT, source=source)
@@ -409,15 +443,6 @@ class ConnectionMachine:
         kwargs = event.kwargs
         trigger = rule.trigger
         self._seq += 1
-        if trigger is Trigger.PONG:  # the most frequent record by far: the short path
-            health = kwargs.get("health")
-            if isinstance(health, HealthCheckInfo):
-                self._health = health
-            source = self._source
-            return InternalTransition(
-                self.state, trigger, source, source, self._seq, now, in_state,
-                _round_trip(self._health),
-            )  # fmt: skip
         given = kwargs.get("source")
         previous_source = self._source
         if trigger is Trigger.CONNECT:
@@ -461,7 +486,7 @@ def _detail(
         return RECONNECT_DETAIL if kwargs.get("reconnect") else USER_CONNECT_DETAIL
     if trigger in (Trigger.DISCONNECT, Trigger.CLOSED) and source is not None:
         return source.close_reason
-    if trigger is Trigger.AUTHENTICATED:
+    if trigger in (Trigger.AUTHENTICATED, Trigger.PONG):
         return _round_trip(health)
     return ""
 

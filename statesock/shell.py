@@ -268,7 +268,14 @@ class Shell:
                     self.stats.listener_failed(exc, record, listener)
 
     def _carry_out(self, effect: io.Effect) -> None:
+        # A health check's effects first: a class pattern is an isinstance check, in order.
         match effect:
+            case io.StartTimer():
+                self._timers.start(self._loop_now(), effect.timer, effect.at)
+            case io.CancelTimer():
+                self._timers.cancel(effect.timer)
+            case io.SendHealthCheck():
+                self._send_health_check(effect)
             case io.OpenSocket():
                 self._open_socket(effect)
             case io.CloseSocket():
@@ -279,12 +286,6 @@ class Shell:
                 aborted = self._sockets.pop(effect.socket, None)
                 if aborted is not None:
                     aborted.abort()
-            case io.StartTimer():
-                self._timers.start(self._loop_now(), effect.timer, effect.at)
-            case io.CancelTimer():
-                self._timers.cancel(effect.timer)
-            case io.SendHealthCheck():
-                self._send_health_check(effect)
             case io.RunHook():
                 self._run_hook(effect)
             case io.CancelHook():

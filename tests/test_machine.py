@@ -7,6 +7,7 @@ from typing import cast
 
 import pytest
 
+from statesock import machine as machine_module
 from statesock.events import HealthCheckInfo, ServerErrorEvent
 from statesock.exceptions import HandshakeRejected, InvalidTransition
 from statesock.machine import (
@@ -241,6 +242,32 @@ def test_pong_is_internal_and_updates_health() -> None:
     assert record.detail == "round trip 12.0 ms"
     assert machine.snapshot().health.round_trip == 0.012
     assert machine.state is S.CONNECTED
+
+
+def test_a_pong_records_what_the_table_would_without_transitions_dispatch() -> None:
+    """pong() makes its record itself where the table makes a pong an unguarded internal
+    transition; fired through the table (transitions' dispatch), the record is the same."""
+    health = HealthCheckInfo("c-9", round_trip=0.012, last_pong_at=30.0, pongs=4)
+    fast, _, fast_clock = make()
+    table, _, table_clock = make()
+    for machine, clock in ((fast, fast_clock), (table, table_clock)):
+        drive_to(machine, S.CONNECTED)
+        clock.now += 25
+    [by_pong] = fast.pong(health)
+    [by_table] = table.fire(Trigger.PONG, health=health)
+    assert by_pong == by_table
+    assert fast.snapshot() == table.snapshot()
+    assert {S.CONNECTED} == machine_module._PONG_UPDATES_HEALTH
+
+
+def test_a_pong_where_the_table_has_no_rule_for_it_is_refused_by_the_table() -> None:
+    machine, records, _ = make()
+    drive_to(machine, S.AUTHENTICATING)
+    before, recorded = machine.snapshot(), len(records)
+    with pytest.raises(InvalidTransition, match="pong"):
+        machine.pong(HealthCheckInfo("c-1", 0.1, 1.0, 1))
+    assert machine.snapshot() == before
+    assert len(records) == recorded
 
 
 INVALID = [
