@@ -8,6 +8,7 @@ import contextlib
 import email.utils
 import hashlib
 import json
+import logging
 import re
 import socket
 import ssl
@@ -757,3 +758,18 @@ async def test_attempt_urls_keep_blank_query_values_and_take_pairs_too() -> None
         await client.connect()
         assert server.request_paths == ["/?a=&v=2&token=x&empty="]
         await client.close()
+
+
+@pytest.mark.transports("websockets", reason="websockets' own log lines, through statesock's")
+@virtual_time
+async def test_websockets_log_lines_name_the_client_they_belong_to(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with TestServer() as server:
+        client = conftest.make_client(server.url, label="orders-feed")
+        with caplog.at_level(logging.DEBUG, logger="websockets.client"):
+            await client.connect()
+            await client.close()
+    lines = [record for record in caplog.records if record.name == "websockets.client"]
+    assert lines
+    assert {getattr(record, "statesock_client", None) for record in lines} == {"orders-feed"}

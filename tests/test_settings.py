@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 import json
 import math
@@ -733,4 +734,98 @@ def test_what_the_encoder_returns_must_be_text_or_bytes() -> None:
         settings.encode({"token": "abc"})
     assert str(refused.value) == (
         "message_encoder must return str or bytes, not dict: {'token': '[REDACTED]'}"
+    )
+
+
+# -- what reaches the engine, and the refusals' exact words ----------------------------------
+
+
+def test_compression_and_protocol_keepalive_reach_the_engine_as_set() -> None:
+    for compression in (False, True, None):
+        settings = ClientSettings.check(
+            URL, _decode, None, None, None, compression=compression, protocol_keepalive=5
+        )
+        engine = settings.engine_config(URL, None, None)
+        assert engine.compression is compression
+        assert engine.protocol_keepalive == 5.0
+
+
+def test_an_unknown_transport_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError) as refused:
+        ClientSettings.check(URL, _decode, None, None, None, transport="aiohttp")
+    assert str(refused.value) == "transport must be one of 'websockets', 'picows', not 'aiohttp'"
+
+
+def test_a_pair_that_is_not_a_sequence_is_named_by_its_index() -> None:
+    with pytest.raises(TypeError) as refused:
+        ClientSettings.check(URL, _decode, None, None, None, headers=[("X-A", "1"), 5])
+    assert str(refused.value) == (
+        "headers must be a mapping, (name, value) pairs or a callable; item 1 is not a pair: 5"
+    )
+
+
+def test_a_header_value_may_hold_any_printable_character() -> None:
+    value = "XYZ Bearer-ish 0123 ~!@#$%^&*()"
+    settings = ClientSettings.check(URL, _decode, None, None, None, headers={"X-Key": value})
+    assert settings.headers == {"X-Key": value}
+
+
+@pytest.fixture
+def fast_transport_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings only ask whether the package is there: these tests need no picows."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: object() if name == "picows" else real(name, *args),
+    )
+
+
+@pytest.mark.usefixtures("fast_transport_installed")
+def test_compression_is_refused_with_the_fast_transport_in_so_many_words() -> None:
+    with pytest.raises(ValueError) as refused:
+        ClientSettings.check(URL, _decode, None, None, None, transport="picows", compression=True)
+    assert str(refused.value) == (
+        "compression=True cannot be honoured with transport='picows': picows has no "
+        "permessage-deflate; leave compression unset (None: the transport's default, "
+        "off for picows) or use transport='websockets'"
+    )
+    off = ClientSettings.check(
+        URL, _decode, None, None, None, transport="picows", compression=False
+    )
+    assert off.compression is False
+
+
+@pytest.mark.usefixtures("fast_transport_installed")
+def test_a_socks4a_proxy_is_refused_with_the_fast_transport_whatever_its_case() -> None:
+    with pytest.raises(ValueError) as refused:
+        ClientSettings.check(
+            URL, _decode, None, None, None, transport="picows", proxy="socks4a://u:pw@h:1080"
+        )
+    assert str(refused.value) == (
+        "proxy: transport='picows' cannot use a socks4a:// proxy (its SOCKS client "
+        "resolves names locally for SOCKS4); use socks5:// or transport='websockets', "
+        "not 'socks4a://u:[REDACTED]@h:1080'"
+    )
+    with pytest.raises(ValueError, match="socks4a"):
+        ClientSettings.check(
+            URL, _decode, None, None, None, transport="picows", proxy="SOCKS4A://h:1080"
+        )
+    # The websockets transport takes it (python-socks does SOCKS4a there).
+    ClientSettings.check(URL, _decode, None, None, None, proxy="socks4a://h:1080")
+
+
+def test_a_transport_that_is_not_installed_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "picows" else real(name, *a)
+    )
+    with pytest.raises(ImportError) as missing:
+        ClientSettings.check(URL, _decode, None, None, None, transport="picows")
+    assert missing.value.name == "picows"
+    assert str(missing.value) == (
+        "transport='picows' needs the picows package, which is not installed: "
+        "pip install 'statesock[fast]'"
     )

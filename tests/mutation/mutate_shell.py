@@ -13,6 +13,13 @@ directory)::
 
 ``--modules`` mutates only those modules (names as in ``only_mutate``, without ``statesock/``
 and ``.py``), to try a change quickly; ``--skip-tests test_x,test_y`` leaves test files out.
+
+``--incremental`` keeps the last run's verdicts where they still hold: it copies the tree over
+the last snapshot instead of starting afresh, and mutmut (3.8+) then re-tests every mutant of a
+function whose code changed and collects coverage for new tests; on top of that, every
+survivor and every hang is tried again, since a new test may kill it. A kill stands (tests are
+only ever added to kill mutants). A full run takes hours on 2 cores, mostly in survivors,
+which run every test that covers their function; ``make mutate-shell`` is the full run.
 """
 
 from __future__ import annotations
@@ -79,10 +86,48 @@ def rewrite(pyproject: str, config: dict[str, Any]) -> str:
     return "".join(kept).rstrip("\n") + "\n\n[tool.mutmut]\n" + body
 
 
+def _sync(source: Path, target: Path) -> None:
+    """Make ``target`` a copy of ``source``, touching only the files that differ (mutmut
+    regenerates the mutants of a source file whose copy is newer than them)."""
+    wanted = {
+        path.relative_to(source)
+        for path in source.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    for relative in sorted(wanted):
+        src, dst = source / relative, target / relative
+        if not dst.exists() or dst.read_bytes() != src.read_bytes():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)  # a new mtime: mutmut sees the change
+    for path in sorted(target.rglob("*"), reverse=True):
+        stale = path.is_file() and "__pycache__" not in path.parts
+        if stale and path.relative_to(target) not in wanted:
+            path.unlink()
+
+
+def _retry_undecided(mutants: Path) -> int:
+    """Forget the verdict of every survivor and hang (exit codes 0 and the timeouts), so
+    that mutmut tries them again with the tests as they are now."""
+    retried = 0
+    for meta in mutants.rglob("*.py.meta"):
+        data = json.loads(meta.read_text("utf-8"))
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code == 0 or code in _HUNG:
+                codes[name] = None
+                retried += 1
+        meta.write_text(json.dumps(data, indent=4), "utf-8")
+    return retried
+
+
+_HUNG = {36, 24, -24, 152, 255}  # score.py's TIMEOUT_CODES
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", type=lambda text: text.split(","), default=None)
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--incremental", action="store_true", help="keep what still holds")
     parser.add_argument(
         "--skip-tests", type=lambda text: text.split(","), default=None,
         help="leave these test files (test_x,test_y) out of the selection",
@@ -91,18 +136,28 @@ def main(argv: list[str]) -> int:
 
     pyproject = (ROOT / "pyproject.toml").read_text("utf-8")
     config = shell_config(pyproject, args.modules, args.skip_tests)
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
+    incremental = args.incremental and (WORK / "mutants").is_dir()
+    if not incremental:
+        shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "statesock", WORK / "statesock", ignore=ignore)
-    shutil.copytree(ROOT / "tests", WORK / "tests", ignore=ignore)
+    for tree in ("statesock", "tests"):
+        if incremental:
+            _sync(ROOT / tree, WORK / tree)
+        else:
+            shutil.copytree(ROOT / tree, WORK / tree, ignore=ignore)
     for extra in config.get("also_copy", []):  # what the tests read beside the package
         source = ROOT / extra
         if source.is_dir():
-            shutil.copytree(source, WORK / extra, ignore=ignore)
+            shutil.copytree(source, WORK / extra, ignore=ignore, dirs_exist_ok=True)
         elif source.exists():
             shutil.copy2(source, WORK / extra)
-    (WORK / "pyproject.toml").write_text(rewrite(pyproject, config), "utf-8")
+    configured = rewrite(pyproject, config)
+    target = WORK / "pyproject.toml"
+    if not target.exists() or target.read_text("utf-8") != configured:
+        target.write_text(configured, "utf-8")
+    if incremental:
+        print(f"incremental: {_retry_undecided(WORK / 'mutants')} survivors and hangs to try again")
 
     mutmut = Path(sys.executable).with_name("mutmut")
     started = time.monotonic()
