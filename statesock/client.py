@@ -67,6 +67,10 @@ class WebSocketClient(Shell):
     :class:`~statesock.settings.ClientSettings`).
     """
 
+    # An instance dict only when something sets an attribute of its own (an app's tag, a
+    # test's stand-in): the client's own attributes are slots (see Shell).
+    __slots__ = ("__dict__", "__weakref__", "url")
+
     def __init__(
         self,
         url: str,
