@@ -27,7 +27,7 @@ import socket
 import ssl
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -56,6 +56,7 @@ from .exceptions import (
 from .redaction import redact_text, redact_url
 
 __all__ = [
+    "ALREADY_DONE",
     "TRANSPORTS",
     "Engine",
     "EngineConfig",
@@ -308,6 +309,18 @@ async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
         value = await value
     items = value.items() if isinstance(value, Mapping) else value
     return [(str(k), str(v)) for k, v in items]
+
+
+class _Done:
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
+
+
+# An awaitable that is already done: what a transport's fast send returns when the message
+# is written at once (no coroutine, no future per message).
+ALREADY_DONE: Awaitable[None] = _Done()
 
 
 def send_failure(exc: BaseException) -> BaseException:

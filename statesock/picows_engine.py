@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover - websockets 15.0
     from websockets.uri import get_proxy  # type: ignore[attr-defined,no-redef]
 
 from .engine import (
+    ALREADY_DONE,
     EngineConfig,
     SocketListener,
     _evaluate,
@@ -78,16 +79,6 @@ _DATA = frozenset({_TEXT, _BINARY, _CONTINUATION})
 # picows's smallest read buffer (it doubles when a message needs more): memory per idle client.
 _READ_BUFFER = 2048
 _NO_LIMIT = 2**62  # max_size=None: picows wants a number
-
-
-class _Done:  # an awaitable already done: what the fast send path returns
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield from ()
-
-
-_DONE = _Done()
 
 
 class _PicowsLogger(_RedactingAdapter):  # redacted (the upgrade has headers), INFO as DEBUG
@@ -181,7 +172,7 @@ class PicowsHandle(WSListener):
         if transport is None or self._writable or self._gone or transport.is_close_frame_sent:
             return self.send(data)
         transport.send(_TEXT if isinstance(data, str) else _BINARY, data)
-        return _DONE if self._writable is None else self._written()
+        return ALREADY_DONE if self._writable is None else self._written()
 
     def write_now(self, data: str | bytes | None) -> bool:
         """Write a small message (or, for None, a protocol Ping) at once, without flow

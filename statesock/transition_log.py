@@ -101,11 +101,32 @@ def _levelno(level: str | int) -> int:
     return level if isinstance(level, int) else _LEVELS[level]
 
 
+# The bound structlog logger, and the configuration it was bound under. Binding builds the
+# configured logger (a PrintLogger, a file lock...) every time: per record, that was a tenth
+# of a health check's cost. A new structlog.configure() changes the values, so a new logger.
+_bound: tuple[tuple[Any, ...], Any] | None = None
+
+
+def _structlog_logger() -> Any:
+    global _bound
+    configured = tuple(structlog.get_config().values())
+    cached = _bound
+    if (
+        cached is not None
+        and len(cached[0]) == len(configured)
+        and all(old is new for old, new in zip(cached[0], configured, strict=True))
+    ):
+        return cached[1]
+    bound = structlog.get_logger(LOGGER_NAME).bind()
+    _bound = (configured, bound)
+    return bound
+
+
 def _sink(levelno: int) -> Any:
     """Where a record at ``levelno`` goes, or None when nothing would show it."""
     if not structlog.is_configured():
         return _stdlib_logger if _stdlib_logger.isEnabledFor(levelno) else None
-    bound = structlog.get_logger(LOGGER_NAME).bind()
+    bound = _structlog_logger()
     check = getattr(bound, "is_enabled_for", None) or getattr(bound, "isEnabledFor", None)
     if check is not None:
         try:

@@ -16,7 +16,8 @@ handle reassembles fragments, decodes text and reports the message to the listen
 - websockets itself answers Pings, runs the close handshake, enforces ``max_size`` (across
   fragments too) and the fragment order. Text that is not UTF-8 fails the connection with
   1007, as ``recv()`` would. Any frame proves the peer alive (``socket_alive``).
-- Sends go through websockets' ``send``, and its flow control.
+- A send is written at once while the transport is under its write limit; otherwise it is
+  websockets' ``send``, with its flow control.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from .engine import (
+    ALREADY_DONE,
     EngineConfig,
     SocketListener,
     _evaluate,
@@ -127,11 +130,32 @@ class WebSocketsHandle:
 
     @property
     def raw_send(self) -> Callable[[str | bytes], Awaitable[None]] | None:
-        """websockets' own ``send`` of the open socket (None when it is not open), for the
-        client's hot path: it maps a failure with :func:`send_failure` itself, which saves a
-        coroutine layer per message."""
+        """The client's hot path (None when the socket is not open): a send that writes at
+        once when it can, and maps a failure with :func:`send_failure` itself."""
+        return self._send_now if self._ws is not None else None
+
+    def _send_now(self, data: str | bytes) -> Awaitable[None]:
+        """Write the message now when the socket is open and not over its write limit, as
+        websockets' ``send`` would, without its coroutine and its send context; otherwise
+        (closing, or waiting for the peer to read) it is websockets' ``send``, which waits
+        or raises ``ConnectionClosed``. Only whole messages are ever sent here, so no
+        fragmented send can be under way."""
         ws = self._ws
-        return ws.send if ws is not None else None
+        if ws is None or ws.paused or ws.protocol.state is not State.OPEN:
+            return self.send(data)
+        if isinstance(data, str):
+            ws.protocol.send_text(data.encode())
+        else:
+            ws.protocol.send_binary(data)
+        ws.send_data()
+        # Over the high-water mark now: wait until the transport is back under it.
+        return ALREADY_DONE if not ws.paused else self._drained(ws)
+
+    async def _drained(self, ws: _Connection) -> None:
+        try:
+            await ws.drain()
+        except Exception as exc:
+            raise ConnectionLost(f"the socket closed before the message was sent: {exc}") from exc
 
     def write_now(self, data: str | bytes | None) -> bool:
         """Write a small message (or, for None, a protocol Ping) at once, without a task.

@@ -586,13 +586,7 @@ async def _eager_server(frames: bytes) -> tuple[asyncio.Server, str]:
     the client reads frames before its socket has even reported itself open."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        [key] = re.findall(rb"(?i)sec-websocket-key: *(\S+)", request)
-        accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frames
-        )
+        writer.write(_switching_protocols(await reader.readuntil(b"\r\n\r\n")) + frames)
         with contextlib.suppress(ConnectionError):
             await reader.read()  # until the client goes
         writer.close()
@@ -602,6 +596,56 @@ async def _eager_server(frames: bytes) -> tuple[asyncio.Server, str]:
 
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def _switching_protocols(request: bytes) -> bytes:
+    """The server's handshake response to ``request`` (RFC 6455 4.2.2)."""
+    [key] = re.findall(rb"(?i)sec-websocket-key: *(\S+)", request)
+    accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+@virtual_time
+async def test_a_send_waits_while_the_peer_reads_nothing_and_ends_when_it_reads() -> None:
+    reading = asyncio.Event()
+    received = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal received
+        writer.write(_switching_protocols(await reader.readuntil(b"\r\n\r\n")))
+        await reading.wait()  # the kernel's buffers fill, then the client's transport's
+        while chunk := await reader.read(1 << 16):
+            received += len(chunk)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    client = conftest.make_client(url, ack_required=False, ping_interval=None)
+    await client.connect()
+    before = client.stats.messages_sent  # the auth hook's message
+    big, written = "x" * 65536, 0
+    blocked: asyncio.Task[None] | None = None
+    for _ in range(4000):  # up to 256 MB: far more than loopback buffers hold
+        sending = asyncio.ensure_future(client.send(big))
+        await asyncio.sleep(0.01)
+        if not sending.done():
+            blocked = sending
+            break
+        sending.result()
+        written += 1
+    assert blocked is not None, "no send ever waited for the peer"
+    assert written > 0
+    assert client.stats.messages_sent == before + written  # not the waiting one, yet
+    reading.set()
+    await asyncio.wait_for(blocked, 30)
+    assert client.stats.messages_sent == before + written + 1
+    await client.close()
+    assert received > 65536 * written  # every message reached the peer
+    server.close()
+    await server.wait_closed()
 
 
 def _text_frame(text: str, fin: bool = True, opcode: int = 0x1) -> bytes:

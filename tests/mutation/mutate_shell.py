@@ -16,7 +16,7 @@ and ``.py``), to try a change quickly; ``--skip-tests test_x,test_y`` leaves tes
 
 ``--incremental`` keeps the last run's verdicts where they still hold: it copies the tree over
 the last snapshot instead of starting afresh, and mutmut (3.8+) then re-tests every mutant of a
-function whose code changed and collects coverage for new tests; on top of that, every
+function whose code changed; which tests reach which function is traced again; and every
 survivor and every hang is tried again, since a new test may kill it. A kill stands (tests are
 only ever added to kill mutants). A full run takes hours on 2 cores, mostly in survivors,
 which run every test that covers their function; ``make mutate-shell`` is the full run.
@@ -106,14 +106,14 @@ def _sync(source: Path, target: Path) -> None:
 
 
 def _retry_undecided(mutants: Path) -> int:
-    """Forget the verdict of every survivor and hang (exit codes 0 and the timeouts), so
+    """Forget the verdict of every survivor, hang and untested mutant, so
     that mutmut tries them again with the tests as they are now."""
     retried = 0
     for meta in mutants.rglob("*.py.meta"):
         data = json.loads(meta.read_text("utf-8"))
         codes = data["exit_code_by_key"]
         for name, code in codes.items():
-            if code == 0 or code in _HUNG:
+            if code == 0 or code in _HUNG or code in _UNTESTED:
                 codes[name] = None
                 retried += 1
         meta.write_text(json.dumps(data, indent=4), "utf-8")
@@ -121,6 +121,7 @@ def _retry_undecided(mutants: Path) -> int:
 
 
 _HUNG = {36, 24, -24, 152, 255}  # score.py's TIMEOUT_CODES
+_UNTESTED = {5, 33}  # no test reached the function: the new trace may find some
 
 
 def main(argv: list[str]) -> int:
@@ -158,6 +159,9 @@ def main(argv: list[str]) -> int:
         target.write_text(configured, "utf-8")
     if incremental:
         print(f"incremental: {_retry_undecided(WORK / 'mutants')} survivors and hangs to try again")
+        # Which tests reach which function is traced again, for every test: mutmut traces
+        # only new tests otherwise, so a moved or changed function would keep old callers.
+        (WORK / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
 
     mutmut = Path(sys.executable).with_name("mutmut")
     started = time.monotonic()
