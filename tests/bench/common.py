@@ -1,4 +1,9 @@
-"""Shared pieces of the benchmarks: results, statistics, a server in another process."""
+"""Shared pieces of the benchmarks: results, statistics, a server in another process.
+
+Two kinds of table row: :class:`Result` (statesock against one anchor) and
+:class:`Comparison` (one figure on one event loop for the five clients of
+``tests.bench.clients``, with the three ratios of issue 17's targets).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import resource
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +37,15 @@ def rss_bytes() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-SERVER_CPU_LIMIT = 0.5
+# Above this share of one core the server may be what a run measured: the row is flagged.
+SERVER_CPU_LIMIT = 0.7
 # A URL's ?query, or a keep-alive long enough never to fire inside a throughput run.
 QUIET_PING = 3600.0
 
 
-def make_client(url: str, **options: Any) -> WebSocketClient:
+def make_client(
+    url: str, decoder: Callable[[str | bytes], Any] = json.loads, **options: Any
+) -> WebSocketClient:
     """A statesock client through the public constructor, configured like the raw anchor.
 
     JSON decoding, no ack step, no compression and no proxy look-up (the raw websockets
@@ -50,11 +59,23 @@ def make_client(url: str, **options: Any) -> WebSocketClient:
         "proxy": False,
     }
     settings.update(options)
-    return WebSocketClient(url, json.loads, **settings)
+    return WebSocketClient(url, decoder, **settings)
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def summary(values: list[float] | None) -> dict[str, float] | None:
+    """Median, min, max and number of runs, as the JSON results hold every figure."""
+    if not values:
+        return None
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+    }
 
 
 @dataclass
@@ -93,16 +114,6 @@ class Result:
         return statistics.median(self.ours) / anchor if anchor else None
 
     def as_dict(self) -> dict[str, Any]:
-        def summary(values: list[float] | None) -> dict[str, float] | None:
-            if not values:
-                return None
-            return {
-                "median": statistics.median(values),
-                "min": min(values),
-                "max": max(values),
-                "runs": len(values),
-            }
-
         return {
             "name": self.name,
             "unit": self.unit,
@@ -117,6 +128,76 @@ class Result:
             "server_flagged": self.server_flagged,
             "extra": self.extra,
             "raw": {"statesock": self.ours, "anchor": self.anchor},
+        }
+
+
+# The five clients of a Comparison, in column order (tests.bench.clients makes them).
+CLIENTS = ("statesock-websockets", "statesock-picows", "raw-websockets", "raw-picows", "aiohttp")
+# The ratios issue 17's targets are written in, in column order: (numerator, denominator).
+RATIOS = (
+    ("statesock-websockets", "raw-websockets"),
+    ("statesock-picows", "raw-websockets"),
+    ("statesock-picows", "raw-picows"),
+)
+
+
+@dataclass
+class Comparison:
+    """One figure on one event loop: each client's runs, the server's CPU, three ratios.
+
+    ``sides`` maps each of :data:`CLIENTS` to its per-round figures (lower is better);
+    ``limits`` holds the target of each of :data:`RATIOS` (None: no target, the ratio is
+    shown for information). A ratio is a median over a median, both from the same run.
+    """
+
+    name: str
+    loop: str
+    unit: str
+    sides: dict[str, list[float]]
+    limits: tuple[float | None, float | None, float | None] = (None, None, None)
+    server_cpu: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    figure: str = ""  # a short key for the figure, the same on every loop
+
+    @property
+    def server_flagged(self) -> bool:
+        return bool(self.server_cpu) and max(self.server_cpu) > SERVER_CPU_LIMIT
+
+    def ratio(self, index: int) -> float | None:
+        top, bottom = RATIOS[index]
+        ours, anchor = self.sides.get(top), self.sides.get(bottom)
+        if not ours or not anchor:
+            return None
+        denominator = statistics.median(anchor)
+        return statistics.median(ours) / denominator if denominator else None
+
+    def met(self, index: int) -> bool | None:
+        limit, ratio = self.limits[index], self.ratio(index)
+        if limit is None:
+            return None
+        return ratio is not None and ratio <= limit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "figure": self.figure,
+            "name": self.name,
+            "loop": self.loop,
+            "unit": self.unit,
+            "clients": {name: summary(self.sides.get(name)) for name in CLIENTS},
+            "ratios": [
+                {
+                    "of": top,
+                    "to": bottom,
+                    "ratio": self.ratio(index),
+                    "target": self.limits[index],
+                    "met": self.met(index),
+                }
+                for index, (top, bottom) in enumerate(RATIOS)
+            ],
+            "server_cpu": summary(self.server_cpu),
+            "server_flagged": self.server_flagged,
+            "notes": self.notes,
+            "raw": {name: self.sides.get(name) for name in CLIENTS},
         }
 
 

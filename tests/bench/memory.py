@@ -1,13 +1,13 @@
-"""Memory per idle client, and whether ``gc.freeze()`` helps an app with thousands of clients.
+"""Whether ``gc.freeze()`` helps an app with thousands of clients; the memory runs' process.
 
-Each side runs in a fresh process (``tests.bench.memory_client``: RSS before and after
-opening K connections); the server is a third process. statesock clients carry their health
-checks and a recovery handler; raw websockets connections their keepalive and a reading task.
-
-``gc.freeze()``: K statesock clients opened with and without a ``gc.freeze()`` after each
-batch, in fresh processes; compared are the CPU spent opening them (the collector's full
-passes over the growing heap are part of it) and the pause of one full ``gc.collect()``
-once they are open (what every later automatic full collection costs the event loop).
+Every memory figure runs its clients in a fresh process (:func:`client_process`:
+``tests.bench.memory_client``, RSS before and after opening K connections); the server is
+another. Memory per idle client for the five clients is the ``transports`` suite's
+(``tests.bench.transports``); this suite measures ``gc.freeze()``: K statesock clients opened
+with and without a ``gc.freeze()`` after each batch, in fresh processes; compared are the
+CPU spent opening them (the collector's full passes over the growing heap are part of it)
+and the pause of one full ``gc.collect()`` once they are open (what every later automatic
+full collection costs the event loop).
 """
 
 from __future__ import annotations
@@ -21,62 +21,51 @@ from typing import Any
 from tests.bench.common import ROOT, Result, ServerProcess, median
 
 
-def _client_process(mode: str, url: str, count: int, *flags: str) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, "-m", "tests.bench.memory_client", mode, url, str(count), *flags],
+def client_process(
+    kind: str, url: str, count: int, loop: str = "asyncio", *flags: str
+) -> dict[str, Any]:
+    """``tests.bench.memory_client``'s figures for K idle clients of ``kind`` on ``loop``."""
+    command = ["-m", "tests.bench.memory_client", kind, url, str(count), "--loop", loop, *flags]
+    done = subprocess.run(
+        [sys.executable, *command],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
-        check=True,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    ).stdout
-    data: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(
+            f"memory_client {kind} on {loop} failed ({done.returncode}): {done.stderr[-2000:]}"
+        )
+    data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if data["connected"] != count:
-        raise RuntimeError(f"{mode}: only {data['connected']} of {count} connected")
+        raise RuntimeError(f"{kind} on {loop}: only {data['connected']} of {count} connected")
     return data
 
 
-def _per_client_kib(data: dict[str, Any]) -> float:
+def per_client_kib(data: dict[str, Any]) -> float:
     return float(data["after"] - data["before"]) / float(data["count"]) / 1024
 
 
-def run(full: bool = False) -> list[Result]:
-    count, repeats = (10_000, 3) if full else (1_000, 3)
+def run(full: bool = False, smoke: bool = False) -> list[Result]:
     freeze_count, freeze_repeats = (10_000, 3) if full else (3_000, 2)
+    if smoke:
+        freeze_count = 300
     server = ServerProcess().start()
-    ours: list[float] = []
-    raw: list[float] = []
-    objects: dict[str, list[float]] = {"statesock": [], "raw": []}
     frozen: list[dict[str, Any]] = []
     thawed: list[dict[str, Any]] = []
     try:
-        for round_ in range(repeats):
-            order = ["statesock", "raw"] if round_ % 2 == 0 else ["raw", "statesock"]
-            for mode in order:
-                data = _client_process(mode, server.url(), count)
-                (ours if mode == "statesock" else raw).append(_per_client_kib(data))
-                objects[mode].append(data["tracked_objects"] / count)
         for round_ in range(freeze_repeats):
             for freeze in (True, False) if round_ % 2 == 0 else (False, True):
                 flags = ["--freeze"] if freeze else []
-                data = _client_process("statesock", server.url(), freeze_count, *flags)
+                data = client_process(
+                    "statesock-websockets", server.url(), freeze_count, "asyncio", *flags
+                )
                 (frozen if freeze else thawed).append(data)
     finally:
         server.kill()
-    memory = Result(
-        f"memory per idle client ({count:,})",
-        "KiB",
-        ours,
-        raw,
-        "raw websockets connection",
-    )
-    memory.check(1.2)
-    memory.notes.append(
-        "RSS growth / K, each side in a fresh process; objects the collector tracks per "
-        f"client: {median(objects['statesock']):.0f} statesock, {median(objects['raw']):.0f} raw "
-        "(a full collection walks them all)"
-    )
     pause = Result(
         f"full gc.collect() pause, {freeze_count:,} open clients, gc.freeze() vs not",
         "ms",
@@ -98,7 +87,7 @@ def run(full: bool = False) -> list[Result]:
     )
     pause.notes.append(
         "RSS per client: "
-        f"{median([_per_client_kib(d) for d in frozen]):.1f} KiB with freeze, "
-        f"{median([_per_client_kib(d) for d in thawed]):.1f} KiB without"
+        f"{median([per_client_kib(d) for d in frozen]):.1f} KiB with freeze, "
+        f"{median([per_client_kib(d) for d in thawed]):.1f} KiB without"
     )
-    return [memory, pause, opening]
+    return [pause, opening]

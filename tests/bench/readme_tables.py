@@ -1,8 +1,13 @@
 """``python -m tests.bench.readme_tables [bench-results.json ...]``: the README's tables.
 
-Prints the Performance table (one row per result: median [min-max], anchor, ratio, target,
-server CPU) and the reconnect-storm table (real runs and the 100,000-client model) from one
-or more results files, so the README shows exactly what a run wrote.
+Prints, from one or more results files (so that the README shows exactly what a run wrote):
+
+* the Performance table: the ``transports`` suite's rows (one per figure and event loop: the
+  five clients' median [min-max], the server's CPU, and the three ratios of issue 17's
+  targets with whether each was met);
+* the other figures (statesock against one anchor: median [min-max], anchor, ratio, target,
+  server CPU);
+* the reconnect-storm table (real runs and the 100,000-client model).
 """
 
 from __future__ import annotations
@@ -36,7 +41,60 @@ def _cell(summary: dict[str, Any] | None, unit: str) -> str:
     )
 
 
+# Column captions of the transports table, in the order of common.CLIENTS and common.RATIOS.
+CLIENT_NAMES = {
+    "statesock-websockets": "statesock, websockets transport",
+    "statesock-picows": "statesock, picows transport",
+    "raw-websockets": "raw websockets",
+    "raw-picows": "raw picows",
+    "aiohttp": "aiohttp",
+}
+RATIO_NAMES = (
+    "websockets transport ÷ raw websockets",
+    "picows transport ÷ raw websockets",
+    "picows transport ÷ raw picows",
+)
+
+
+def _ratio(entry: dict[str, Any]) -> str:
+    if entry["ratio"] is None:
+        return ""
+    text = f"{entry['ratio']:.2f}"
+    if entry["target"] is None:
+        return text
+    return f"{text} (≤ {entry['target']:g}) " + ("yes" if entry["met"] else "**no**")
+
+
+def transports_table(comparisons: list[dict[str, Any]]) -> str:
+    """The Performance table: one row per figure and loop, five clients, three ratios."""
+    lines = [
+        "| work | loop | unit | "
+        + " | ".join(CLIENT_NAMES.values())
+        + " | server CPU | "
+        + " | ".join(RATIO_NAMES)
+        + " |",
+        "|" + "---|" * (4 + len(CLIENT_NAMES) + len(RATIO_NAMES)),
+    ]
+    for row in comparisons:
+        unit = row["unit"]
+        clients = [_cell(row["clients"].get(kind), unit) for kind in CLIENT_NAMES]
+        cpu = row.get("server_cpu")
+        server = f"{100 * cpu['median']:.0f} % (max {100 * cpu['max']:.0f} %)" if cpu else ""
+        if row.get("server_flagged"):
+            server += " **flagged**"
+        ratios = [_ratio(entry) for entry in row["ratios"]]
+        lines.append(
+            f"| {row['name']} | {row['loop']} | {unit} | "
+            + " | ".join(clients)
+            + f" | {server} | "
+            + " | ".join(ratios)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def performance_table(results: list[dict[str, Any]]) -> str:
+    """The other figures: statesock against one anchor each."""
     lines = [
         "| work | unit | statesock | anchor | ratio | target | met | server CPU |",
         "|---|---|---|---|---|---|---|---|",
@@ -87,9 +145,15 @@ def storm_table(results: list[dict[str, Any]]) -> str:
 
 
 def main(paths: list[str]) -> int:
+    comparisons: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     for path in paths or ["bench-results.json"]:
-        results.extend(json.loads(Path(path).read_text(encoding="utf-8"))["results"])
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        comparisons.extend(data.get("comparisons", []))
+        results.extend(data["results"])
+    if comparisons:
+        print(transports_table(comparisons))
+        print()
     print(performance_table(results))
     print()
     print(storm_table(results))

@@ -6,17 +6,25 @@ were encoded once at start-up straight to the transport, and walks incoming fram
 without unmasking data payloads. What a connection does is chosen by its URL path:
 
 * ``/hold`` (any other path too): stay open, answer Ping with Pong and Close with Close.
+* ``/health``: as ``/hold``, and answer every data frame (a JSON health check, statesock's
+  default ``{"type": "health.check", ...}``) with one pre-encoded text frame
+  ``{"type":"health.pong"}``, without unmasking or parsing the check; answers count as pings.
 * ``/recv?n=N&size=S``: after the client's first data frame, write N copies of one text frame
   carrying a JSON event of exactly S bytes, then a Close frame.
 * ``/sink?n=N``: count the client's data frames; after N, send one text frame ``"done"`` (JSON).
+  With ``&size=S`` the client promises N unfragmented text frames of S payload bytes and
+  nothing in between (no keepalive): the server checks the first frame's header, then only
+  counts bytes until N frames' worth have arrived, so that however fast a client sends, the
+  server is not what limits it (walking frame headers in Python costs about as much CPU as
+  the fastest client spends per message).
 
 Control over stdin, one command a line, one JSON answer a line on stdout:
 ``cpu`` (process CPU seconds and monotonic time: the harness turns two of them into the
 server's CPU share of a run), ``arrivals`` (monotonic times of the handshakes since the last
-call), ``pings`` (Ping frames answered since the last call), ``listen`` (bind now, with
-``--defer``: the reconnect storm starts the replacement server this way so the outage is
-exact). Once listening it prints ``{"port": P, "at": T}`` (T: monotonic time); with
-``--defer`` its first line is ``deferred``.
+call), ``pings`` (Ping frames and JSON health checks answered since the last call),
+``listen`` (bind now, with ``--defer``: the reconnect storm starts the replacement server
+this way so the outage is exact). Once listening it prints ``{"port": P, "at": T}`` (T:
+monotonic time); with ``--defer`` its first line is ``deferred``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from tests.bench.common import raise_fd_limit
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CHUNK_FRAMES = 512
+# The answer to a JSON health check on /health (the client's decoder maps it to a pong).
+HEALTH_PONG = b'{"type":"health.pong"}'
 
 
 def event_payload(size: int) -> bytes:
@@ -87,6 +97,9 @@ class BenchProtocol(asyncio.Protocol):
         self.can_write = asyncio.Event()
         self.can_write.set()
         self.started = False
+        self.sink_left = 0  # /sink with size: bytes of data frames still to count, unparsed
+        self.sink_header = b""  # what the first of them must start with
+        self.pong = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -103,16 +116,43 @@ class BenchProtocol(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
         if not self.upgraded:
+            self.buffer += data
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
             self.stats.arrivals.append(time.monotonic())
             request = bytes(self.buffer[:end]).decode("latin-1")
-            del self.buffer[: end + 4]
+            data = bytes(self.buffer[end + 4 :])
+            self.buffer.clear()
             self._upgrade(request)
-        self._frames()
+        if self.sink_left:
+            data = self._count(data)
+        if data:
+            self.buffer += data
+            self._frames()
+
+    def _count(self, data: bytes) -> bytes:
+        """/sink with a size: count the promised frames' bytes; return what follows them."""
+        if self.sink_header:
+            if len(data) < len(self.sink_header):  # too short to check: parse it instead
+                self.sink_left = 0
+                return data
+            if not data.startswith(self.sink_header):
+                self.sink_left = 0
+                if self.transport is not None:
+                    self.transport.write(frame(0x1, b'"unexpected frame"'))
+                return data
+            self.sink_header = b""
+        if len(data) < self.sink_left:
+            self.sink_left -= len(data)
+            return b""
+        rest = data[self.sink_left :]
+        self.sink_left = 0
+        self.received = self.count
+        if self.transport is not None:
+            self.transport.write(frame(0x1, b'"done"'))
+        return rest
 
     def _upgrade(self, request: str) -> None:
         assert self.transport is not None
@@ -137,6 +177,13 @@ class BenchProtocol(asyncio.Protocol):
             one = frame(0x1, event_payload(int(query.get("size", "100"))))
             self.blob = one * CHUNK_FRAMES
             self.frame_bytes = len(one)
+        elif self.mode == "sink" and "size" in query and self.count > 0:
+            size = int(query["size"])
+            self.sink_left = self.count * client_frame_size(size)
+            length = size if size < 126 else 126 if size < 65536 else 127
+            self.sink_header = bytes([0x81, 0x80 | length])
+        elif self.mode == "health":
+            self.pong = frame(0x1, HEALTH_PONG)
 
     def _frames(self) -> None:
         buffer = self.buffer
@@ -191,6 +238,9 @@ class BenchProtocol(asyncio.Protocol):
             self.received += 1
             if self.received == self.count and self.transport is not None:
                 self.transport.write(frame(0x1, b'"done"'))
+        elif self.mode == "health" and self.transport is not None:
+            self.stats.pings += 1
+            self.transport.write(self.pong)
 
     async def _blast(self) -> None:
         remaining = self.count
