@@ -126,7 +126,7 @@ soak: $(STAMP) ## millions of seeded random inputs through the core
 
 # Quick benchmarks (~5 min on 2 cores; not part of `make test`): writes bench-results.json and
 # bench-results.md. ARGS=--full for the large sizes, ARGS="--only storm" for one suite.
-bench: $(STAMP) ## the benchmarks (~5 min): bench-results.json and .md
+bench: $(STAMP) ## the benchmarks (~7 min): bench-results.json and .md
 	$(BIN)/python -m tests.bench $(ARGS)
 
 # Mutation testing (mutmut, configured in pyproject.toml's [tool.mutmut]) of machine, sources,

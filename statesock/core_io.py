@@ -82,7 +82,7 @@ MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125
 CLOSE_GRACE = 1.0
 
 
-class TimerKind(enum.Enum):
+class TimerKind(enum.StrEnum):  # a str hash: timers are looked up on every health check
     CONNECT_DEADLINE = "connect_deadline"
     AUTH_DEADLINE = "auth_deadline"
     PING = "ping"

@@ -290,8 +290,9 @@ class PicowsHandle(WSListener):
                 self._parts = None
                 data = b"".join(parts)
                 message = data.decode() if self._text else data
-        except UnicodeDecodeError:
-            self._fail(transport, 1007, "invalid UTF-8 in a text message")
+        except UnicodeDecodeError as exc:  # the words the websockets transport uses
+            why = f"{exc.reason} at position {exc.start}"
+            self._fail(transport, 1007, f"invalid UTF-8 in a text message: {why}")
             return
         self._deliver(message)
 

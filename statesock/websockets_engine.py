@@ -214,10 +214,8 @@ class WebSocketsHandle:
         message: str | bytes
         try:
             if parts is None and frame.fin:  # a whole message in one frame: the common case
-                if frame.opcode is _TEXT:
-                    message = str(data, "utf-8")
-                else:
-                    message = data if type(data) is bytes else bytes(data)
+                # bytes(data): the same object when websockets made bytes (it always does)
+                message = str(data, "utf-8") if frame.opcode is _TEXT else bytes(data)
             else:
                 if parts is None:  # websockets checked the order: this opens a message
                     parts, self._text = [], frame.opcode is _TEXT
@@ -255,7 +253,8 @@ class WebSocketsHandle:
         if ws is None:
             return
         with contextlib.suppress(Exception):  # already closing: the close is reported anyway
-            ws.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+            reason = f"invalid UTF-8 in a text message: {exc.reason} at position {exc.start}"
+            ws.protocol.fail(CloseCode.INVALID_DATA, reason)
             ws.send_data()
 
     def _wake_up(self) -> None:

@@ -46,7 +46,7 @@ from statesock.exceptions import (
 )
 from statesock.machine import ConnectionState
 from statesock.sources import ServerInitiated, default_reconnect_policy
-from statesock.testing import TestServer, auth_hook, decode_message
+from statesock.testing import AppEvent, TestServer, auth_hook, decode_message
 from tests import conftest
 from tests.conftest import virtual_time
 
@@ -655,6 +655,47 @@ def _text_frame(text: str, fin: bool = True, opcode: int = 0x1) -> bytes:
 
 
 @virtual_time
+async def test_a_ping_sent_with_the_handshake_response_is_answered_before_anything_else() -> None:
+    ping = bytes([0x89, 2]) + b"hi"  # a Ping frame, before the socket has reported itself open
+    server, url = await _eager_server(ping + _text_frame('{"type": "n", "seq": 0}'))
+    client = conftest.make_client(url, decoder=json.loads, ack_required=False)
+    seen: list[int] = []
+    client.on(dict, lambda event: seen.append(event["seq"]))
+    await client.connect()
+    await asyncio.sleep(0.1)
+    assert seen == [0]
+    assert client.state.state is S.CONNECTED
+    await client.close()
+    server.close()
+    await server.wait_closed()
+
+
+@virtual_time
+async def test_a_full_lossless_subscriber_stops_the_reading_so_the_server_waits() -> None:
+    async with TestServer(require_auth=False) as server:
+        client = conftest.make_client(
+            server.url, ack_required=False, ping_interval=None, compression=False
+        )  # (deflate would shrink the burst's padding into the socket buffers)
+        events = client.events(AppEvent, maxsize=8)
+        await client.connect()
+        await server.wait_for_connections()
+        burst = asyncio.ensure_future(server.send_burst(4000, size=4096))  # 16 MB
+        await asyncio.sleep(5)
+        # The client read what fills its subscriber and the socket buffers, then stopped:
+        # the server's writes wait (an engine that read on would hold it all in memory).
+        assert not burst.done()
+        seqs = []
+        async with asyncio.timeout(60):
+            async for event in events:
+                seqs.append(event.payload["seq"])
+                if len(seqs) == 4000:
+                    break
+        assert seqs == list(range(4000))  # lossless, in order
+        await burst
+        await client.close()
+
+
+@virtual_time
 async def test_messages_sent_with_the_handshake_response_arrive_first_and_in_order() -> None:
     frames = b"".join(_text_frame(f'{{"type": "n", "seq": {n}}}') for n in range(5))
     frames += _text_frame('{"type": "n", ', fin=False) + _text_frame('"seq": 5}', opcode=0x0)
@@ -750,6 +791,8 @@ async def test_a_frame_websockets_refuses_closes_with_its_code_as_a_protocol_vio
         [(_, _number, code, reason, error)] = listener.closes()
         assert code == 1007
         assert isinstance(error, ProtocolViolation)
+        # What the server was told, in the same words on both transports:
+        assert reason == "invalid UTF-8 in a text message: invalid start byte at position 0"
         assert str(error) == f"closed with 1007: {reason}"
 
 
@@ -768,6 +811,7 @@ async def test_a_socket_cancelled_by_someone_else_while_opening_is_an_unexpected
     [(_, _number, code, reason, error)] = listener.reports
     assert (code, reason) == (None, "")
     assert isinstance(error, ConnectionLost)
+    assert str(error) == "the socket task was cancelled while connecting"
     hole.close()
     await hole.wait_closed()
 
