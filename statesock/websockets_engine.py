@@ -193,6 +193,8 @@ class WebSocketsHandle:
             )
             closer.add_done_callback(_consume)
             closers = self._engine._closers
+            if closers is None:  # made on the first close: a set is 216 bytes per client
+                closers = self._engine._closers = set()
             closers.add(closer)
             closer.add_done_callback(closers.discard)
         elif task is not None and not task.done():
@@ -384,7 +386,7 @@ class WebSocketEngine:
         self.label = label
         self._handles: set[WebSocketsHandle] = set()
         # Close handshakes under way: aclose() waits for them, so nothing is left running.
-        self._closers: set[asyncio.Task[None]] = set()
+        self._closers: set[asyncio.Task[None]] | None = None
         self._next = 0
 
     def open(self, listener: SocketListener, number: int | None = None) -> WebSocketsHandle:
@@ -419,7 +421,7 @@ class WebSocketEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         # The sockets are aborted: a close handshake still under way ends at once.
-        closers = [task for task in self._closers if task is not current]
+        closers = [task for task in self._closers or () if task is not current]
         if closers:
             await asyncio.gather(*closers, return_exceptions=True)
 
