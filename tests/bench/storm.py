@@ -62,7 +62,7 @@ async def _watch_loop(lateness: list[tuple[float, float]], tick: float = 0.005) 
         lateness.append((now, now - due))
 
 
-async def _storm(count: int, strategy: str, down: float) -> StormRun:
+async def _storm(count: int, strategy: str, down: float, transport: str) -> StormRun:
     """One restart: server-side figures, the real outage, and how busy the clients were."""
     raise_fd_limit()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
@@ -75,7 +75,7 @@ async def _storm(count: int, strategy: str, down: float) -> StormRun:
     handlers = []
     try:
         for index in range(count):
-            client = make_client(server.url(), ping_interval=25.0)
+            client = make_client(server.url(), ping_interval=25.0, transport=transport)
 
             def listen(record: object, index: int = index) -> None:
                 if not isinstance(record, StateChange):
@@ -133,11 +133,13 @@ async def _storm(count: int, strategy: str, down: float) -> StormRun:
 
 def run(full: bool = False) -> list[Result]:
     count, repeats = (5_000, 3) if full else (1_000, 2)
-    plan = [("default", 0.5, repeats), ("default", 5.0, repeats)]
-    plan.append(("old default (equal-jitter exponential)", 0.5, 1))
+    # The default strategy on both transports: the storm's figures must hold on each.
+    plan = [("default", 0.5, repeats, "websockets"), ("default", 5.0, repeats, "websockets")]
+    plan += [("default", 0.5, 1, "picows"), ("default", 5.0, 1, "picows")]
+    plan.append(("old default (equal-jitter exponential)", 0.5, 1, "websockets"))
     results = []
-    for strategy, down, runs in plan:
-        real = [asyncio.run(_storm(count, strategy, down)) for _ in range(runs)]
+    for strategy, down, runs, transport in plan:
+        real = [asyncio.run(_storm(count, strategy, down, transport)) for _ in range(runs)]
         outage = max(run.outage for run in real)
         factory = STRATEGIES[strategy]
 
@@ -149,7 +151,8 @@ def run(full: bool = False) -> list[Result]:
         big = simulate(100_000, make, outage)
         small = simulate(count, make, outage, seed=7)
         result = Result(
-            f"storm, {strategy}, down {down:g} s: peak 100 ms share (N={count:,})",
+            f"storm, {strategy}, {transport} transport, down {down:g} s: peak 100 ms share "
+            f"(N={count:,})",
             "share",
             [run.server.peak_share for run in real],
             [big.peak_share],
