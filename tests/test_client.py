@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import looptime
 import pytest
 from structlog.testing import capture_logs
 
@@ -602,3 +603,161 @@ async def test_acks_and_pongs_are_never_counted_as_unclaimed() -> None:
         await asyncio.sleep(0.1)
         assert client.unclaimed_events == 2
         await client.close()
+
+
+# -- what a client says about itself ----------------------------------------------------------
+
+
+@virtual_time
+async def test_a_client_has_no_token_or_subprotocol_until_its_socket_says_so() -> None:
+    async with TestServer(subprotocols=["v2"]) as server:
+        client = make_client(server.url, subprotocols=["v2"])
+        assert (client.token, client.subprotocol) == (None, None)
+        await client.connect()
+        # No token provider: still no token; the subprotocol is the one the server chose.
+        assert (client.token, client.subprotocol) == (None, "v2")
+        await client.close()
+
+
+def test_a_new_client_says_nothing_waits_for_its_subscribers() -> None:
+    client = make_client("ws://127.0.0.1:1/")  # made before any loop runs, never connected
+    assert (client.stats.reading_paused_for, client.stats.oldest_undelivered_age) == (0.0, 0.0)
+
+
+@virtual_time
+async def test_what_the_client_counts_is_logged_under_its_label() -> None:
+    async with TestServer() as server:
+        server.garbage_on_open = True
+        client = make_client(server.url, label="counted")
+        with capture_logs() as logs:
+            await client.connect()
+            await settle()
+        [failure] = [e for e in logs if e["event"] == "decode_failed"]
+        assert failure["client"] == "counted" == client.stats.label
+        await client.close()
+
+
+@virtual_time
+async def test_the_clients_socket_runs_in_a_task_named_for_it() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, label="named")
+        await client.connect()
+        sockets = {t.get_name() for t in asyncio.all_tasks() if "-socket-" in t.get_name()}
+        assert sockets == {"statesock-socket-named-1"}
+        await client.close()
+
+
+def test_the_transport_option_picks_the_engine() -> None:
+    pytest.importorskip("picows")
+    for name in ("websockets", "picows"):
+        client = make_client("ws://127.0.0.1:1/", transport=name)
+        assert type(client._engine).__module__ == f"statesock.{name}_engine"
+
+
+def test_frames_are_stamped_at_full_resolution_on_a_loop_with_the_monotonic_clock() -> None:
+    """uvloop's clock is the monotonic clock read in milliseconds: an answer that comes back
+    within the millisecond of its ping must still be later than it, so frames are stamped
+    with time.monotonic. A clock of its own (virtual time) stamps them itself."""
+    import time
+
+    from statesock.shell import _frame_clock
+
+    uvloop = pytest.importorskip("uvloop")
+    loop = uvloop.new_event_loop()
+    try:
+        assert _frame_clock(loop) is time.monotonic
+    finally:
+        loop.close()
+    virtual = looptime.new_event_loop(start=0.0)
+    try:
+        assert _frame_clock(virtual) == virtual.time
+    finally:
+        virtual.close()
+
+
+# -- a direct send and what its socket reports ------------------------------------------------
+
+
+class DirectSend:
+    """A socket handle whose direct (hot path) send is ``raw_send``; the rest is the real one."""
+
+    def __init__(self, handle: Any, raw_send: Any) -> None:
+        self.handle, self.raw_send = handle, raw_send
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+def failing_with(error: BaseException) -> Any:
+    async def send(data: str | bytes) -> None:
+        raise error
+
+    return send
+
+
+@virtual_time
+async def test_a_direct_send_on_a_socket_that_is_not_open_is_not_connected() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        socket = client._core.socket or 0
+        client._sockets[socket] = DirectSend(client._sockets[socket], None)
+        with pytest.raises(NotConnectedError) as refused:
+            await client.send("hello")
+        assert refused.value.state == "connected"
+        assert str(refused.value) == (
+            "cannot send in state 'connected': sending needs authenticating or connected"
+        )
+        await client.close()
+
+
+@virtual_time
+async def test_a_direct_send_cut_by_the_socket_raises_connection_lost_with_its_cause() -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    from statesock.exceptions import ConnectionLost
+
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        socket = client._core.socket or 0
+        handle = client._sockets[socket]
+        closed = ConnectionClosed(None, None)
+        client._sockets[socket] = DirectSend(handle, failing_with(closed))
+        with pytest.raises(ConnectionLost) as lost:
+            await client.send("hello")
+        assert lost.value.__cause__ is closed
+        # Anything else the socket raises reaches the caller as it is.
+        other = OSError("disk on fire")
+        client._sockets[socket] = DirectSend(handle, failing_with(other))
+        with pytest.raises(OSError) as raised:
+            await client.send("hello")
+        assert raised.value is other and raised.value.__cause__ is None
+        assert client.stats.messages_sent == 1  # the auth message only
+        client._sockets[socket] = handle
+        await client.close()
+
+
+@virtual_time
+async def test_a_buffered_message_is_written_once_and_its_send_returns_right_after() -> None:
+    from statesock.recovery import ConnectionRecoveryHandler
+
+    async with TestServer() as server:
+        client = make_client(server.url)
+        recovery = ConnectionRecoveryHandler(client, send_buffer_size=4)
+        sending = asyncio.ensure_future(client.send({"type": "note"}))  # buffered: no socket
+        await asyncio.sleep(0)
+        assert not sending.done()
+        await asyncio.wait_for(client.connect(), 10)
+        # Counted in loop cycles, not time: a write that is never taken as done keeps the
+        # loop busy, and virtual time would not move on to any timeout.
+        for _ in range(100):
+            if sending.done():
+                break
+            await asyncio.sleep(0)
+        assert sending.done()
+        await sending
+        assert client.stats.messages_sent == 2  # the auth message, then the note
+        recovery.close()
+        await client.close()  # the server reads the note before the close frame
+        assert server.received.count({"type": "note"}) == 1

@@ -863,6 +863,31 @@ async def test_close_stops_every_task_the_client_started() -> None:
 
 
 @virtual_time
+async def test_a_health_check_sent_late_runs_in_a_task_named_for_the_client() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, label="checked", ping_interval=5, pong_timeout=2)
+        await client.connect()
+        socket = client._core.socket or 0
+        client._sockets[socket] = SlowChecks(client._sockets[socket])
+        await asyncio.sleep(5.5)
+        late = [t.get_name() for t in asyncio.all_tasks() if "health" in t.get_name()]
+        assert late == ["statesock-health-check-checked"]
+        await client.close()
+
+
+@virtual_time
+async def test_a_user_disconnect_tells_the_server_1000_and_why() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        [ws] = server.connections.values()
+        await asyncio.wait_for(client.disconnect(), 5)
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert (ws.close_code, ws.close_reason) == (1000, "user disconnect")
+        await client.close()
+
+
+@virtual_time
 async def test_a_disconnect_is_prompt_and_ends_the_streams_with_the_users_cause() -> None:
     async with TestServer() as server:
         client = make_client(server.url)
@@ -926,6 +951,30 @@ async def test_the_cores_log_lines_name_the_client_and_a_raising_listener_is_nam
         assert failures and all(
             (e["callback"], e["error"]) == ("noisy", "ValueError: listener bug") for e in failures
         )
+        recovery.close()
+        await client.close()
+
+
+@virtual_time
+async def test_a_reconnect_policy_that_raises_is_reported_by_name_and_recovery_stops() -> None:
+    from structlog.testing import capture_logs
+
+    def policy(source: object) -> bool:
+        raise ValueError("policy bug")
+
+    async with TestServer() as server:
+        client = make_client(server.url)
+        recovery = ConnectionRecoveryHandler(client, policy=policy)
+        await client.connect()
+        with capture_logs() as logs:
+            await server.close_all(1011, "")
+            async with asyncio.timeout(BOUND):
+                await client.wait_done()
+        [failure] = [e for e in logs if e["event"] == "callback_failed"]
+        assert failure["callback"] == "reconnect policy"
+        assert failure["error"] == "ValueError: policy bug"
+        assert client.stats.callback_errors == 1
+        assert client.final_source == ServerInitiated(1011, "")
         recovery.close()
         await client.close()
 

@@ -120,6 +120,19 @@ def test_redact_text_truncates() -> None:
     assert redact_text("x" * 1000, limit=None) == "x" * 1000
 
 
+def test_redact_text_keeps_200_characters_by_default() -> None:
+    assert redact_text("x" * 200) == "x" * 200
+    assert redact_text("x" * 201) == "x" * 200 + "… (201 chars)"
+
+
+def test_bytes_are_decoded_only_as_far_as_the_limit_needs() -> None:
+    # At most 4 bytes a character: a huge payload is cut to 4 x limit bytes before it is
+    # decoded, so the count says how much was looked at, not how big the payload was.
+    assert redact_text(b"x" * 100_000, limit=10) == "xxxxxxxxxx… (40 chars)"
+    # Without a limit the whole payload is decoded and kept.
+    assert redact_text(b"x" * 5000, limit=None) == "x" * 5000
+
+
 # Printable ASCII without the characters that end a bare value (separators, quotes) or that a
 # URL's userinfo cannot hold unescaped.
 _secret = st.text(

@@ -768,6 +768,80 @@ def test_the_bands_held_while_streaming_stay_within_twice_the_budget(
     assert result.bands <= 128 and result.merged_lanes == 8
 
 
+def lanes_growing_alone(*records: int) -> list[str]:
+    """A log of lanes that each grow alone, one after the other: lane i makes ``records[i]``
+    state changes (bands: one more, the stub of where its log starts)."""
+    lines: list[str] = []
+    for number, count in enumerate(records):
+        name = f"c{number}"
+        lines.append(transition(name, 1, "initialized", "connecting", "connect", 0.0))
+        for seq in range(2, count + 1):
+            src, dst, trigger = (
+                ("connecting", "disconnected", "closed")
+                if seq % 2 == 0
+                else ("disconnected", "connecting", "connect")
+            )
+            lines.append(transition(name, seq, src, dst, trigger, float(seq), source="server"))
+    return lines
+
+
+def test_lanes_are_merged_while_streaming_only_once_twice_the_budget_is_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The report keeps every band it can: while streaming it merges the lanes (each down to
+    its share) only when the bands it holds pass twice the budget, and then at once."""
+    from statesock.tools import report
+
+    lanes: list[Any] = []
+    peak = [0]
+    merges: list[int] = []  # the bands held when a merge of every lane took some away
+    made, fed, shrink = report._Lane.__init__, report._Lane.feed, report._shrink
+
+    def held() -> int:
+        return sum(len(lane.bands) for lane in lanes)
+
+    def tracking_init(self: Any, *args: Any) -> None:
+        made(self, *args)
+        lanes.append(self)
+
+    def tracking_feed(self: Any, *args: Any) -> int:
+        added = fed(self, *args)
+        peak[0] = max(peak[0], held())
+        return added
+
+    def tracking_shrink(shrunk: Any, limit: int) -> int:
+        before = held()
+        change = shrink(shrunk, limit)
+        if held() < before:
+            merges.append(before)
+        return change
+
+    monkeypatch.setattr(report._Lane, "__init__", tracking_init)
+    monkeypatch.setattr(report._Lane, "feed", tracking_feed)
+    monkeypatch.setattr(report, "_shrink", tracking_shrink)
+    # The first lane merges itself as it grows past its share (128 of 128); the next three
+    # grow to just their share (64, 42, 32 bands): the 257th band held makes the first merge
+    # of every lane. Then twelve lanes of 16 bands (the least a lane keeps) fill up to the
+    # 257th band again: the second. The end merges nothing more.
+    lines = lanes_growing_alone(300, 63, 41, 31, *[15] * 12)
+    result = build_report(
+        LogReader(["-"], stdin=io.BytesIO("\n".join(lines).encode())), band_budget=128
+    )
+    assert peak[0] == 2 * 128 + 1
+    assert merges == [257, 257]
+    assert result.bands == 237 and result.lanes_shown == 16
+
+
+def test_a_lane_that_fills_its_share_exactly_is_drawn_whole() -> None:
+    lines = lanes_growing_alone(15)  # 16 bands: the budget
+    report = build_report(
+        LogReader(["-"], stdin=io.BytesIO("\n".join(lines).encode())), band_budget=16
+    )
+    [lane] = payload_of(report.html)["lanes"]
+    assert len(lane["bands"]) == 16 and lane["merged"] is False
+    assert (report.bands, report.merged_lanes) == (16, 0)
+
+
 def test_a_summary_band_adds_up_the_pongs_of_what_it_merged() -> None:
     lines = [
         transition("c", 1, "initialized", "connecting", "connect", 0.0),

@@ -110,6 +110,8 @@ async def test_without_a_stall_timeout_the_stats_show_what_lossless_delivery_cos
     async with TestServer() as server:
         client = make_client(server.url, event_queue_size=3, stall_timeout=None)
         await client.connect()
+        # Up a while first: both costs count from when reading stopped, not from the start.
+        await asyncio.sleep(1000)
         assert (client.stats.reading_paused_for, client.stats.oldest_undelivered_age) == (0, 0)
         stuck = client.events(AppEvent)
         await server.send_burst(10)

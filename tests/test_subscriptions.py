@@ -5,16 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 import typing
-from collections.abc import Coroutine
-from typing import Any, assert_type
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, assert_type
 
 import pytest
 
 from statesock.exceptions import SubscriberStalled
 from statesock.subscriptions import Fanout, Overflow, Subscription
-from tests.conftest import run_virtual, virtual_time
+from tests.conftest import run_virtual
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# Every async test here is bounded: a wait nothing will ever end (a reader no item wakes, a
+# producer no room frees) fails the test at once, since virtual time jumps to the bound.
+BOUND = 600.0
+
+
+def virtual_time(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """tests.conftest.virtual_time, with the whole test bounded by :data:`BOUND`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return run_virtual(asyncio.wait_for(fn(*args, **kwargs), BOUND))
+
+    return wrapper
 
 
 class A:
@@ -1248,3 +1265,74 @@ def test_a_subscription_is_named_after_what_it_matches() -> None:
     assert str(refused.value) == (
         "event_type must be a class, a tuple of classes, an `A | B` union or None, not 5"
     )
+
+
+# -- a fan-out's defaults, its tasks' names, and what aclose() leaves ---------------------------
+
+
+def test_a_fan_out_holds_1024_events_per_stream_unless_told_otherwise() -> None:
+    fanout, _ = make_fanout()
+    assert fanout.queue_size == 1024
+    assert fanout.subscribe().maxsize == 1024
+    assert make_fanout(queue_size=3)[0].subscribe().maxsize == 3
+    with pytest.raises(ValueError) as refused:
+        make_fanout(queue_size=0)
+    assert str(refused.value) == "queue_size must be at least 1, not 0"
+
+
+def test_a_new_fan_out_is_open_and_has_nothing() -> None:
+    fanout, _ = make_fanout()
+    assert fanout.ended is False and fanout.cause is None
+    assert (fanout.blocked, fanout.subscribers, fanout.unclaimed) == (False, 0, 0)
+    assert fanout.oldest_undelivered() is None
+
+
+def test_an_async_callback_runs_in_a_task_named_after_it() -> None:
+    async def early(event: object) -> None:
+        await asyncio.Event().wait()
+
+    async def late(event: object) -> None:
+        await asyncio.Event().wait()
+
+    fanout, _ = make_fanout()
+    fanout.on(A, early)  # before the loop runs: start() makes its task
+
+    async def main() -> set[str]:
+        fanout.start()
+        fanout.on(A, late)  # in the loop: its task is made at once
+        await settle()
+        names = {t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("statesock")}
+        await fanout.aclose(timeout=1)
+        return names
+
+    assert run_virtual(main()) == {
+        f"statesock-callback-{early.__qualname__}",
+        f"statesock-callback-{late.__qualname__}",
+    }
+
+
+@virtual_time
+async def test_without_a_clock_every_event_arrives_at_time_zero() -> None:
+    fanout, _ = make_fanout(queue_size=1)
+    sub = fanout.subscribe()
+    fanout.dispatch(A())
+    held = fanout.dispatch(A())  # full: the dispatch holds it
+    assert held is not None
+    assert sub.oldest_since is None  # a queued event has no time without a clock
+    assert fanout.oldest_undelivered() == 0.0  # the held one arrived at 0
+    fanout.end_all()
+    await asyncio.wait_for(held, 1)
+
+
+@virtual_time
+async def test_a_closed_fan_out_takes_no_callback_and_cannot_be_reopened() -> None:
+    fanout, _ = make_fanout()
+    await fanout.aclose(timeout=1)
+    calls: list[object] = []
+    undo = fanout.on(A, calls.append)
+    fanout.reopen()  # the client connected again: a closed fan-out stays closed
+    assert fanout.ended and fanout.subscribers == 0
+    assert fanout.dispatch(A()) is None
+    assert calls == [] and fanout.unclaimed == 1
+    assert fanout.subscribe(A).ended
+    undo()  # does nothing, and says nothing
