@@ -45,7 +45,7 @@ from statesock.exceptions import (
     TLSFailure,
 )
 from statesock.machine import ConnectionState
-from statesock.sources import ServerInitiated, default_reconnect_policy
+from statesock.sources import ServerInitiated, Timeout, default_reconnect_policy
 from statesock.testing import AppEvent, TestServer, auth_hook, decode_message
 from tests import conftest
 from tests.conftest import virtual_time
@@ -861,3 +861,57 @@ async def test_websockets_log_lines_name_the_client_they_belong_to(
     lines = [record for record in caplog.records if record.name == "websockets.client"]
     assert lines
     assert {getattr(record, "statesock_client", None) for record in lines} == {"orders-feed"}
+
+
+# -- what the websockets transport asks of websockets' connect() -----------------------------
+
+
+@pytest.mark.transports("websockets", reason="picows has no permessage-deflate")
+@virtual_time
+async def test_permessage_deflate_is_on_by_default_and_off_when_asked() -> None:
+    for compression, offered in ((None, True), (False, False)):
+        async with TestServer(require_auth=False) as server:
+            client = conftest.make_client(server.url, compression=compression)
+            await client.connect()
+            await server.wait_for_connections()
+            [ws] = server.connections.values()
+            assert bool(ws.protocol.extensions) is offered
+            await client.close()
+
+
+@pytest.mark.transports("websockets", reason="the ping_interval websockets' connect() is given")
+@virtual_time
+async def test_protocol_keepalive_pings_at_its_interval() -> None:
+    async with TestServer(require_auth=False) as server:
+        client = conftest.make_client(
+            server.url, ack_required=False, ping_interval=None, protocol_keepalive=1.0
+        )
+        pongs: list[bool] = []
+        real = client.socket_alive
+
+        def counting(handle: Any, pong: bool) -> None:
+            pongs.append(pong)
+            real(handle, pong)
+
+        client.socket_alive = counting  # type: ignore[method-assign]
+        await client.connect()
+        await asyncio.sleep(3.5)
+        assert pongs.count(True) >= 3  # the transport's own Pings, answered
+        await client.close()
+
+
+@virtual_time
+async def test_a_handshake_that_never_ends_is_bounded_by_connect_timeout_alone() -> None:
+    from tests.conftest import blackhole_server, server_url
+
+    hole = await blackhole_server()
+    client = conftest.make_client(server_url(hole), connect_timeout=25.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ConnectFailed) as info:
+        await client.connect()
+    assert 25.0 <= loop.time() - started < 25.5  # no transport timeout of its own first
+    assert info.value.source == Timeout(S.CONNECTING)
+    await client.close()
+    hole.close()
+    await hole.wait_closed()

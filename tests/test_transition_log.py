@@ -717,3 +717,45 @@ def test_through_the_standard_library_the_message_lists_the_fields_then_the_trac
     assert text.startswith("with_error a=1\nTraceback (most recent call last):")
     assert text.endswith("ValueError: bad")
     assert "exception=" not in text
+
+
+# -- the bound structlog logger: bound once per configuration ---------------------------------
+
+
+@pytest.fixture
+def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No logger bound yet, as in a process that has logged nothing."""
+    monkeypatch.setattr(transition_log, "_bound", None)
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_the_first_and_later_records_under_one_configuration_share_one_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    structlog.configure(
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[structlog.stdlib.render_to_log_kwargs],
+    )
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        _machine("one").connect()
+        _machine("two").connect()
+    assert [r.name for r in caplog.records] == [LOGGER_NAME, LOGGER_NAME]  # none lost
+    first = transition_log._structlog_logger()
+    assert transition_log._structlog_logger() is first  # bound once
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_a_new_configuration_gets_a_new_logger_at_its_own_level() -> None:
+    out = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+    )
+    _machine("before").connect()
+    before = transition_log._structlog_logger()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    _machine("filtered").connect()
+    assert transition_log._structlog_logger() is not before
+    clients = [json.loads(line)["client"] for line in out.getvalue().splitlines()]
+    assert clients == ["before"]  # the WARNING filter of the new configuration holds
