@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
-import socket
 import struct
 import sys
 import threading
@@ -148,24 +146,13 @@ class BenchProtocol(asyncio.Protocol):
             self.sink_header = b""
         if len(data) < self.sink_left:
             self.sink_left -= len(data)
-            self._wake_at(self.sink_left)
             return b""
         rest = data[self.sink_left :]
         self.sink_left = 0
-        self._wake_at(1)
         self.received = self.count
         if self.transport is not None:
             self.transport.write(frame(0x1, b'"done"'))
         return rest
-
-    def _wake_at(self, left: int) -> None:
-        """Be woken only when this many bytes (at most 64 KiB) are waiting (SO_RCVLOWAT):
-        a client that writes each small frame on its own would otherwise wake the sink per
-        frame, and the sink's wake-ups, not the client, would be what a send run measures."""
-        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, max(1, min(left, 65536)))
 
     def _upgrade(self, request: str) -> None:
         assert self.transport is not None
@@ -195,7 +182,6 @@ class BenchProtocol(asyncio.Protocol):
             self.sink_left = self.count * client_frame_size(size)
             length = size if size < 126 else 126 if size < 65536 else 127
             self.sink_header = bytes([0x81, 0x80 | length])
-            self._wake_at(self.sink_left)
         elif self.mode == "health":
             self.pong = frame(0x1, HEALTH_PONG)
 
