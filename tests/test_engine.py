@@ -880,7 +880,7 @@ async def test_protocol_keepalive_pings_at_its_interval() -> None:
             pongs.append(pong)
             real(handle, pong)
 
-        client.socket_alive = counting  # type: ignore[method-assign]
+        client.socket_alive = counting
         await client.connect()
         await asyncio.sleep(3.5)
         assert pongs.count(True) >= 3  # the transport's own Pings, answered
