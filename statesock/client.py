@@ -39,7 +39,7 @@ from .settings import ClientOptions, ClientSettings
 from .shell import RecoveryLink, Shell, in_handshake
 from .sources import DisconnectionSource, UserInitiated
 from .stats import ClientStats
-from .subscriptions import Overflow, Subscription
+from .subscriptions import Overflow, Subscription, without
 
 if TYPE_CHECKING:
     from typing_extensions import TypeForm
@@ -131,11 +131,10 @@ class WebSocketClient(Shell):
         """Receive every record (changes and internal transitions) synchronously, in ``seq``
         order, once the step that made it is over. A listener may call the client; a listener
         that raises is logged and counted (``stats.callback_errors``)."""
-        self._listeners.append(listener)
+        self._listeners += (listener,)
 
     def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self._listeners = without(self._listeners, listener)
 
     def attach_recovery(
         self, config: io.RecoveryConfig, *, network_available: bool = True
@@ -172,13 +171,12 @@ class WebSocketClient(Shell):
                 reached.set_result(self.state)
 
         self.add_listener(listen)
-        self._done_waiters.append(reached)
+        self._done_waiters += (reached,)
         try:
             result = await reached
         finally:
             self.remove_listener(listen)
-            if reached in self._done_waiters:
-                self._done_waiters.remove(reached)
+            self._done_waiters = without(self._done_waiters, reached)
         if isinstance(result, ConnectionSnapshot):
             return result
         raise ConnectionEnded(result)
@@ -188,12 +186,12 @@ class WebSocketClient(Shell):
         if self._core.done:
             return self._core.final_source
         waiter: asyncio.Future[DisconnectionSource | None] = self._loop_now().create_future()
-        self._done_waiters.append(waiter)
+        self._done_waiters += (waiter,)
         try:
             return await waiter
         finally:
-            if waiter in self._done_waiters:  # cancelled: leave nothing behind
-                self._done_waiters.remove(waiter)
+            # Cancelled: leave nothing behind.
+            self._done_waiters = without(self._done_waiters, waiter)
 
     async def run(self) -> None:
         """Connect and stay until the client is done; the whole life of an app's connection.
@@ -224,7 +222,7 @@ class WebSocketClient(Shell):
         if self._core.closed:
             sub.end(self._core.final_source)
         else:
-            self._state_streams.append(sub)
+            self._state_streams += (sub,)
         return sub
 
     @overload
@@ -312,7 +310,7 @@ class WebSocketClient(Shell):
             hook.cancel()
         await self._engine.aclose()
         await self._fanout.aclose(self.settings.close_timeout)
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        tasks = [t for t in self._tasks or () if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -333,7 +331,9 @@ class WebSocketClient(Shell):
             raise refusal
         data = message if isinstance(message, str | bytes) else self.settings.encode(message)
         if route is io.SendRoute.DIRECT:
-            send = self._sockets[self._core.socket or 0].raw_send
+            handle = self._socket(self._core.socket or 0)
+            assert handle is not None  # the route is DIRECT only with a socket open
+            send = handle.raw_send
             if send is None:
                 raise NotConnectedError(self._core.state.value)
             try:
@@ -372,8 +372,7 @@ class WebSocketClient(Shell):
         await self._waiters.wait(waiter)
 
     def _state_streams_remove(self, sub: Subscription[Any]) -> None:
-        if sub in self._state_streams:
-            self._state_streams.remove(sub)
+        self._state_streams = without(self._state_streams, sub)
 
     def __repr__(self) -> str:
         return f"<WebSocketClient {self.label} {redact_url(self.url)} {self._core.state.value}>"

@@ -45,9 +45,8 @@ re-entrancy rule that remains is the shell's: see :mod:`statesock.shell`.)
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 from .core_io import (
     CLOSE_GRACE,
@@ -150,7 +149,17 @@ class RecoveryState:
     reconnect_pending: bool = False
     retry_in: float | None = None
     token_retry_used: bool = False
-    buffer: deque[_Buffered] = field(default_factory=deque)
+    # A list: an empty deque takes 760 B, and every client with recovery holds this buffer.
+    buffer: list[_Buffered] = field(default_factory=list)
+
+
+_T = TypeVar("_T")
+
+
+def _without(items: tuple[_T, ...], item: _T) -> tuple[_T, ...]:
+    """``items`` without ``item``, which it holds (the removal of a set kept as a tuple)."""
+    index = items.index(item)
+    return items[:index] + items[index + 1 :]
 
 
 class ConnectionCore:
@@ -193,8 +202,10 @@ class ConnectionCore:
         self._clock_started = now is not None
         self._socket: int | None = None
         self._next_socket = 0
-        self._timers: set[TimerKind] = set()
-        self._hooks: set[Hook] = set()
+        # Sets of a few members, as tuples replaced on change: an empty set takes 216 B, and
+        # a process may hold thousands of clients.
+        self._timers: tuple[TimerKind, ...] = ()
+        self._hooks: tuple[Hook, ...] = ()
         self._connect_waiters: dict[int, bool] = {}  # waiter -> armed (an attempt started)
         self._disconnect_waiters: list[int] = []
         self._connected_at: float | None = None
@@ -416,11 +427,11 @@ class ConnectionCore:
 
     def _socket_going(self) -> None:
         """The socket is closing or gone: its timers and hooks go with it."""
-        for timer in sorted(self._timers & SOCKET_TIMERS, key=lambda t: t.value):
+        for timer in sorted((t for t in self._timers if t in SOCKET_TIMERS), key=lambda t: t.value):
             if timer is not TimerKind.CLOSE_DEADLINE:
                 self._cancel_timer(timer)
-        for hook in sorted(self._hooks, key=lambda h: h.value):
-            self._hooks.discard(hook)
+        hooks, self._hooks = self._hooks, ()
+        for hook in sorted(hooks, key=lambda h: h.value):
             self._emit(CancelHook(hook))
         self._ping_sent_at = None
         self._protocol_ping_sent = False
@@ -610,9 +621,8 @@ class ConnectionCore:
         recovery = self._recovery
         if recovery is None:
             return
-        kept: deque[_Buffered] = deque()
-        while recovery.buffer:
-            item = recovery.buffer.popleft()
+        kept: list[_Buffered] = []
+        for item in recovery.buffer:
             if item.writing:
                 kept.append(item)  # its write decides its outcome
             else:
@@ -632,7 +642,7 @@ class ConnectionCore:
         recovery = self._recovery
         if recovery is None:
             return
-        kept: deque[_Buffered] = deque()
+        kept: list[_Buffered] = []
         for item in recovery.buffer:
             if not item.writing and item.expires_at <= self._now:
                 ttl = recovery.config.buffer_ttl
@@ -649,17 +659,19 @@ class ConnectionCore:
         self._start_timer_at(timer, self._now + delay)
 
     def _start_timer_at(self, timer: TimerKind, at: float) -> None:
-        self._timers.add(timer)
+        if timer not in self._timers:
+            self._timers += (timer,)
         self._emit(StartTimer(timer, at))
 
     def _cancel_timer(self, timer: TimerKind) -> None:
         if timer in self._timers:
-            self._timers.discard(timer)
+            self._timers = _without(self._timers, timer)
             self._emit(CancelTimer(timer))
 
     def _run_hook(self, hook: Hook) -> None:
         assert self._socket is not None
-        self._hooks.add(hook)
+        if hook not in self._hooks:
+            self._hooks += (hook,)
         self._emit(RunHook(self._socket, hook))
 
     def _emit(self, effect: Effect) -> None:
@@ -812,7 +824,8 @@ class ConnectionCore:
     def _on_hook_finished(self, event: HookFinished) -> None:
         if self._stale("hook finished", event.socket):
             return
-        self._hooks.discard(event.hook)
+        if event.hook in self._hooks:
+            self._hooks = _without(self._hooks, event.hook)
         if (
             event.hook is Hook.ON_CONNECTION_ESTABLISHED
             and not self.config.ack_required
@@ -824,7 +837,7 @@ class ConnectionCore:
         timer = event.timer
         if timer not in self._timers:
             return  # cancelled in the same tick it fired
-        self._timers.discard(timer)
+        self._timers = _without(self._timers, timer)
         state = self.machine.state
         if timer is TimerKind.CONNECT_DEADLINE and state is S.CONNECTING:
             self._fire(self.machine.disconnect(Timeout(S.CONNECTING)))

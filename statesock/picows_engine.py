@@ -393,6 +393,8 @@ class PicowsHandle(WSListener):
         if not self._reported:
             error = None if self._asked else ConnectionLost("the socket task ended unexpectedly")
             self._report_closed(None, "", error)
+        engine = self._engine
+        engine._handles = tuple(handle for handle in engine._handles if handle is not self)
 
     async def _run(self) -> None:
         transport: WSTransport | None = None
@@ -484,7 +486,7 @@ class PicowsEngine:
             raise ConfigurationError("transport='picows' has no permessage-deflate compression")
         self.config = config
         self.label = label
-        self._handles: set[PicowsHandle] = set()
+        self._handles: tuple[PicowsHandle, ...] = ()  # replaced on change: iterated as it is
         self._next = 0
         extra = getattr(config.logger, "extra", None) or {"statesock_client": label}
         self._logger = _PicowsLogger(logging.getLogger("picows.client"), extra)
@@ -499,9 +501,8 @@ class PicowsEngine:
             handle._run(), name=f"statesock-socket-{self.label}-{number}"
         )
         handle._task = task
-        self._handles.add(handle)
+        self._handles += (handle,)
         task.add_done_callback(handle._task_done)
-        task.add_done_callback(lambda _: self._handles.discard(handle))
         return handle
 
     @property

@@ -140,24 +140,27 @@ class Shell:
             now=created_at,
         )
         self._log_record = TransitionLogger(self.label)
-        self._listeners: list[Listener] = []
+        # Per-client containers cost memory on every idle client: those that are rarely
+        # changed are tuples, replaced on change (and iterated without a copy), and the task
+        # set is made by the first task.
+        self._listeners: tuple[Listener, ...] = ()
         self._fanout = Fanout(
             queue_size=settings.event_queue_size,
             on_drop=self.stats.dropped,
             on_callback_error=self.stats.callback_failed,
             stall_timeout=settings.stall_timeout,
             on_stall=self.stats.subscriber_stalled,
-            clock=lambda: self._clock(),  # noqa: PLW0108 - _clock is replaced per socket
+            clock=self._frame_time,
         )
         self.stats.probe = self._waiting_for_subscribers
         self._fanout.uncounted = _CONTROL
-        self._state_streams: list[Subscription[StateChange]] = []
-        self._sockets: dict[int, SocketHandle] = {}
+        self._state_streams: tuple[Subscription[StateChange], ...] = ()
+        self._sockets: tuple[SocketHandle, ...] = ()  # the open ones: one, two while replacing
         self._timers = Timers(self._timer_fired)
         self._hooks: dict[io.Hook, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] | None = None
         self._waiters = Waiters()
-        self._done_waiters: list[asyncio.Future[DisconnectionSource | None]] = []
+        self._done_waiters: tuple[asyncio.Future[DisconnectionSource | None], ...] = ()
         self._outgoing: dict[int, str | bytes] = {}  # buffered messages, by waiter number
         self._queued: list[io.Input] = []
         self._stepping = False
@@ -210,7 +213,7 @@ class Shell:
     def socket_closed(
         self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
     ) -> None:
-        self._sockets.pop(handle.id, None)
+        self._sockets = tuple(open_ for open_ in self._sockets if open_ is not handle)
         self._step(io.SocketClosed(handle.id, code, reason, error))
 
     def _control(self, socket: int, event: object) -> None:
@@ -271,7 +274,7 @@ class Shell:
                     self.stats.reconnects += 1
                 for sub in self._state_streams:
                     sub.offer(record)
-            for listener in tuple(self._listeners):
+            for listener in self._listeners:
                 try:
                     listener(record)
                 except Exception as exc:
@@ -289,12 +292,13 @@ class Shell:
             case io.OpenSocket():
                 self._open_socket(effect)
             case io.CloseSocket():
-                handle = self._sockets.get(effect.socket)
+                handle = self._socket(effect.socket)
                 if handle is not None:
                     handle.close(effect.code, effect.reason, effect.timeout)
             case io.AbortSocket():
-                aborted = self._sockets.pop(effect.socket, None)
+                aborted = self._socket(effect.socket)
                 if aborted is not None:
+                    self._sockets = tuple(h for h in self._sockets if h is not aborted)
                     aborted.abort()
             case io.RunHook():
                 self._run_hook(effect)
@@ -309,7 +313,8 @@ class Shell:
                     self._waiters.settle(waiter)
             case io.WriteBuffered():
                 data = self._outgoing[effect.message]
-                handle = self._sockets[effect.socket]
+                handle = self._socket(effect.socket)
+                assert handle is not None  # the core writes only to the current socket
                 self._spawn(self._write(handle, effect.message, data), "flush")
             case io.ResolveSend():
                 self._resolve_send(effect)
@@ -331,13 +336,13 @@ class Shell:
     def _open_socket(self, effect: io.OpenSocket) -> None:
         self._last_frame_at = None
         self._clock = _frame_clock(self._loop_now())
-        self._sockets[effect.socket] = self._engine.open(self, effect.socket)
+        self._sockets += (self._engine.open(self, effect.socket),)
 
     def _timer_fired(self, timer: io.TimerKind) -> None:
         self._step(io.TimerFired(timer, self._last_frame_at))
 
     def _send_health_check(self, effect: io.SendHealthCheck) -> None:
-        handle = self._sockets.get(effect.socket)
+        handle = self._socket(effect.socket)
         if handle is None:
             return
         data = build_health_check(
@@ -410,10 +415,10 @@ class Shell:
 
     def _finished(self, effect: io.Finished) -> None:
         self._fanout.end_all(effect.source)
-        streams, self._state_streams = self._state_streams, []
+        streams, self._state_streams = self._state_streams, ()
         for sub in streams:
             sub.end(effect.source)
-        waiters, self._done_waiters = self._done_waiters, []
+        waiters, self._done_waiters = self._done_waiters, ()
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(effect.source)
@@ -434,6 +439,17 @@ class Shell:
         self._loop = loop
         return loop
 
+    def _socket(self, number: int) -> SocketHandle | None:
+        for handle in self._sockets:
+            if handle.id == number:
+                return handle
+        return None
+
+    def _frame_time(self) -> float:
+        # The fan-out's clock: a bound method (smaller than a closure), calling _clock, which
+        # is replaced per socket.
+        return self._clock()
+
     def _loop_time(self) -> float:
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -446,8 +462,11 @@ class Shell:
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(f"statesock-{name}-{self.label}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
     async def _quietly(self, send: Awaitable[None]) -> None:

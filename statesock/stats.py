@@ -22,7 +22,7 @@ def _nothing_waits() -> tuple[float, float]:
     return 0.0, 0.0
 
 
-@dataclass
+@dataclass(slots=True)  # one per client: a __dict__ would cost ~600 B each
 class ClientStats:
     """Counters a user can read to see what the client did, skipped or dropped, and why.
 

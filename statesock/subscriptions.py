@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import types
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from .exceptions import SubscriberStalled
@@ -40,6 +40,16 @@ T3 = TypeVar("T3")
 
 EventType = type | types.UnionType | tuple[type, ...] | None
 """What a subscriber matches: a class, a tuple of classes, an ``A | B`` union or None (all)."""
+
+
+def without(items: tuple[T, ...], item: T) -> tuple[T, ...]:
+    """``items`` without its first member equal to ``item`` (``items`` itself when none is):
+    the removal of the copy-on-write tuples that hold a client's rarely changed members."""
+    try:
+        index = items.index(item)
+    except ValueError:
+        return items
+    return items[:index] + items[index + 1 :]
 
 
 def _type_name(event_type: object) -> str:
@@ -125,6 +135,8 @@ class _Delivery:
 # "full"; an _Inline callback's never does. dispatch calls ``target.offer(event)`` on both,
 # which CPython specialises better than calling a stored bound method.
 _Entry = tuple[Any, "Subscription[Any] | _Inline"]
+# An on() callback registered before the loop ran, with its queue: its task starts later.
+_Unstarted = tuple["Subscription[Any]", Callable[[Any], Awaitable[object]]]
 
 
 class Fanout:
@@ -161,11 +173,14 @@ class Fanout:
         # Replaced, never mutated, so dispatch iterates a snapshot without copying it and a
         # callback may subscribe or unsubscribe while an event is being dispatched.
         self._entries: tuple[_Entry, ...] = ()
-        self._streams: set[Subscription[Any]] = set()
-        self._callback_queues: list[Subscription[Any]] = []
-        self._unstarted: list[tuple[Subscription[Any], Callable[[Any], Awaitable[object]]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._deliveries: list[_Delivery] = []  # dispatches waiting for full subscribers
+        # An idle client has no subscriber: what it holds costs as little as it can (an
+        # empty dict is a quarter of an empty set, an empty tuple is shared), the task set is
+        # made by the first task, and the rarely changed ones are tuples, replaced on change.
+        self._streams: dict[Subscription[Any], None] = {}  # a set, in registration order
+        self._callback_queues: tuple[Subscription[Any], ...] = ()
+        self._unstarted: tuple[_Unstarted, ...] = ()
+        self._tasks: set[asyncio.Task[None]] | None = None
+        self._deliveries: tuple[_Delivery, ...] = ()  # dispatches waiting for full subscribers
         self._ended = False
         self._closed = False
         self._cause: object = None
@@ -245,7 +260,7 @@ class Fanout:
         if self._ended:
             sub.end(self._cause)
             return sub
-        self._streams.add(sub)
+        self._streams[sub] = None
         self._entries = (*self._entries, (event_type, sub))
         return sub
 
@@ -292,8 +307,8 @@ class Fanout:
         )
         entry = (event_type, queue)
         self._entries = (*self._entries, entry)
-        self._callback_queues.append(queue)
-        self._unstarted.append((queue, cast(Callable[[Any], Awaitable[object]], callback)))
+        self._callback_queues += (queue,)
+        self._unstarted += ((queue, cast(Callable[[Any], Awaitable[object]], callback)),)
         with contextlib.suppress(RuntimeError):  # no loop yet: the first dispatch starts it
             asyncio.get_running_loop()
             self.start()
@@ -302,8 +317,7 @@ class Fanout:
             # Events queued for it and not yet run are discarded (counted on the queue); a
             # call already running finishes.
             self._remove(entry)
-            if queue in self._callback_queues:
-                self._callback_queues.remove(queue)
+            self._callback_queues = without(self._callback_queues, queue)
             queue._close()
 
         return undo_async
@@ -314,7 +328,7 @@ class Fanout:
         Needs a running loop. :meth:`dispatch` calls it on its own when needed.
         """
         asyncio.get_running_loop()  # raises RuntimeError before anything is taken off the list
-        unstarted, self._unstarted = self._unstarted, []
+        unstarted, self._unstarted = self._unstarted, ()
         for queue, callback in unstarted:
             if not queue.ended:
                 self._spawn(self._run_callback(queue, callback), _name(callback))
@@ -353,7 +367,7 @@ class Fanout:
         if blocked is None:
             return None
         delivery = _Delivery(blocked, event, self._clock() if self._clock is not None else 0.0)
-        self._deliveries.append(delivery)
+        self._deliveries += (delivery,)
         return self._deliver(delivery)
 
     async def _deliver(self, delivery: _Delivery) -> None:
@@ -374,7 +388,7 @@ class Fanout:
                     except TimeoutError:
                         self._cut_off(sub, delivery)
         finally:
-            self._deliveries.remove(delivery)
+            self._deliveries = without(self._deliveries, delivery)
             # Cancelled (the client is closing): the event never reached these subscribers.
             # Count it, so none of them has a silent gap.
             for sub in waiting:
@@ -389,7 +403,7 @@ class Fanout:
         delivery.waiting.remove(sub)
         sub.put_last(delivery.event, delivery.since)
         sub.cut_off(error)
-        self._streams.discard(sub)
+        self._streams.pop(sub, None)
         self._entries = tuple(entry for entry in self._entries if entry[1] is not sub)
         self.stalled += 1
         if self._on_stall is not None:
@@ -430,11 +444,11 @@ class Fanout:
         self._end_streams(cause)
 
     def _end_streams(self, cause: object) -> None:
-        streams, self._streams = self._streams, set()
+        streams, self._streams = self._streams, {}
         self._entries = tuple(entry for entry in self._entries if entry[1] not in streams)
         self._end(streams, cause)
 
-    def _end(self, subs: set[Subscription[Any]], cause: object) -> None:
+    def _end(self, subs: Collection[Subscription[Any]], cause: object) -> None:
         # An event a dispatch is still holding for one of them goes in over the limit: the
         # stream ends after it, so that costs one slot once, and nothing is lost at the end.
         for delivery in self._deliveries:
@@ -456,15 +470,15 @@ class Fanout:
         seconds, then cancel them. Returns with no task of this fan-out left running."""
         self._closed = True
         self.end_all(self._cause)
-        self._unstarted.clear()
-        queues, self._callback_queues = self._callback_queues, []
+        self._unstarted = ()
+        queues, self._callback_queues = self._callback_queues, ()
         self._entries = ()
-        self._end(set(queues), self._cause)
+        self._end(queues, self._cause)
         try:
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=timeout)
         finally:
-            tasks = [task for task in self._tasks if not task.done()]
+            tasks = [task for task in self._tasks or () if not task.done()]
             for task in tasks:
                 task.cancel()
             if tasks:
@@ -513,15 +527,18 @@ class Fanout:
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"statesock-callback-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _remove(self, entry: _Entry) -> None:
         self._entries = tuple(e for e in self._entries if e is not entry)
 
     def _unsubscribe(self, sub: Subscription[Any]) -> None:
         if sub in self._streams:
-            self._streams.discard(sub)
+            del self._streams[sub]
             self._entries = tuple(e for e in self._entries if e[1] is not sub)
 
     def _dropped_one(self, sub: Subscription[Any]) -> None:

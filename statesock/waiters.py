@@ -34,7 +34,12 @@ class Waiters:
         try:
             return await future
         finally:
-            self._futures.pop(number, None)
+            futures = self._futures
+            futures.pop(number, None)
+            if not futures:
+                # A dict keeps the table it grew to: an empty one is 160 B smaller, on every
+                # client, between connects.
+                self._futures = {}
 
     def settle(self, number: int, result: Any = None, error: BaseException | None = None) -> None:
         # The future stays until its wait() ends: it may be settled before the wait starts.

@@ -59,6 +59,19 @@ _TEXT, _BINARY, _CONTINUATION = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 _DATA = frozenset({_TEXT, _BINARY, _CONTINUATION})
 
 
+class _NoAssembler:
+    """Stands in for websockets' ``Assembler`` (the queue behind ``recv()``) on a
+    :class:`_Connection`: only its ``close()`` is ever called, when the connection is lost."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        pass
+
+
+_NO_ASSEMBLER: Any = _NoAssembler()
+
+
 class _Connection(ClientConnection):
     """websockets' connection, handing its frames to the socket's handle (module docstring).
 
@@ -86,6 +99,12 @@ class _Connection(ClientConnection):
         super().process_event(event)
         if handle is not None and event.opcode is not Opcode.CLOSE:
             handle._listener.socket_alive(handle, event.opcode is Opcode.PONG)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # recv() is never called and no data frame reaches the Assembler, which holds a
+        # deque (about 1 KiB per idle client): one shared stand-in replaces it.
+        self.recv_messages = _NO_ASSEMBLER
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -295,6 +314,8 @@ class WebSocketsHandle:
         if not self._reported:
             error = None if self._asked else ConnectionLost("the socket task ended unexpectedly")
             self._report_closed(None, "", error)
+        engine = self._engine
+        engine._handles = tuple(handle for handle in engine._handles if handle is not self)
 
     async def _run(self) -> None:
         ws: _Connection | None = None
@@ -384,7 +405,7 @@ class WebSocketEngine:
         validate_url(config.url)
         self.config = config
         self.label = label
-        self._handles: set[WebSocketsHandle] = set()
+        self._handles: tuple[WebSocketsHandle, ...] = ()  # replaced on change: iterated as it is
         # Close handshakes under way: aclose() waits for them, so nothing is left running.
         self._closers: set[asyncio.Task[None]] | None = None
         self._next = 0
@@ -399,9 +420,8 @@ class WebSocketEngine:
             handle._run(), name=f"statesock-socket-{self.label}-{number}"
         )
         handle._task = task
-        self._handles.add(handle)
+        self._handles += (handle,)
         task.add_done_callback(handle._task_done)
-        task.add_done_callback(lambda _: self._handles.discard(handle))
         return handle
 
     @property
@@ -413,7 +433,7 @@ class WebSocketEngine:
         """Stop every socket task whatever it is doing; used when the client closes."""
         current = asyncio.current_task()
         tasks = []
-        for handle in list(self._handles):
+        for handle in self._handles:
             handle.abort()
             if handle._task is not None and handle._task is not current:
                 tasks.append(handle._task)

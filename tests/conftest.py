@@ -169,6 +169,12 @@ async def wait_for_state(client: Any, state: Any) -> None:
     await client.wait_for(state)
 
 
+def swap_socket(client: Any, number: int, double: Any) -> None:
+    """Put ``double`` (a test double wrapping the real handle, with its ``id``) in the place
+    of the client's socket ``number``."""
+    client._sockets = tuple(double if h.id == number else h for h in client._sockets)
+
+
 def make_client(url: str, **kwargs: Any) -> Any:
     """A client for :class:`statesock.testing.TestServer`'s protocol, token "t", on the
     running test's transport unless ``transport=`` is given."""

@@ -24,7 +24,13 @@ from statesock.machine import ConnectionState, Record, StateChange
 from statesock.sources import ServerInitiated, UserInitiated
 from statesock.subscriptions import Overflow
 from statesock.testing import AppEvent, TestServer, auth_hook, decode_message
-from tests.conftest import make_client, transitions_of, virtual_time, wait_for_state
+from tests.conftest import (
+    make_client,
+    swap_socket,
+    transitions_of,
+    virtual_time,
+    wait_for_state,
+)
 
 S = ConnectionState
 
@@ -701,7 +707,7 @@ async def test_a_direct_send_on_a_socket_that_is_not_open_is_not_connected() -> 
         client = make_client(server.url)
         await client.connect()
         socket = client._core.socket or 0
-        client._sockets[socket] = DirectSend(client._sockets[socket], None)
+        swap_socket(client, socket, DirectSend(client._socket(socket), None))
         with pytest.raises(NotConnectedError) as refused:
             await client.send("hello")
         assert refused.value.state == "connected"
@@ -721,20 +727,20 @@ async def test_a_direct_send_cut_by_the_socket_raises_connection_lost_with_its_c
         client = make_client(server.url)
         await client.connect()
         socket = client._core.socket or 0
-        handle = client._sockets[socket]
+        handle = client._socket(socket)
         closed = ConnectionClosed(None, None)
-        client._sockets[socket] = DirectSend(handle, failing_with(closed))
+        swap_socket(client, socket, DirectSend(handle, failing_with(closed)))
         with pytest.raises(ConnectionLost) as lost:
             await client.send("hello")
         assert lost.value.__cause__ is closed
         # Anything else the socket raises reaches the caller as it is.
         other = OSError("disk on fire")
-        client._sockets[socket] = DirectSend(handle, failing_with(other))
+        swap_socket(client, socket, DirectSend(handle, failing_with(other)))
         with pytest.raises(OSError) as raised:
             await client.send("hello")
         assert raised.value is other and raised.value.__cause__ is None
         assert client.stats.messages_sent == 1  # the auth message only
-        client._sockets[socket] = handle
+        swap_socket(client, socket, handle)
         await client.close()
 
 

@@ -37,7 +37,7 @@ from statesock.sources import (
     default_reconnect_policy,
 )
 from statesock.testing import AppEvent, TestServer
-from tests.conftest import make_client, transitions_of, virtual_time
+from tests.conftest import make_client, swap_socket, transitions_of, virtual_time
 
 S = ConnectionState
 # Every wait below is bounded: a stream that never ends fails the test instead of hanging it.
@@ -615,7 +615,7 @@ async def test_waiting_for_a_state_the_client_never_reaches_ends_with_the_final_
             async with asyncio.timeout(BOUND):
                 await waiting
         assert ended.value.source == ServerInitiated(1011, "boom") == client.final_source
-        assert client._done_waiters == []
+        assert client._done_waiters == ()
         await client.close()
 
 
@@ -629,7 +629,7 @@ async def test_a_cancelled_wait_done_leaves_nothing_behind() -> None:
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
-        assert client._done_waiters == []
+        assert client._done_waiters == ()
         await client.close()
 
 
@@ -813,7 +813,7 @@ async def test_a_health_check_that_cannot_be_written_at_once_is_sent_in_a_task()
         client = make_client(server.url, ping_interval=5, pong_timeout=2)
         await client.connect()
         socket = client._core.socket or 0
-        client._sockets[socket] = Unwritable(client._sockets[socket])
+        swap_socket(client, socket, Unwritable(client._socket(socket)))
         checks = server.health_checks
         await asyncio.sleep(11)
         assert server.health_checks >= checks + 2  # sent all the same, and answered
@@ -831,7 +831,7 @@ async def test_a_health_check_whose_late_send_fails_leaves_no_error_behind() -> 
         client = make_client(server.url, ping_interval=5, pong_timeout=2)
         await client.connect()
         socket = client._core.socket or 0
-        client._sockets[socket] = Unwritable(client._sockets[socket], refuse=True)
+        swap_socket(client, socket, Unwritable(client._socket(socket), refuse=True))
         await asyncio.sleep(5.5)
         assert [t for t in asyncio.all_tasks() if "health-check" in t.get_name()] == []
         await client.close()
@@ -852,7 +852,7 @@ async def test_close_stops_every_task_the_client_started() -> None:
         client = make_client(server.url, ping_interval=5, pong_timeout=2)
         await client.connect()
         socket = client._core.socket or 0
-        client._sockets[socket] = SlowChecks(client._sockets[socket])
+        swap_socket(client, socket, SlowChecks(client._socket(socket)))
         await asyncio.sleep(5.5)
         assert any("health-check" in t.get_name() for t in asyncio.all_tasks())
         await asyncio.wait_for(client.close(), 10)
@@ -868,7 +868,7 @@ async def test_a_health_check_sent_late_runs_in_a_task_named_for_the_client() ->
         client = make_client(server.url, label="checked", ping_interval=5, pong_timeout=2)
         await client.connect()
         socket = client._core.socket or 0
-        client._sockets[socket] = SlowChecks(client._sockets[socket])
+        swap_socket(client, socket, SlowChecks(client._socket(socket)))
         await asyncio.sleep(5.5)
         late = [t.get_name() for t in asyncio.all_tasks() if "health" in t.get_name()]
         assert late == ["statesock-health-check-checked"]
@@ -912,7 +912,7 @@ async def test_a_dead_peer_is_aborted_and_forgotten() -> None:
         async with asyncio.timeout(30):
             await client.wait_for(S.DISCONNECTED)
         assert isinstance(client.state.source, NoPongReceived)
-        assert client._sockets == {}
+        assert client._sockets == ()
         await client.close()
     assert problems == []
 
@@ -996,7 +996,7 @@ async def test_a_health_check_lost_with_its_socket_leaves_no_error_behind() -> N
         client = make_client(server.url, ping_interval=5, pong_timeout=2)
         await client.connect()
         socket = client._core.socket or 0
-        client._sockets[socket] = Broken(client._sockets[socket])
+        swap_socket(client, socket, Broken(client._socket(socket)))
         await asyncio.sleep(5.5)
         await client.close()
     gc.collect()
@@ -1029,13 +1029,13 @@ async def test_a_socket_that_does_not_close_in_time_is_aborted_at_the_close_dead
         client = make_client(server.url, close_timeout=1)
         await client.connect()
         socket = client._core.socket or 0
-        stuck = NeverCloses(client._sockets[socket])
-        client._sockets[socket] = stuck
+        stuck = NeverCloses(client._socket(socket))
+        swap_socket(client, socket, stuck)
         loop = asyncio.get_running_loop()
         asked = loop.time()
         await asyncio.wait_for(client.disconnect(), 10)
         assert loop.time() - asked == pytest.approx(2.0, abs=0.1)  # close_timeout + 1 s
-        assert stuck.aborted and client._sockets == {}
+        assert stuck.aborted and client._sockets == ()
         await asyncio.sleep(0.5)
         await client.close()
         del stuck  # it holds the socket's task

@@ -1,4 +1,5 @@
-"""The Makefile's targets: each says what it does in `make help`, and the README names it."""
+"""The Makefile's targets: each says what it does in `make help`, and the README names it;
+what the mutation targets plant still fits the code."""
 
 from __future__ import annotations
 
@@ -45,3 +46,15 @@ def test_the_demo_installs_no_dev_tool() -> None:
     assert "$(RUNTIME_STAMP)" in demo and "$(STAMP)" not in demo.replace("$(RUNTIME_STAMP)", "")
     [runtime] = re.findall(r"^\$\(RUNTIME_STAMP\):.*\n((?:\t.*\n)+)", text, re.MULTILINE)
     assert "-e ." in runtime and "[dev]" not in runtime
+
+
+def test_every_planted_bug_still_finds_its_line() -> None:
+    """``make mutate``'s planted bugs (``tests/mutation/planted.py``) each replace one exact
+    piece of code; when that code moves or changes, a plant is stale, which only a run of it
+    would show. Each piece must occur exactly once in the file the plant names."""
+    from tests.mutation.planted import PLANTS
+
+    found = {
+        plant.name: (ROOT / plant.path).read_text("utf-8").count(plant.old) for plant in PLANTS
+    }
+    assert {name: count for name, count in found.items() if count != 1} == {}

@@ -40,6 +40,7 @@ from tests.conftest import (
     coming_up,
     make_client,
     run_virtual,
+    swap_socket,
     transitions_of,
     virtual_time,
     wait_for_state,
@@ -572,7 +573,7 @@ async def test_a_hung_auth_hook_is_cancelled_with_its_socket_and_never_piles_up(
     async def never_returns(client: WebSocketClient) -> None:
         nonlocal hooks_alive
         hooks_alive += 1
-        sockets_seen.append(id(client._sockets.get(client._core.socket or 0)))
+        sockets_seen.append(id(client._socket(client._core.socket or 0)))
         try:
             await asyncio.Event().wait()
         finally:
@@ -865,14 +866,14 @@ async def test_a_buffered_write_that_fails_is_written_again_once() -> None:
                 socket = client._core.socket or 0
                 if not wrapped:  # only the first socket after the drop
                     wrapped.append(socket)
-                    client._sockets[socket] = FailingOnce(client._sockets[socket])
+                    swap_socket(client, socket, FailingOnce(client._socket(socket)))
 
         await server.close_all(1011)
         await asyncio.wait_for(wait_for_state(client, S.DISCONNECTED), 5)
         client.add_listener(break_the_next_socket)
         sending = asyncio.ensure_future(client.send({"type": "n", "i": 1}))
         await asyncio.wait_for(sending, 10)  # its first write failed: it was written again
-        broken = client._sockets[wrapped[0]]
+        broken = client._socket(wrapped[0])
         assert isinstance(broken, FailingOnce) and broken.failed
         assert set(broken.tasks) == {f"statesock-flush-{client.label}"}
         await asyncio.sleep(0.5)
