@@ -1,8 +1,12 @@
-"""The shell's timers: one live ``loop.call_at`` handle per kind, in virtual time."""
+"""The shell's timers, in virtual time: each kind at most once per client; the timers of all
+clients on a loop share one ``loop.call_at`` handle."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
+from typing import Any
 
 import pytest
 
@@ -125,3 +129,164 @@ def test_a_timer_needs_its_loop() -> None:
     with pytest.raises(RuntimeError):
         timers.start(loop, K.PING, 1.0)
     assert len(timers) == 0
+
+
+# -- the timers of every client on a loop share one schedule --------------------------------
+
+
+def scheduled(loop: asyncio.AbstractEventLoop) -> list[asyncio.TimerHandle]:
+    """The loop's live timer handles (asyncio's own heap)."""
+    return [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+
+
+@virtual_time
+async def test_many_clients_timers_take_one_loop_handle_for_the_earliest() -> None:
+    """Rule: however many clients and timers, the loop holds one statesock handle, due at the
+    earliest live timer; each timer still fires at its own time."""
+    loop = asyncio.get_running_loop()
+    fired: list[tuple[int, TimerKind, float]] = []
+
+    def client(n: int) -> Timers:
+        return Timers(lambda kind: fired.append((n, kind, loop.time())))
+
+    clients = [client(n) for n in range(3)]
+    for n, timers in enumerate(clients):
+        timers.start(loop, K.PING, 10.0 - n)
+        timers.start(loop, K.PONG_DEADLINE, 20.0 + n)
+    [handle] = scheduled(loop)
+    assert handle.when() == 8.0
+    clients[2].cancel(K.PING)  # the earliest goes: the handle stays, nothing fires at 8
+    await asyncio.sleep(30)
+    assert fired == [
+        (1, K.PING, 9.0),
+        (0, K.PING, 10.0),
+        (0, K.PONG_DEADLINE, 20.0),
+        (1, K.PONG_DEADLINE, 21.0),
+        (2, K.PONG_DEADLINE, 22.0),
+    ]
+
+
+@virtual_time
+async def test_timers_due_at_the_same_moment_fire_in_the_order_they_were_started() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[str] = []
+    first, second = (
+        Timers(lambda k: fired.append("first")),
+        Timers(lambda k: fired.append("second")),
+    )
+    second.start(loop, K.PING, 5.0)
+    first.start(loop, K.PING, 5.0)
+    await asyncio.sleep(10)
+    assert fired == ["second", "first"]
+
+
+@virtual_time
+async def test_with_no_timer_live_nothing_of_statesock_is_scheduled_on_the_loop() -> None:
+    """Rule: once every timer is cancelled or has fired, the loop's handle is gone too: a
+    closed client leaves nothing scheduled behind."""
+    loop = asyncio.get_running_loop()
+    timers, fired = recording()
+    other, _ = recording()
+    timers.start(loop, K.PING, 5.0)
+    other.start(loop, K.RECONNECT, 50.0)
+    timers.cancel(K.PING)
+    assert [h.when() for h in scheduled(loop)] == [5.0]  # the other client's timer is live
+    other.cancel_all()
+    assert scheduled(loop) == []
+    timers.start(loop, K.PING, 7.0)
+    await asyncio.sleep(10)
+    assert fired == [(K.PING, 7.0)] and scheduled(loop) == []
+
+
+@virtual_time
+async def test_a_cancelled_timer_does_not_keep_its_client_alive_until_its_time() -> None:
+    loop = asyncio.get_running_loop()
+
+    class Client:
+        def on_timer(self, kind: TimerKind) -> None:
+            pass
+
+    keep, client = Timers(lambda kind: None), Client()
+    keep.start(loop, K.RECONNECT, 500.0)  # the schedule stays busy with another client
+    gone = weakref.ref(client)
+    timers = Timers(client.on_timer)
+    timers.start(loop, K.PING, 100.0)
+    timers.cancel_all()
+    del client, timers
+    gc.collect()
+    assert gone() is None
+    keep.cancel_all()
+
+
+@virtual_time
+async def test_a_timer_that_raises_is_reported_and_the_others_due_with_it_still_fire() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda loop, context: reported.append(context))
+    fired: list[str] = []
+
+    def broken(kind: TimerKind) -> None:
+        raise RuntimeError("bug")
+
+    Timers(broken).start(loop, K.PING, 5.0)
+    Timers(lambda kind: fired.append("after")).start(loop, K.PING, 5.0)
+    await asyncio.sleep(10)
+    assert fired == ["after"]
+    [context] = reported
+    assert context["message"] == "statesock timer ping failed"
+    assert isinstance(context["exception"], RuntimeError)
+
+
+@virtual_time
+async def test_a_callback_may_cancel_a_timer_due_in_the_same_moment_which_then_never_fires() -> (
+    None
+):
+    loop = asyncio.get_running_loop()
+    fired: list[str] = []
+    victim = Timers(lambda kind: fired.append("victim"))
+
+    def cancel_the_other(kind: TimerKind) -> None:
+        fired.append("canceller")
+        victim.cancel(K.PING)
+
+    Timers(cancel_the_other).start(loop, K.PING, 5.0)
+    victim.start(loop, K.PING, 5.0)
+    await asyncio.sleep(10)
+    assert fired == ["canceller"] and len(victim) == 0
+
+
+@virtual_time
+async def test_a_timer_started_for_a_moment_already_past_fires_on_the_next_iteration() -> None:
+    """Rule: like ``call_at`` in the past, a timer a callback starts for now or earlier fires,
+    but after what the loop already has ready (no callback can starve the loop)."""
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    def fire(kind: TimerKind) -> None:
+        order.append(f"timer {loop.time():g}")
+        if order.count("ready") < 2:
+            loop.call_soon(order.append, "ready")
+            timers.start(loop, K.PING, loop.time() - 1.0)
+
+    timers = Timers(fire)
+    timers.start(loop, K.PING, 5.0)
+    await asyncio.sleep(10)
+    assert order == ["timer 5", "ready", "timer 5", "ready", "timer 5"]
+
+
+def test_a_client_whose_loop_changed_starts_on_the_new_one_and_cancels_on_the_old() -> None:
+    fired: list[TimerKind] = []
+    timers = Timers(fired.append)
+
+    async def start_far() -> None:
+        timers.start(asyncio.get_running_loop(), K.RECONNECT, 10**6)
+
+    async def start_soon() -> None:
+        loop = asyncio.get_running_loop()
+        timers.start(loop, K.RECONNECT, loop.time())  # replaces the one on the old loop
+        timers.start(loop, K.PING, loop.time())
+        await asyncio.sleep(0.01)
+
+    asyncio.run(start_far())
+    asyncio.run(start_soon())
+    assert sorted(fired) == [K.PING, K.RECONNECT] and len(timers) == 0

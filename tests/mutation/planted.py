@@ -206,15 +206,15 @@ PLANTS = [
     Plant(
         "a timer kind started again leaves the old handle live",
         "statesock/timers.py",
-        "        self.cancel(kind)\n        self._handles[kind] = loop.call_at(",
-        "        self._handles[kind] = loop.call_at(",
+        "        self.cancel(kind)\n        schedule = self._schedule\n",
+        "        schedule = self._schedule\n",
         ("tests/test_timers.py",),
     ),
     Plant(
         "a timer kind started again forgets the old handle without cancelling it",
         "statesock/timers.py",
-        "        self.cancel(kind)\n        self._handles[kind] = loop.call_at(",
-        "        self._handles.pop(kind, None)\n        self._handles[kind] = loop.call_at(",
+        "        self.cancel(kind)\n        schedule = self._schedule\n",
+        "        self._entries.pop(kind, None)\n        schedule = self._schedule\n",
         ("tests/test_timers.py",),
     ),
     Plant(
