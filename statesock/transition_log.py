@@ -127,7 +127,14 @@ def _sink(levelno: int) -> Any:
     if not structlog.is_configured():
         return _stdlib_logger if _stdlib_logger.isEnabledFor(levelno) else None
     bound = _structlog_logger()
-    check = getattr(bound, "is_enabled_for", None) or getattr(bound, "isEnabledFor", None)
+    # Only a check the wrapper's class defines: structlog's generic BoundLogger makes up a
+    # method for any name, and calling that one would log a record named "is_enabled_for".
+    wrapper = type(bound)
+    check = None
+    if hasattr(wrapper, "is_enabled_for"):
+        check = bound.is_enabled_for
+    elif hasattr(wrapper, "isEnabledFor"):
+        check = bound.isEnabledFor
     if check is not None:
         try:
             return bound if check(levelno) else None

@@ -884,3 +884,19 @@ def test_a_summary_band_of_instants_takes_the_state_of_its_first_part() -> None:
     assert instants and all(sum(band["m"]) == 0 for band in instants)
     # No time in any state to choose by: each keeps the state its first part was in.
     assert {band["s"] for band in instants} <= {0, 1, 5} and 5 in {b["s"] for b in instants}
+
+
+# -- a lone lane's share is the whole budget -------------------------------------------------------
+
+
+def test_a_lone_lane_may_keep_the_whole_budget_not_half_of_it() -> None:
+    """Rule: a lane's share of the band budget is the budget divided by the number of lanes;
+    a log of one lane keeps up to the whole budget, so 40 bands under a budget of 64 are all
+    drawn, none merged."""
+    lines = lanes_growing_alone(39)  # 40 bands: more than half the budget, within all of it
+    report = build_report(
+        LogReader(["-"], stdin=io.BytesIO("\n".join(lines).encode())), band_budget=64
+    )
+    [lane] = payload_of(report.html)["lanes"]
+    assert len(lane["bands"]) == 40 and lane["merged"] is False
+    assert (report.bands, report.merged_lanes) == (40, 0)

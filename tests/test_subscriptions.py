@@ -1336,3 +1336,18 @@ async def test_a_closed_fan_out_takes_no_callback_and_cannot_be_reopened() -> No
     assert calls == [] and fanout.unclaimed == 1
     assert fanout.subscribe(A).ended
     undo()  # does nothing, and says nothing
+
+
+# -- DROP_OLDEST: the item that comes in is timed when it arrives ---------------------------------
+
+
+def test_drop_oldest_times_the_item_it_takes_in_when_it_arrives() -> None:
+    """Rule: when a full DROP_OLDEST subscription drops its oldest item for a new one, the new
+    one's arrival time is the clock's time then: once it is the oldest queued, oldest_since
+    says so."""
+    now = [1.0]
+    sub: Subscription[int] = Subscription(1, Overflow.DROP_OLDEST, clock=lambda: now[0])
+    sub.offer(1)
+    now[0] = 3.0
+    sub.offer(2)  # 1 goes; 2 arrived at 3.0
+    assert (sub.dropped, sub.pending, sub.oldest_since) == (1, 1, 3.0)

@@ -3,6 +3,7 @@ nothing built for a disabled level, exceptions logged redacted."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
-from structlog.testing import capture_logs
+from structlog.testing import LogCapture, capture_logs
 
 from statesock import transition_log
 from statesock.events import HealthCheckInfo
@@ -759,3 +760,151 @@ def test_a_new_configuration_gets_a_new_logger_at_its_own_level() -> None:
     assert transition_log._structlog_logger() is not before
     clients = [json.loads(line)["client"] for line in out.getvalue().splitlines()]
     assert clients == ["before"]  # the WARNING filter of the new configuration holds
+
+
+# -- the level check asks the app's structlog wrapper in the way it answers ----------------------
+#
+# A structlog wrapper says which levels it writes in one of three ways: is_enabled_for()
+# (structlog's filtering loggers, and its stdlib BoundLogger from 26.1), isEnabledFor() (the
+# stdlib BoundLogger before 26.1, and stdlib-style wrappers), or, for the filtering loggers of
+# structlog before 25.1, by making a disabled level's method structlog's shared no-op. A wrapper
+# that says none of these is taken to write every level.
+
+_WARNING_AND_UP = structlog.make_filtering_bound_logger(logging.WARNING)
+
+
+class _SnakeCaseCheck(structlog.BoundLoggerBase):
+    """A FilteringBoundLogger-style wrapper: it writes WARNING and up, says so only through
+    is_enabled_for(), and its INFO method is a real one."""
+
+    def is_enabled_for(self, level: int) -> bool:
+        return level >= logging.WARNING
+
+    def info(self, event: str, **kw: Any) -> Any:
+        return self._proxy_to_logger("info", event, **kw)
+
+    def warning(self, event: str, **kw: Any) -> Any:
+        return self._proxy_to_logger("warning", event, **kw)
+
+
+class _CamelCaseCheck(structlog.BoundLoggerBase):
+    """A stdlib-style wrapper: it writes WARNING and up and says so only through
+    isEnabledFor()."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level >= logging.WARNING
+
+    def info(self, event: str, **kw: Any) -> Any:
+        return self._proxy_to_logger("info", event, **kw)
+
+    def warning(self, event: str, **kw: Any) -> Any:
+        return self._proxy_to_logger("warning", event, **kw)
+
+
+class _BeforeIsEnabledFor(structlog.BoundLoggerBase):
+    """What make_filtering_bound_logger(WARNING) made before structlog 25.1: no level check
+    method; a disabled level's method is structlog's shared no-op."""
+
+    debug = _WARNING_AND_UP.debug
+    info = _WARNING_AND_UP.info
+    warning = _WARNING_AND_UP.warning
+
+
+class _NoCheck(structlog.BoundLoggerBase):
+    """A wrapper with level methods and no way to say a level is off."""
+
+    def info(self, event: str, **kw: Any) -> Any:
+        return self._proxy_to_logger("info", event, **kw)
+
+    def warning(self, event: str, **kw: Any) -> Any:
+        return self._proxy_to_logger("warning", event, **kw)
+
+
+class _MethodsOnTheFly(structlog.BoundLoggerBase):
+    """A wrapper that makes its level methods when asked for them (the class has none), and
+    has no level check."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("debug", "info", "warning", "error", "critical"):
+            return functools.partial(self._proxy_to_logger, name)
+        raise AttributeError(name)
+
+
+def _logged_through(wrapper: type[structlog.BoundLoggerBase]) -> list[str]:
+    """Configure structlog with ``wrapper``, log a transition, an INFO and a WARNING event,
+    and return the events that reached the processors."""
+    capture = LogCapture()
+    structlog.configure(wrapper_class=wrapper, processors=[capture])
+    _machine().connect()
+    emit("info", "info_event")
+    emit("warning", "warning_event")
+    return [str(entry["event"]) for entry in capture.entries]
+
+
+@pytest.mark.parametrize("wrapper", [_SnakeCaseCheck, _CamelCaseCheck, _BeforeIsEnabledFor])
+def test_a_wrapper_that_says_info_is_off_is_believed(
+    wrapper: type[structlog.BoundLoggerBase],
+) -> None:
+    """Rule: whichever way the wrapper says INFO is off (is_enabled_for, isEnabledFor, or the
+    no-op method of structlog before 25.1), INFO is off: no transition, no INFO event."""
+    assert _logged_through(wrapper) == ["warning_event"]
+    assert not log_enabled("info") and not log_enabled(logging.INFO)
+    assert log_enabled("warning")
+
+
+@pytest.mark.parametrize("wrapper", [_NoCheck, _MethodsOnTheFly, structlog.BoundLogger])
+def test_a_wrapper_that_cannot_say_a_level_is_off_gets_every_record(
+    wrapper: type[structlog.BoundLoggerBase],
+) -> None:
+    """Rule: a wrapper without is_enabled_for, isEnabledFor or no-op methods writes every
+    level: the transition and both events reach it."""
+    assert _logged_through(wrapper) == ["transition", "info_event", "warning_event"]
+    assert log_enabled("info") and log_enabled("warning")
+
+
+def test_structlogs_generic_wrapper_over_stdlib_filters_by_the_stdlib_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rule: structlog's generic BoundLogger answers any method name, so statesock never
+    asks it for a level check (that would be a record named "is_enabled_for", which stdlib's
+    filter_by_level refuses, losing every statesock record): with stdlib at WARNING, the
+    warning is written and the INFO event is not."""
+    structlog.configure(
+        wrapper_class=structlog.BoundLogger,
+        processors=[structlog.stdlib.filter_by_level, structlog.processors.KeyValueRenderer()],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+    )
+    with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
+        emit("info", "info_event")
+        emit("warning", "warning_event")
+    assert [record.getMessage() for record in caplog.records] == ["event='warning_event'"]
+
+
+# -- the transition logger's fields are cleaned once ---------------------------------------------
+
+
+def test_a_long_client_label_is_cut_once_at_1000_and_says_its_real_length(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rule: the client label is redacted and cut to 1000 characters once, when the logger is
+    made; a record's fields are not cleaned again, so the note gives the label's own length
+    (1500), not that of the already cut text."""
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        _machine("L" * 1500).connect()
+    [record] = caplog.records
+    fields: dict[str, Any] = record.statesock  # type: ignore[attr-defined]
+    assert fields["client"] == "L" * 1000 + "… (1500 chars)"
+
+
+# -- a stdlib record's text is an argument, never a format ---------------------------------------
+
+
+def test_field_text_is_never_a_format_string(caplog: pytest.LogCaptureFixture) -> None:
+    """Rule: a stdlib record's format is "%s" and statesock's text its one argument, so a %
+    in a field (a server's close reason, say) is never read as a format directive, neither by
+    logging nor by a handler that interpolates ``msg % args`` itself."""
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        emit("info", "closed", reason="100% %s %(x)d")
+    [record] = caplog.records
+    assert (record.msg, record.args) == ("%s", ("closed reason='100% %s %(x)d'",))
+    assert record.msg % record.args == record.getMessage()

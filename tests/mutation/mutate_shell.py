@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
         print(f"incremental: {_retry_undecided(WORK / 'mutants')} survivors and hangs to try again")
         # Which tests reach which function is traced again, for every test: mutmut traces
         # only new tests otherwise, so a moved or changed function would keep old callers.
-        (WORK / "mutmut-stats.json").unlink(missing_ok=True)
+        (WORK / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
 
     mutmut = Path(sys.executable).with_name("mutmut")
     started = time.monotonic()
