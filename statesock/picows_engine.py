@@ -512,12 +512,14 @@ class PicowsEngine:
 
     async def aclose(self) -> None:
         """Stop every socket task whatever it is doing; used when the client closes."""
-        handles, current = list(self._handles), asyncio.current_task()
+        handles, current = self._handles, asyncio.current_task()
         for handle in handles:
             handle.abort()
-        for task in {h._task for h in handles if h._task is not None and h._task is not current}:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for handle in handles:
+            if handle._task is not None and handle._task is not current:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await handle._task
+                handle._task_done(handle._task)  # its callback may still be queued: now, once
 
     async def _open(self, handle: PicowsHandle) -> WSTransport:
         config = self.config

@@ -432,14 +432,17 @@ class WebSocketEngine:
     async def aclose(self) -> None:
         """Stop every socket task whatever it is doing; used when the client closes."""
         current = asyncio.current_task()
-        tasks = []
-        for handle in self._handles:
+        handles = self._handles
+        for handle in handles:
             handle.abort()
-            if handle._task is not None and handle._task is not current:
-                tasks.append(handle._task)
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for handle in handles:
+            task = handle._task
+            if task is not None and task is not current:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                # Its done-callback may still be queued (a task that ended before we awaited
+                # it): report its close now, once, so that nothing is left when we return.
+                handle._task_done(task)
         # The sockets are aborted: a close handshake still under way ends at once.
         closers = [task for task in self._closers or () if task is not current]
         if closers:

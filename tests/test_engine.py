@@ -5,24 +5,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import email.utils
+import gc
 import hashlib
 import json
 import logging
 import re
 import socket
 import ssl
+import struct
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidMessage, InvalidStatus, InvalidURI, ProtocolError
 from websockets.http11 import Response
 
 from statesock.client import WebSocketClient
 from statesock.engine import (
+    ALREADY_DONE,
     EngineConfig,
     SocketHandle,
     make_engine,
@@ -327,7 +333,7 @@ async def test_a_socket_task_cancelled_by_someone_else_reports_an_unexpected_los
         [(_, number, code, reason, error)] = listener.reports
         assert (number, code, reason) == (handle.id, None, "")
         assert isinstance(error, ConnectionLost)
-        assert "ended unexpectedly" in str(error)
+        assert str(error) == "the socket task ended unexpectedly"
 
 
 @virtual_time
@@ -902,3 +908,688 @@ async def test_a_handshake_that_never_ends_is_bounded_by_connect_timeout_alone()
     await client.close()
     hole.close()
     await hole.wait_closed()
+
+
+# -- the websockets transport's socket task: numbering, sends, holding, closing ------------
+#
+# Each test states one rule of an engine (most of them of the websockets transport, whose
+# socket task is statesock's own code) against a real peer on 127.0.0.1: a TestServer, or a
+# _Peer that answers the handshake and then speaks raw frames, so that it can stay silent,
+# hold its reading, or drop the connection exactly when the rule needs it.
+
+_WEBSOCKETS_TASK = pytest.mark.transports(
+    "websockets", reason="the websockets transport's own socket task, sends and closers"
+)
+
+
+def _frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One unmasked, final frame from the server (RFC 6455 5.2), of any length."""
+    head = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        return head + bytes([len(payload)]) + payload
+    if len(payload) < 1 << 16:
+        return head + bytes([126]) + struct.pack("!H", len(payload)) + payload
+    return head + bytes([127]) + struct.pack("!Q", len(payload)) + payload
+
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A peer that reads everything and answers nothing (no Pong, no close frame)."""
+    await reader.read()
+
+
+class _Peer:
+    """A server that answers the WebSocket handshake, then runs ``script`` on the raw
+    connection; leaving the ``async with`` drops what is left of its connections (so that a
+    failed test ends too) and waits until they have ended."""
+
+    def __init__(self, script: Script = _silent, *, early: bytes = b"") -> None:
+        self.script = script
+        self.early = early  # sent in the same write as the handshake's response
+        self.ended = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return conftest.server_url(self._server)
+
+    async def __aenter__(self) -> _Peer:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._writers.add(writer)
+            try:
+                request = await reader.readuntil(b"\r\n\r\n")
+                writer.write(_switching_protocols(request) + self.early)
+                with contextlib.suppress(ConnectionError):
+                    await self.script(reader, writer)
+            finally:
+                writer.close()
+                self.ended.set()
+
+        self._server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for writer in self._writers:
+            writer.transport.abort()
+        await asyncio.wait_for(self.ended.wait(), 60)
+
+
+def engine_with(url: str, **overrides: Any) -> Any:
+    """engine_for's engine (the running test's transport) with ``overrides`` to its config."""
+    config = dataclasses.replace(engine_for(url).config, **overrides)
+    return make_engine(config, "engine-test", conftest.CURRENT_TRANSPORT)
+
+
+class AppListener:
+    """A SocketListener for an app that takes messages at its own pace: ``hold(data)`` is what
+    ``socket_message`` returns (an awaitable asks the socket to wait before reading on)."""
+
+    def __init__(self, hold: Callable[[str | bytes], Awaitable[None] | None] = lambda _: None):
+        self.hold = hold
+        self.messages: list[str | bytes] = []
+        self.closes: list[tuple[int | None, str, ConnectionFailure | None]] = []
+        self.opened = asyncio.Event()
+        self.closed = asyncio.Event()
+        self._enough: tuple[int, asyncio.Event] | None = None
+
+    def socket_opened(self, handle: SocketHandle) -> None:
+        self.opened.set()
+
+    def socket_alive(self, handle: SocketHandle, pong: bool) -> None:
+        pass
+
+    def socket_message(self, handle: SocketHandle, data: str | bytes) -> Awaitable[None] | None:
+        self.messages.append(data)
+        if self._enough is not None and len(self.messages) >= self._enough[0]:
+            self._enough[1].set()
+        return self.hold(data)
+
+    async def received(self, count: int) -> None:
+        """Wait until ``count`` messages have been delivered."""
+        enough = asyncio.Event()
+        self._enough = (count, enough)
+        if len(self.messages) < count:
+            await enough.wait()
+
+    def socket_closed(
+        self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
+    ) -> None:
+        self.closes.append((code, reason, error))
+        self.closed.set()
+
+
+def _loop_errors() -> list[dict[str, Any]]:
+    """What reaches the running loop's exception handler from now on."""
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    return errors
+
+
+def _closer_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("statesock-close-")]
+
+
+# Rule: an engine numbers the sockets it is not given a number for.
+
+
+@virtual_time
+async def test_sockets_opened_without_a_number_are_numbered_1_2_3_in_order() -> None:
+    """``open()`` without a number gives the sockets 1, 2, 3... in the order they are opened
+    (their ids, in their reports and in their tasks' names); a number it is given is the
+    socket's id as it is, and takes no place in that count."""
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        first, second = engine.open(listener), engine.open(listener)
+        given = engine.open(listener, 7)
+        third = engine.open(listener)
+        assert [first.id, second.id, given.id, third.id] == [1, 2, 7, 3]
+        names = {t.get_name() for t in asyncio.all_tasks()}
+        assert {f"statesock-socket-engine-test-{n}" for n in (1, 2, 3, 7)} <= names
+        await server.wait_for_connections(4)
+        await asyncio.sleep(0.1)
+        opened = sorted(report[1] for report in listener.reports if report[0] == "opened")
+        assert opened == [1, 2, 3, 7]
+        await engine.aclose()
+
+
+@virtual_time
+async def test_a_socket_has_no_subprotocol_until_the_server_has_chosen_one() -> None:
+    """A socket's ``subprotocol`` is None while it opens, then the one the server chose."""
+    async with TestServer(require_auth=False, subprotocols=["chat"]) as server:
+        engine = engine_with(server.url, subprotocols=("chat",))
+        listener = ReportLog()
+        handle = engine.open(listener)
+        assert handle.subprotocol is None
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        assert handle.subprotocol == "chat"
+        await engine.aclose()
+
+
+# Rule: aclose() stops every socket, and returns only once nothing of the engine is running.
+
+
+@virtual_time
+async def test_aclose_returns_once_every_open_socket_has_ended_and_reported_its_close() -> None:
+    """When ``await aclose()`` returns, each socket has reported its close (one we asked
+    for: no error), with nothing more to wait for."""
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = ReportLog()
+        first, second = engine.open(listener), engine.open(listener)
+        await server.wait_for_connections(2)
+        await asyncio.sleep(0.1)
+        await engine.aclose()
+        assert sorted(listener.closes(), key=lambda close: close[1]) == [
+            ("closed", first.id, 1006, "", None),
+            ("closed", second.id, 1006, "", None),
+        ]
+
+
+@virtual_time
+async def test_aclose_returns_once_sockets_stopped_before_their_first_step_reported_too() -> None:
+    """Sockets that aclose() stops before their tasks took a step report their one close
+    each (no error: we asked for it) before aclose() returns, and the engine counts none."""
+    engine = engine_for("ws://127.0.0.1:9/")
+    listener = ReportLog()
+    handles = [engine.open(listener) for _ in range(4)]
+    await engine.aclose()
+    assert sorted(close[1] for close in listener.closes()) == [h.id for h in handles]
+    assert all(close[4] is None for close in listener.closes())
+    assert engine.sockets == 0
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_aclose_waits_for_a_close_handshake_under_way_and_ends_it_at_once() -> None:
+    """A close handshake still under way (a peer that never answers the close frame) ends
+    with aclose(): when aclose() returns, its task is done, long before its close timeout."""
+    async with _Peer() as peer:
+        engine = engine_for(peer.url)
+        handle = engine.open(AppListener())
+        await asyncio.sleep(0.1)
+        handle.close(1000, "bye", 30.0)
+        await asyncio.sleep(0.1)
+        [closer] = _closer_tasks()
+        assert not closer.done()  # waiting for the peer's close frame
+        started = asyncio.get_running_loop().time()
+        await engine.aclose()
+        assert closer.done()
+        assert asyncio.get_running_loop().time() - started < 1.0
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_aclose_from_a_sockets_own_task_stops_that_task_too() -> None:
+    """aclose() called from inside a socket's task (an app that shuts down while taking a
+    message) does not wait for that task, which cannot end while it waits: it returns, and
+    the task is stopped at its next wait, so nothing after that runs."""
+    async with TestServer(require_auth=False) as server:  # it sends an ack once open
+        engine = engine_for(server.url)
+        steps: list[str] = []
+
+        async def shut_down() -> None:
+            await engine.aclose()
+            steps.append("aclose returned")
+            await asyncio.sleep(0)
+            steps.append("ran on after the stop")
+
+        listener = AppListener(hold=lambda _: shut_down() if not steps else None)
+        engine.open(listener)
+        await asyncio.wait_for(listener.closed.wait(), 10)
+        await settle()
+        assert steps == ["aclose returned"]
+        assert listener.closes == [(1006, "", None)]
+        assert engine.sockets == 0
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_aclose_raises_nothing_when_a_close_handshake_was_cancelled_meanwhile() -> None:
+    """A close handshake that someone else cancels while aclose() waits for it is over,
+    like any other: aclose() returns and nothing reaches the loop's exception handler."""
+    errors = _loop_errors()
+    async with _Peer() as peer:
+        engine = engine_for(peer.url)
+        handle = engine.open(AppListener())
+        await asyncio.sleep(0.1)
+        handle.close(1000, "bye", 30.0)
+        await asyncio.sleep(0.1)
+        [closer] = _closer_tasks()
+        closing = asyncio.ensure_future(engine.aclose())
+        await asyncio.sleep(0)  # aclose() has stopped the sockets and waits for them
+        closer.cancel()
+        await closing
+        assert closer.cancelled()
+    gc.collect()
+    assert errors == [], errors
+
+
+# Rule: a send is written at once while the socket is open and under its write limit; past
+# the limit it waits for the peer to read; on a socket that is closing it fails.
+
+
+def _held_reading(reading: asyncio.Event, then: str = "read") -> Script:
+    """A peer that reads nothing until ``reading`` is set (the kernel's buffers fill, then
+    the client's transport's), then reads everything, or, for ``then="reset"``, drops the
+    connection with a reset."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reading.wait()
+        if then == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return
+        while await reader.read(1 << 20):
+            pass
+
+    return script
+
+
+_OVER_THE_LIMIT = b"x" * (48 << 20)  # more than loopback's socket buffers hold
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_send_under_the_write_limit_is_written_and_done_at_once() -> None:
+    """``raw_send`` on an open socket under its write limit writes the frame and returns
+    ALREADY_DONE: nothing to wait for."""
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        handle = engine.open(AppListener())
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        assert handle.raw_send("text") is ALREADY_DONE
+        assert handle.raw_send(b'{"type": "bytes"}') is ALREADY_DONE
+        await asyncio.sleep(0.1)
+        assert server.received[-2:] == ["text", {"type": "bytes"}]
+        await engine.aclose()
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_send_that_fills_the_transport_is_done_only_when_the_peer_has_read_it() -> None:
+    """A message that takes the transport over its write limit is written, and its send
+    ends only once the peer has read enough for the transport to drain."""
+    reading = asyncio.Event()
+    async with _Peer(_held_reading(reading)) as peer:
+        engine = engine_for(peer.url)
+        handle = engine.open(AppListener())
+        await asyncio.sleep(0.1)
+        sending = handle.raw_send(_OVER_THE_LIMIT)
+        assert sending is not ALREADY_DONE
+        waiting = asyncio.ensure_future(sending)
+        await asyncio.sleep(1)
+        assert not waiting.done()  # the peer reads nothing
+        reading.set()
+        await asyncio.wait_for(waiting, 30)
+        await engine.aclose()
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_send_waiting_for_the_peer_fails_as_a_lost_connection_when_it_resets() -> None:
+    """A send waiting for the peer to read fails with ConnectionLost, in those words, when the
+    peer resets the connection instead."""
+    reading = asyncio.Event()
+    async with _Peer(_held_reading(reading, then="reset")) as peer:
+        engine = engine_for(peer.url)
+        handle = engine.open(AppListener())
+        await asyncio.sleep(0.1)
+        waiting = asyncio.ensure_future(handle.raw_send(_OVER_THE_LIMIT))
+        await asyncio.sleep(1)
+        reading.set()
+        with pytest.raises(ConnectionLost) as lost:
+            await asyncio.wait_for(waiting, 30)
+        assert str(lost.value).startswith("the socket closed before the message was sent: ")
+        assert isinstance(lost.value.__cause__, ConnectionError)
+        await engine.aclose()
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_send_on_a_closing_socket_fails_as_a_lost_connection() -> None:
+    """Once the close handshake has begun, a send (``raw_send`` or ``send``) is not written:
+    it fails with ConnectionLost when the socket has closed (here at the close timeout, the
+    peer never answering the close frame)."""
+    async with _Peer() as peer:
+        engine = engine_for(peer.url)
+        handle = engine.open(AppListener())
+        await asyncio.sleep(0.1)
+        raw_send = handle.raw_send
+        assert raw_send is not None
+        handle.close(1000, "bye", 5.0)
+        await asyncio.sleep(0.1)
+        late = "the socket closed before the message was sent: "
+        with pytest.raises(ConnectionLost, match=late):
+            await raw_send("late")
+        await engine.aclose()
+    async with _Peer() as peer:
+        engine = engine_for(peer.url)
+        handle = engine.open(AppListener())
+        await asyncio.sleep(0.1)
+        handle.close(1000, "bye", 5.0)
+        await asyncio.sleep(0.1)
+        with pytest.raises(ConnectionLost, match=late):
+            await handle.send("late")
+        await engine.aclose()
+
+
+# Rule: while the app holds reading, what arrives queues; it is delivered in order once the
+# app has room, and a close in the meantime neither loses it nor trips over it.
+
+
+def _sends(*frames: bytes, then: Script = _silent) -> Script:
+    """A peer that sends ``frames`` in one write, a moment after the handshake (once the
+    socket has settled), then runs ``then``."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.1)
+        writer.write(b"".join(frames))
+        await then(reader, writer)
+
+    return script
+
+
+def _holding_on(first: str, room: asyncio.Future[None]) -> AppListener:
+    """An app that has no room after the message ``first`` until ``room`` is resolved."""
+    return AppListener(hold=lambda data: room if data == first else None)
+
+
+@virtual_time
+async def test_messages_that_arrive_while_the_app_holds_reading_follow_in_order() -> None:
+    """A message whose delivery returns an awaitable holds the reading: the messages already
+    read wait, and are delivered in order once the app has room."""
+    room = asyncio.get_running_loop().create_future()
+    frames = [_frame(text.encode()) for text in ("a", "b", "c")]
+    async with _Peer(_sends(*frames)) as peer:
+        engine = engine_for(peer.url)
+        listener = _holding_on("a", room)
+        engine.open(listener)
+        await asyncio.sleep(0.5)
+        assert listener.messages == ["a"]
+        room.set_result(None)
+        await asyncio.sleep(0.1)
+        assert listener.messages == ["a", "b", "c"]
+        await engine.aclose()
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_message_read_with_the_handshake_response_can_hold_the_reading() -> None:
+    """The first message may come in with the handshake's response and find the app without
+    room: the socket opens all the same, holds its reading (the peer's next writes wait), and
+    delivers what follows, in order, once the app has room."""
+    room = asyncio.get_running_loop().create_future()
+    written = asyncio.Event()
+
+    async def burst(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"".join(_frame(f"{n:04096d}".encode()) for n in range(4096)))  # 16 MB
+        await writer.drain()
+        written.set()
+        await reader.read()
+
+    async with _Peer(burst, early=_frame(b"first")) as peer:
+        engine = engine_for(peer.url)
+        listener = _holding_on("first", room)
+        engine.open(listener)
+        await asyncio.sleep(1)
+        assert listener.opened.is_set() and listener.closes == []
+        assert listener.messages == ["first"]
+        assert not written.is_set()  # the client stopped reading
+        room.set_result(None)
+        await asyncio.wait_for(written.wait(), 30)
+        await asyncio.wait_for(listener.received(1 + 4096), 30)
+        in_order = listener.messages[1:] == [f"{n:04096d}" for n in range(4096)]
+        assert in_order
+        await engine.aclose()
+
+
+def _after_our_close(*frames: bytes, then: str = "stay") -> Script:
+    """A peer that waits for the client's close frame, then sends ``frames`` (what was under
+    way when it came) and, for ``then="drop"``, drops the connection without answering."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(2)  # the start of the client's close frame
+        writer.write(b"".join(frames))
+        await writer.drain()
+        if then == "drop":
+            writer.transport.abort()
+            return
+        await reader.read()
+
+    return script
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_messages_that_arrive_after_we_asked_for_the_close_are_still_delivered() -> None:
+    """Messages the peer sent before it saw our close frame arrive during the close
+    handshake: they are delivered, in order, even when the first one holds the reading."""
+    room = asyncio.get_running_loop().create_future()
+    frames = [_frame(text.encode()) for text in ("a", "b", "c")]
+    async with _Peer(_after_our_close(*frames)) as peer:
+        engine = engine_for(peer.url)
+        listener = _holding_on("a", room)
+        handle = engine.open(listener)
+        await asyncio.sleep(0.1)
+        handle.close(1000, "bye", 30.0)
+        await asyncio.sleep(0.5)
+        assert listener.messages == ["a"]
+        room.set_result(None)
+        await asyncio.sleep(0.1)
+        assert listener.messages == ["a", "b", "c"]
+        await engine.aclose()
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_connection_lost_while_the_app_holds_reading_is_reported_after_its_messages() -> (
+    None
+):
+    """The connection may go while the app holds reading (here the peer drops it when our
+    close frame comes): the messages already read are still delivered once the app has
+    room, then the close is reported, once, and nothing reaches the loop's exception
+    handler meanwhile."""
+    errors = _loop_errors()
+    room = asyncio.get_running_loop().create_future()
+    frames = [_frame(text.encode()) for text in ("a", "b", "c")]
+    async with _Peer(_sends(*frames, then=_after_our_close(then="drop"))) as peer:
+        engine = engine_for(peer.url)
+        listener = _holding_on("a", room)
+        handle = engine.open(listener)
+        await asyncio.sleep(0.5)
+        assert listener.messages == ["a"]
+        handle.close(1000, "bye", 30.0)  # lets the peer's answer in: here, the drop
+        await peer.ended.wait()
+        await asyncio.sleep(0.1)
+        assert listener.closes == []  # the app still holds reading
+        room.set_result(None)
+        await asyncio.wait_for(listener.closed.wait(), 1)
+        assert listener.messages == ["a", "b", "c"]
+        assert listener.closes == [(1006, "", None)]
+        await engine.aclose()
+    assert errors == [], errors
+
+
+# Rule: a socket's task ends in exactly one close report, however it ends, and leaves
+# nothing behind: no connection, no error for the loop's exception handler.
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_socket_task_cancelled_by_someone_else_while_open_drops_its_connection() -> None:
+    """Somebody else's cancel of an open socket's task is not swallowed (the task ends
+    cancelled); the socket drops its connection, reports an unexpected loss once, and
+    nothing reaches the loop's exception handler."""
+    errors = _loop_errors()
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = AppListener()
+        handle = engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        task = handle._task
+        assert task is not None
+        task.cancel()
+        await settle()
+        assert task.cancelled()
+        [(code, reason, error)] = listener.closes
+        assert (code, reason) == (1006, "")
+        assert isinstance(error, ConnectionLost)
+        assert server.connections == {}  # the server saw the connection go
+    assert errors == [], errors
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_socket_we_aborted_ends_its_task_without_a_cancel() -> None:
+    """A socket stopped by ``abort()`` ends its task normally (the cancel was its own)."""
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = AppListener()
+        handle = engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        task = handle._task
+        assert task is not None
+        handle.abort()
+        await settle()
+        assert task.done() and not task.cancelled() and task.exception() is None
+        assert listener.closes == [(1006, "", None)]
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_listener_failing_on_a_loop_that_is_shutting_down_does_not_fail_the_task() -> None:
+    """A close report that raises RuntimeError (what a listener's loop calls raise once the
+    loop is closing) does not make the socket's task fail: aclose() returns."""
+
+    class ShuttingDown(AppListener):
+        def socket_closed(
+            self,
+            handle: SocketHandle,
+            code: int | None,
+            reason: str,
+            error: ConnectionFailure | None,
+        ) -> None:
+            super().socket_closed(handle, code, reason, error)
+            raise RuntimeError("Event loop is closed")
+
+    async with TestServer(require_auth=False) as server:
+        engine = engine_for(server.url)
+        listener = ShuttingDown()
+        engine.open(listener)
+        await server.wait_for_connections()
+        await asyncio.sleep(0.1)
+        await engine.aclose()
+        assert listener.closes == [(1006, "", None)]
+
+
+class _Handshake(asyncio.Protocol):
+    """A server's side that answers the handshake and then ignores everything: no task."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.request = b""
+
+    def data_received(self, data: bytes) -> None:
+        if b"\r\n\r\n" not in self.request:
+            self.request += data
+            if b"\r\n\r\n" in self.request:
+                self.transport.write(_switching_protocols(self.request))
+
+
+@_WEBSOCKETS_TASK
+def test_a_socket_whose_loop_was_closed_under_it_reports_nothing_and_raises_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loop closed while a socket is open (the app's loop ends without closing the
+    client): when its task is collected there is nobody left to report to and no loop to
+    report on, so the socket reports nothing and raises nothing."""
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    listener = AppListener()
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda _loop, _context: None)  # "Task was destroyed..."
+
+    async def open_socket() -> asyncio.Server:
+        server = await loop.create_server(_Handshake, "127.0.0.1", 0)
+        engine_for(conftest.server_url(server)).open(listener)
+        await listener.opened.wait()
+        server.close()
+        return server
+
+    try:
+        loop.run_until_complete(open_socket())
+    finally:
+        loop.close()  # the socket's task still waits
+    gc.collect()
+    assert listener.opened.is_set() and listener.closes == []
+    assert unraisable == []
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_socket_closed_while_opening_whose_handshake_ends_anyway_closes_at_once() -> None:
+    """A close asked for while the socket opens cancels the opening; should the opening end
+    all the same (here a headers provider ignores the cancel), the socket never reports
+    itself open: it closes at once with a normal close (1000, no reason), reported once."""
+    seen: list[tuple[int | None, str | None]] = []
+
+    async def record(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+        seen.append((ws.close_code, ws.close_reason))
+
+    async def stubborn_headers() -> dict[str, str]:
+        with contextlib.suppress(asyncio.CancelledError):  # ignores the cancel
+            await asyncio.sleep(10)
+        return {}
+
+    async with serve(record, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        engine = engine_with(f"ws://127.0.0.1:{port}/", headers=stubborn_headers)
+        listener = AppListener()
+        handle = engine.open(listener)
+        await asyncio.sleep(1)  # waiting for its headers
+        handle.close(1000, "bye", 1.0)
+        await settle()
+        assert not listener.opened.is_set()
+        assert listener.closes == [(1000, "", None)]
+        assert seen == [(1000, "")]
+
+
+# Rule: the transport's own keepalive (protocol_keepalive) drops a peer that stops
+# answering: its Ping waits protocol_keepalive seconds for the Pong, then the close frame
+# waits close_timeout seconds for the peer's.
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_a_peer_that_stops_answering_is_dropped_by_the_keepalive_on_its_deadlines() -> None:
+    """With protocol_keepalive=1 and close_timeout=2 against a peer that answers nothing:
+    a Ping at 1 s, no Pong by 2 s, a close frame (1011, "keepalive ping timeout"), no answer
+    by 4 s: the connection is dropped then, and reported so."""
+    async with _Peer() as peer:
+        engine = engine_with(peer.url, protocol_keepalive=1.0, close_timeout=2.0)
+        listener = AppListener()
+        loop = asyncio.get_running_loop()
+        engine.open(listener)
+        await listener.opened.wait()
+        opened_at = loop.time()
+        await asyncio.wait_for(listener.closed.wait(), 60)
+        assert 3.9 < loop.time() - opened_at < 4.5
+        [(code, reason, error)] = listener.closes
+        assert (code, reason) == (1011, "keepalive ping timeout")
+        assert error is not None
+        await engine.aclose()
