@@ -427,7 +427,7 @@ class ConnectionCore:
 
     def _socket_going(self) -> None:
         """The socket is closing or gone: its timers and hooks go with it."""
-        for timer in sorted((t for t in self._timers if t in SOCKET_TIMERS), key=lambda t: t.value):
+        for timer in sorted(t for t in self._timers if t in SOCKET_TIMERS):  # by name
             if timer is not TimerKind.CLOSE_DEADLINE:
                 self._cancel_timer(timer)
         hooks, self._hooks = self._hooks, ()

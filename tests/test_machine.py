@@ -260,6 +260,40 @@ def test_a_pong_records_what_the_table_would_without_transitions_dispatch() -> N
     assert {S.CONNECTED} == machine_module._PONG_UPDATES_HEALTH
 
 
+@pytest.mark.parametrize(("elapsed", "in_state"), [(0.25, 0.25), (-0.5, 0.0)])
+def test_a_pong_says_how_long_the_state_has_lasted_from_its_first_instant(
+    elapsed: float, in_state: float
+) -> None:
+    """A pong's in_state is the time since connected was entered, however short (never
+    negative: a clock that stepped back reads 0)."""
+    health = HealthCheckInfo("c-9", round_trip=0.001, last_pong_at=0.0, pongs=1)
+    fast, _, fast_clock = make()
+    table, _, table_clock = make()
+    for machine, clock in ((fast, fast_clock), (table, table_clock)):
+        drive_to(machine, S.CONNECTED)
+        clock.now += elapsed
+    [by_pong] = fast.pong(health)
+    [by_table] = table.fire(Trigger.PONG, health=health)
+    assert by_pong.in_state == by_table.in_state == in_state
+
+
+def test_the_first_rule_of_a_trigger_is_found_for_each_state_it_names() -> None:
+    """What the pong's fast path is derived from: for each state, the first rule of the
+    trigger that names it, in the table's order (a later rule for the same state is only
+    reached when the first one's guard refuses)."""
+    for trigger in Trigger:
+        expected: dict[ConnectionState, object] = {}
+        for rule in machine_module.RULES:
+            if rule.trigger is trigger:
+                for state in rule.sources:
+                    if state not in expected:
+                        expected[state] = rule
+        assert machine_module._first_rules(trigger) == expected
+    first = machine_module._first_rules(Trigger.DISCONNECT)
+    assert len(first) > 1 and all(rule.trigger is Trigger.DISCONNECT for rule in first.values())
+    assert set(machine_module._first_rules(Trigger.PONG)) >= {S.CONNECTED}
+
+
 def test_a_pong_where_the_table_has_no_rule_for_it_is_refused_by_the_table() -> None:
     machine, records, _ = make()
     drive_to(machine, S.AUTHENTICATING)
