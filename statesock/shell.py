@@ -106,9 +106,9 @@ class Shell:
     # A client's attributes in slots: an instance dict of thirty keys cost about 1.5 KiB per
     # client, more than half of what statesock adds to the socket it wraps.
     __slots__ = (
-        "_clock", "_core", "_done_waiters", "_engine", "_fanout", "_hooks", "_last_frame_at",
-        "_listeners", "_log_record", "_loop", "_metrics", "_outgoing", "_paused_at", "_queued",
-        "_sockets", "_state_streams", "_stepping", "_tasks", "_timers", "_waiters",
+        "_clock", "_core", "_done_waiters", "_engine", "_fanout", "_handle", "_hooks",
+        "_last_frame_at", "_listeners", "_log_record", "_loop", "_metrics", "_outgoing",
+        "_paused_at", "_queued", "_state_streams", "_stepping", "_tasks", "_timers", "_waiters",
         "event_decoder", "label", "on_connected", "on_connection_established",
         "ping_request_builder", "settings", "stats", "subprotocol", "token",
     )  # fmt: skip
@@ -155,7 +155,9 @@ class Shell:
         self.stats.probe = self._waiting_for_subscribers
         self._fanout.uncounted = _CONTROL
         self._state_streams: tuple[Subscription[StateChange], ...] = ()
-        self._sockets: tuple[SocketHandle, ...] = ()  # the open ones: one, two while replacing
+        # The core's current socket: it has one at a time, and it addresses no other (one it
+        # gave up is aborted and forgotten here at once).
+        self._handle: SocketHandle | None = None
         self._timers = Timers(self._timer_fired)
         self._hooks: dict[io.Hook, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] | None = None
@@ -213,7 +215,8 @@ class Shell:
     def socket_closed(
         self, handle: SocketHandle, code: int | None, reason: str, error: ConnectionFailure | None
     ) -> None:
-        self._sockets = tuple(open_ for open_ in self._sockets if open_ is not handle)
+        if self._handle is handle:
+            self._handle = None
         self._step(io.SocketClosed(handle.id, code, reason, error))
 
     def _control(self, socket: int, event: object) -> None:
@@ -298,7 +301,7 @@ class Shell:
             case io.AbortSocket():
                 aborted = self._socket(effect.socket)
                 if aborted is not None:
-                    self._sockets = tuple(h for h in self._sockets if h is not aborted)
+                    self._handle = None
                     aborted.abort()
             case io.RunHook():
                 self._run_hook(effect)
@@ -336,7 +339,7 @@ class Shell:
     def _open_socket(self, effect: io.OpenSocket) -> None:
         self._last_frame_at = None
         self._clock = _frame_clock(self._loop_now())
-        self._sockets += (self._engine.open(self, effect.socket),)
+        self._handle = self._engine.open(self, effect.socket)
 
     def _timer_fired(self, timer: io.TimerKind) -> None:
         self._step(io.TimerFired(timer, self._last_frame_at))
@@ -440,10 +443,8 @@ class Shell:
         return loop
 
     def _socket(self, number: int) -> SocketHandle | None:
-        for handle in self._sockets:
-            if handle.id == number:
-                return handle
-        return None
+        handle = self._handle
+        return handle if handle is not None and handle.id == number else None
 
     def _frame_time(self) -> float:
         # The fan-out's clock: a bound method (smaller than a closure), calling _clock, which

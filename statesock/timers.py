@@ -103,7 +103,6 @@ class _Schedule:
             timers = entry[_TIMERS]
             if timers is None:  # cancelled by a callback that ran before it
                 continue
-            entry[_TIMERS] = None
             self._live -= 1
             try:
                 timers._fired(entry[_KIND])
@@ -128,23 +127,16 @@ def _schedule_of(loop: asyncio.AbstractEventLoop) -> _Schedule:
 class Timers:
     """One client's timers: each kind at most once (see the module docstring)."""
 
-    __slots__ = ("_entries", "_fire", "_loop", "_schedule")
+    __slots__ = ("_entries", "_fire")
 
     def __init__(self, fire: Callable[[TimerKind], None]) -> None:
         self._fire = fire
         self._entries: dict[TimerKind, _Entry] = {}
-        # The last loop's schedule, to skip the registry's lookup (a client runs on one loop;
-        # an entry knows its own schedule, should the next start be on another).
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._schedule: _Schedule | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop, kind: TimerKind, at: float) -> None:
         self.cancel(kind)
-        schedule = self._schedule
-        if schedule is None or loop is not self._loop:
-            schedule = self._schedule = _schedule_of(loop)
-            self._loop = loop
-        self._entries[kind] = schedule.add(at, self, kind)
+        # Each entry knows its schedule: a client moved to another loop cancels on the old one.
+        self._entries[kind] = _schedule_of(loop).add(at, self, kind)
 
     def cancel(self, kind: TimerKind) -> None:
         entry = self._entries.pop(kind, None)

@@ -172,7 +172,8 @@ async def wait_for_state(client: Any, state: Any) -> None:
 def swap_socket(client: Any, number: int, double: Any) -> None:
     """Put ``double`` (a test double wrapping the real handle, with its ``id``) in the place
     of the client's socket ``number``."""
-    client._sockets = tuple(double if h.id == number else h for h in client._sockets)
+    assert client._handle is not None and client._handle.id == number
+    client._handle = double
 
 
 def make_client(url: str, **kwargs: Any) -> Any:

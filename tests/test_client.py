@@ -541,6 +541,38 @@ async def test_a_user_disconnect_ends_the_streams_that_exist_and_new_ones_come_b
         await client.close()
 
 
+@virtual_time
+async def test_every_states_stream_gets_every_change() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        first, second = client.states(), client.states()
+        await client.connect()
+        await client.close()
+        changes = [[s.current for s in [s async for s in stream]] for stream in (first, second)]
+        assert changes[0] == changes[1] and S.CONNECTED in changes[0]
+
+
+@virtual_time
+async def test_close_cancels_and_awaits_every_task_the_client_started() -> None:
+    """Every task of the client's own (hooks, buffered writes, health checks sent the slow
+    way) is cancelled by close(), and finished when it returns, however many run."""
+    async with TestServer() as server:
+        client = make_client(server.url)
+        await client.connect()
+        ended: list[str] = []
+
+        async def forever(name: str) -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                ended.append(name)
+
+        tasks = [client._spawn(forever(name), name) for name in ("one", "two", "three")]
+        await asyncio.sleep(0)
+        await client.close()
+        assert sorted(ended) == ["one", "three", "two"] and all(t.done() for t in tasks)
+
+
 # -- waiting for a state -----------------------------------------------------------------------
 
 
@@ -555,6 +587,18 @@ async def test_wait_for_on_a_done_client_returns_its_state_or_raises_at_once() -
         with pytest.raises(ConnectionEnded) as info:
             await client.wait_for(S.CONNECTED)
         assert isinstance(info.value.source, UserInitiated)
+        await client.close()
+
+
+@virtual_time
+async def test_wait_for_that_returns_leaves_nothing_behind() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url)
+        connecting = asyncio.ensure_future(client.connect())
+        snapshot = await client.wait_for(S.CONNECTED)
+        assert snapshot.state is S.CONNECTED
+        assert not client._done_waiters and not client._listeners
+        await connecting
         await client.close()
 
 

@@ -86,6 +86,42 @@ def test_invalid_urls_raise_a_clear_error(url: str, message: str) -> None:
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "scheme"), [("example.test/x", "'nothing'"), ("https://example.test/", "'https'")]
+)
+def test_a_url_of_another_scheme_is_refused_naming_the_scheme_it_has(url: str, scheme: str) -> None:
+    with pytest.raises(InvalidURL) as info:
+        validate_url(url)
+    assert str(info.value) == f"URL {url!r} must use ws:// or wss://, not {scheme}"
+
+
+@pytest.mark.parametrize("char", [" ", "\r", "\n", "\t", "\u200b", "\u2028", "\u00a0", "\x00"])
+def test_a_url_with_whitespace_or_a_control_or_format_character_is_refused(char: str) -> None:
+    """Rule: no whitespace, control, format or separator character anywhere in the URL (a
+    zero-width space is no whitespace to str.isspace(), yet reads as nothing in a log); the
+    error names the character and shows the URL redacted."""
+    url = f"ws://h/path?token=hunter2&x={char}y"
+    with pytest.raises(InvalidURL) as info:
+        validate_url(url)
+    assert str(info.value).startswith(
+        f"url must not contain whitespace or control characters ({char!r}; percent-encode it), "
+        "not 'ws://h/path?token="
+    )
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_url_with_other_unicode_letters_passes() -> None:
+    assert validate_url("ws://h/caf\u00e9/\u65e5\u672c") == "ws://h/caf\u00e9/\u65e5\u672c"
+
+
+def test_make_engine_defaults_to_websockets_and_refuses_an_unknown_transport() -> None:
+    config = engine_for("ws://h/").config
+    assert type(make_engine(config, "x")).__name__ == "WebSocketEngine"
+    with pytest.raises(ConfigurationError) as info:
+        make_engine(config, "x", "carrier-pigeon")
+    assert str(info.value) == "unknown transport 'carrier-pigeon' (one of 'websockets', 'picows')"
+
+
 def _response(status: int, headers: dict[str, str] | None = None) -> Response:
     return Response(status, "x", Headers(headers or {}), b"go away")
 
@@ -1124,6 +1160,24 @@ async def test_aclose_waits_for_a_close_handshake_under_way_and_ends_it_at_once(
         await engine.aclose()
         assert closer.done()
         assert asyncio.get_running_loop().time() - started < 1.0
+
+
+@_WEBSOCKETS_TASK
+@virtual_time
+async def test_aclose_waits_for_every_close_handshake_under_way_not_only_the_last() -> None:
+    """Two sockets of one engine both closing, neither peer answering: when aclose()
+    returns, both close handshakes are over."""
+    async with _Peer() as peer:
+        engine = engine_for(peer.url)
+        handles = [engine.open(AppListener()) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        for handle in handles:
+            handle.close(1000, "bye", 30.0)
+        await asyncio.sleep(0.1)
+        closers = _closer_tasks()
+        assert len(closers) == 2 and not any(closer.done() for closer in closers)
+        await engine.aclose()
+        assert all(closer.done() for closer in closers)
 
 
 @_WEBSOCKETS_TASK

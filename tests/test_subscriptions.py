@@ -1351,3 +1351,92 @@ def test_drop_oldest_times_the_item_it_takes_in_when_it_arrives() -> None:
     now[0] = 3.0
     sub.offer(2)  # 1 goes; 2 arrived at 3.0
     assert (sub.dropped, sub.pending, sub.oldest_since) == (1, 1, 3.0)
+
+
+# -- what a fan-out keeps: rarely changed members in tuples, replaced on change ----------------
+
+
+def test_without_takes_out_the_first_equal_member_only() -> None:
+    from statesock.subscriptions import without
+
+    assert without((1, 2, 3, 2), 2) == (1, 3, 2)
+    assert without((1, 2, 3), 1) == (2, 3)
+    assert without((1, 2, 3), 3) == (1, 2)
+    kept = (1, 2)
+    assert without(kept, 9) is kept
+
+
+def test_async_callbacks_registered_before_the_loop_all_start_and_all_end_at_close() -> None:
+    """Two async callbacks registered before any loop runs both get the first event once
+    one does, and aclose() ends both queues at once (not after its timeout)."""
+    fanout, errors = make_fanout()
+    got: list[str] = []
+
+    async def first(event: object) -> None:
+        got.append("first")
+
+    async def second(event: object) -> None:
+        got.append("second")
+
+    fanout.on(None, first)
+    fanout.on(None, second)
+
+    async def scenario() -> float:
+        await feed(fanout, [A()])
+        await settle()
+        started = asyncio.get_running_loop().time()
+        await fanout.aclose(timeout=30)
+        return asyncio.get_running_loop().time() - started
+
+    assert run_virtual(scenario()) == 0.0
+    assert sorted(got) == ["first", "second"] and errors == []
+
+
+@virtual_time
+async def test_an_async_callback_taken_off_leaves_nothing_behind() -> None:
+    fanout, _ = make_fanout()
+
+    async def callback(event: object) -> None:
+        pass
+
+    undo = fanout.on(None, callback)
+    keep = fanout.on(A, callback)
+    undo()
+    assert len(fanout._callback_queues) == 1
+    keep()
+    assert not fanout._callback_queues
+    await fanout.aclose(timeout=1)
+
+
+@virtual_time
+async def test_a_callback_registered_after_close_is_refused_quietly() -> None:
+    """A fan-out that is closed takes a late on() without raising, and never calls it."""
+    fanout, _ = make_fanout()
+    await fanout.aclose(timeout=1)
+    called: list[object] = []
+
+    async def late(event: object) -> None:
+        called.append(event)
+
+    fanout.on(None, late)
+    await feed(fanout, [A()])
+    await settle()
+    assert called == []
+
+
+@virtual_time
+async def test_a_cut_off_stream_still_raises_its_stall_when_the_client_is_done_later() -> None:
+    """A stalled subscriber that was cut off is no longer one of the fan-out's streams (it
+    holds no reference to it), and the client ending afterwards does not turn its
+    SubscriberStalled into a plain end."""
+    fanout, _ = make_fanout(stall_timeout=3.0)
+    stuck = fanout.subscribe(A, maxsize=1)
+    fanout.dispatch(A())
+    pending = fanout.dispatch(A())
+    assert pending is not None
+    await pending  # cut off after 3 s
+    assert stuck not in fanout._streams  # let go: the fan-out holds no reference to it
+    fanout.end_all("done")
+    with pytest.raises(SubscriberStalled):
+        async for _ in stuck:
+            pass

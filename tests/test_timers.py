@@ -196,6 +196,12 @@ async def test_with_no_timer_live_nothing_of_statesock_is_scheduled_on_the_loop(
     timers.start(loop, K.PING, 7.0)
     await asyncio.sleep(10)
     assert fired == [(K.PING, 7.0)] and scheduled(loop) == []
+    # A timer that fired is no longer live: cancelling the only other one clears the loop.
+    timers.start(loop, K.PING, 20.0)
+    other.start(loop, K.RECONNECT, 30.0)
+    await asyncio.sleep(15)
+    other.cancel(K.RECONNECT)
+    assert scheduled(loop) == []
 
 
 @virtual_time
@@ -251,8 +257,9 @@ async def test_a_callback_may_cancel_a_timer_due_in_the_same_moment_which_then_n
 
     Timers(cancel_the_other).start(loop, K.PING, 5.0)
     victim.start(loop, K.PING, 5.0)
+    Timers(lambda kind: fired.append("after")).start(loop, K.PING, 5.0)
     await asyncio.sleep(10)
-    assert fired == ["canceller"] and len(victim) == 0
+    assert fired == ["canceller", "after"] and len(victim) == 0
 
 
 @virtual_time
@@ -290,3 +297,31 @@ def test_a_client_whose_loop_changed_starts_on_the_new_one_and_cancels_on_the_ol
     asyncio.run(start_far())
     asyncio.run(start_soon())
     assert sorted(fired) == [K.PING, K.RECONNECT] and len(timers) == 0
+
+
+@virtual_time
+async def test_one_wake_up_fires_every_timer_due_at_that_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rule: the loop handle runs once for all the timers due at its time (exactly at it, in
+    virtual time), never again for the same moment; a schedule that woke up without firing
+    what was due would spin the loop (here it stops after 50 wake-ups, and the test fails)."""
+    from statesock import timers as timers_module
+
+    loop = asyncio.get_running_loop()
+    wake_ups = 0
+    run = timers_module._Schedule._run
+
+    def counted(schedule: Any) -> None:
+        nonlocal wake_ups
+        wake_ups += 1
+        if wake_ups > 50:
+            raise RuntimeError("the schedule spins")
+        run(schedule)
+
+    monkeypatch.setattr(timers_module._Schedule, "_run", counted)
+    fired: list[float] = []
+    for _ in range(3):
+        Timers(lambda kind: fired.append(loop.time())).start(loop, K.PING, 5.0)
+    await asyncio.sleep(10)
+    assert fired == [5.0, 5.0, 5.0] and wake_ups == 1

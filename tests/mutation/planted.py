@@ -206,15 +206,15 @@ PLANTS = [
     Plant(
         "a timer kind started again leaves the old handle live",
         "statesock/timers.py",
-        "        self.cancel(kind)\n        schedule = self._schedule\n",
-        "        schedule = self._schedule\n",
+        "        self.cancel(kind)\n        # Each entry knows its schedule",
+        "        # Each entry knows its schedule",
         ("tests/test_timers.py",),
     ),
     Plant(
         "a timer kind started again forgets the old handle without cancelling it",
         "statesock/timers.py",
-        "        self.cancel(kind)\n        schedule = self._schedule\n",
-        "        self._entries.pop(kind, None)\n        schedule = self._schedule\n",
+        "        self.cancel(kind)\n        # Each entry knows its schedule",
+        "        self._entries.pop(kind, None)\n        # Each entry knows its schedule",
         ("tests/test_timers.py",),
     ),
     Plant(
