@@ -548,8 +548,13 @@ async def test_every_states_stream_gets_every_change() -> None:
         first, second = client.states(), client.states()
         await client.connect()
         await client.close()
-        changes = [[s.current for s in [s async for s in stream]] for stream in (first, second)]
-        assert changes[0] == changes[1] and S.CONNECTED in changes[0]
+
+        async def changes(stream: Any) -> list[Any]:
+            return [change.current async for change in stream]
+
+        # Bounded: a stream the client forgot would never end.
+        seen = [await asyncio.wait_for(changes(stream), 5) for stream in (first, second)]
+        assert seen[0] == seen[1] and S.CONNECTED in seen[0]
 
 
 @virtual_time

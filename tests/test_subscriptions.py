@@ -1440,3 +1440,24 @@ async def test_a_cut_off_stream_still_raises_its_stall_when_the_client_is_done_l
     with pytest.raises(SubscriberStalled):
         async for _ in stuck:
             pass
+
+
+def test_async_callbacks_never_started_are_dropped_at_close_and_start_nothing_after() -> None:
+    """An async callback registered before the loop and closed before any event never runs:
+    aclose() lets it go, and a start() after the close starts no task."""
+    fanout, errors = make_fanout()
+    called: list[object] = []
+
+    async def callback(event: object) -> None:
+        called.append(event)
+
+    fanout.on(None, callback)
+
+    async def scenario() -> None:
+        await fanout.aclose(timeout=1)
+        fanout.start()
+        await settle()
+        assert not fanout._tasks
+
+    run_virtual(scenario())
+    assert called == [] and errors == []

@@ -325,3 +325,16 @@ async def test_one_wake_up_fires_every_timer_due_at_that_moment(
         Timers(lambda kind: fired.append(loop.time())).start(loop, K.PING, 5.0)
     await asyncio.sleep(10)
     assert fired == [5.0, 5.0, 5.0] and wake_ups == 1
+
+
+@virtual_time
+async def test_after_a_timer_fires_the_others_still_live_keep_the_schedule_running() -> None:
+    loop = asyncio.get_running_loop()
+    timers, fired = recording()
+    timers.start(loop, K.PING, 5.0)
+    timers.start(loop, K.PONG_DEADLINE, 20.0)
+    timers.start(loop, K.RECONNECT, 30.0)
+    await asyncio.sleep(10)
+    timers.cancel(K.PONG_DEADLINE)  # one of the two still live after PING fired
+    await asyncio.sleep(30)
+    assert fired == [(K.PING, 5.0), (K.RECONNECT, 30.0)]

@@ -17,9 +17,10 @@ and ``.py``), to try a change quickly; ``--skip-tests test_x,test_y`` leaves tes
 ``--incremental`` keeps the last run's verdicts where they still hold: it copies the tree over
 the last snapshot instead of starting afresh, and mutmut (3.8+) then re-tests every mutant of a
 function whose code changed; which tests reach which function is traced again; and every
-survivor and every hang is tried again, since a new test may kill it. A kill stands (tests are
-only ever added to kill mutants). A full run takes hours on 2 cores, mostly in survivors,
-which run every test that covers their function; ``make mutate-shell`` is the full run.
+survivor and every hang is tried again, since a new test may kill it, and so is every kill that
+took as long as a hang. A quick kill stands (tests are only ever added to kill mutants). A full
+run takes hours on 2 cores, mostly in survivors, which run every test that covers their
+function; ``make mutate-shell`` is the full run.
 """
 
 from __future__ import annotations
@@ -106,14 +107,17 @@ def _sync(source: Path, target: Path) -> None:
 
 
 def _retry_undecided(mutants: Path) -> int:
-    """Forget the verdict of every survivor, hang and untested mutant, so
-    that mutmut tries them again with the tests as they are now."""
+    """Forget the verdict of every survivor, hang and untested mutant, and of every kill
+    that took HANG_SECONDS or more (a test that failed under load, not because of the
+    mutant, or a hang a test swallowed), so that mutmut tries them again with the tests as
+    they are now."""
     retried = 0
     for meta in mutants.rglob("*.py.meta"):
         data = json.loads(meta.read_text("utf-8"))
-        codes = data["exit_code_by_key"]
+        codes, durations = data["exit_code_by_key"], data.get("durations_by_key", {})
         for name, code in codes.items():
-            if code == 0 or code in _HUNG or code in _UNTESTED:
+            slow = (durations.get(name) or 0.0) >= HANG_SECONDS
+            if code == 0 or code in _HUNG or code in _UNTESTED or (code is not None and slow):
                 codes[name] = None
                 retried += 1
         meta.write_text(json.dumps(data, indent=4), "utf-8")
@@ -121,6 +125,10 @@ def _retry_undecided(mutants: Path) -> int:
 
 
 _HUNG = {36, 24, -24, 152, 255}  # score.py's TIMEOUT_CODES
+# A run that failed only after this long is a hang, not a kill: the per-test timeout
+# (pytest_add_cli_args' --timeout) is as long, and a real kill fails at its first failing test,
+# the fastest tests first (the slowest of this tree's kills took 12 s).
+HANG_SECONDS = 20
 _UNTESTED = {5, 33}  # no test reached the function: the new trace may find some
 
 
@@ -183,7 +191,7 @@ def main(argv: list[str]) -> int:
     score = Path(__file__).with_name("score.py")
     # A kill must come from a failing test, not from the whole run dragging on: a run that
     # failed only after this long counts as a hang (a test's own timeout is one already).
-    hang = [] if "--hang-seconds" in score_args else ["--hang-seconds", "60"]
+    hang = [] if "--hang-seconds" in score_args else ["--hang-seconds", str(HANG_SECONDS)]
     return subprocess.run(
         [sys.executable, str(score), "--root", str(WORK / "mutants"), *hang, *score_args],
         cwd=ROOT, check=False,
