@@ -467,18 +467,22 @@ class Fanout:
 
     async def aclose(self, timeout: float) -> None:  # noqa: ASYNC109 - a drain budget
         """End everything, let async callbacks finish what is queued for up to ``timeout``
-        seconds, then cancel them. Returns with no task of this fan-out left running."""
+        seconds, then cancel them. Returns with no task of this fan-out left running, but
+        the one that called it: an async callback that closes the client goes on once the
+        close returns (waiting for itself, it would wait for ever)."""
         self._closed = True
         self.end_all(self._cause)
         self._unstarted = ()
         queues, self._callback_queues = self._callback_queues, ()
         self._entries = ()
         self._end(queues, self._cause)
+        current = asyncio.current_task()
+        others = {task for task in self._tasks or () if task is not current}
         try:
-            if self._tasks:
-                await asyncio.wait(set(self._tasks), timeout=timeout)
+            if others:
+                await asyncio.wait(others, timeout=timeout)
         finally:
-            tasks = [task for task in self._tasks or () if not task.done()]
+            tasks = [task for task in others if not task.done()]
             for task in tasks:
                 task.cancel()
             if tasks:

@@ -19,7 +19,8 @@ heap of ``[when, seq, timers, kind]`` lists, which compare in C, behind a single
   armed for what is left, and then each due timer's callback runs, in time order. A timer
   a callback starts for a moment already past fires on the next loop iteration, as a
   ``call_at`` in the past would; a callback that raises is reported to the loop's exception
-  handler, as asyncio does for its own handles, and the others still run.
+  handler, as asyncio does for its own handles, and the others still run (a SystemExit or
+  KeyboardInterrupt leaves the loop, as it would, and the rest fire when it runs again).
 - Once no timer of any client is live, the handle is cancelled and the heap emptied: a loop
   with no statesock timer has nothing of statesock scheduled.
 """
@@ -99,17 +100,29 @@ class _Schedule:
                 due.append(entry)
         if heap:
             self._arm(heap[0][_WHEN])
-        for entry in due:
+        for index, entry in enumerate(due):
             timers = entry[_TIMERS]
             if timers is None:  # cancelled by a callback that ran before it
                 continue
             self._live -= 1
             try:
                 timers._fired(entry[_KIND])
-            except Exception as exc:  # a bug: report it and run the others
+            except (SystemExit, KeyboardInterrupt):
+                self._put_back(due[index + 1 :])  # they fire when the loop runs again
+                raise
+            except BaseException as exc:  # as asyncio does for a handle: report, run the others
                 loop.call_exception_handler(
                     {"message": f"statesock timer {entry[_KIND]} failed", "exception": exc}
                 )
+
+    def _put_back(self, entries: list[_Entry]) -> None:
+        """Due entries a callback's SystemExit or KeyboardInterrupt left unrun: back on the
+        heap, still live, the handle armed for them."""
+        for entry in entries:
+            if entry[_TIMERS] is not None:
+                heapq.heappush(self._heap, entry)
+        if self._heap and self._heap[0][_WHEN] < self._armed_at:
+            self._arm(self._heap[0][_WHEN])
 
 
 _schedules: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Schedule] = (

@@ -558,6 +558,28 @@ async def test_every_states_stream_gets_every_change() -> None:
 
 
 @virtual_time
+async def test_an_async_callback_that_closes_the_client_goes_on_once_the_close_returns() -> None:
+    """close() called from inside an async on() callback returns (it does not wait for the
+    callback that called it), and the callback then finishes: no task is left running."""
+    async with TestServer() as server:
+        client = make_client(server.url)
+        outcome: list[str] = []
+
+        async def closing(event: object) -> None:
+            await client.close()
+            outcome.append("returned")
+
+        client.on(AppEvent, closing)
+        await client.connect()
+        await server.send_burst(1)
+        await asyncio.wait_for(client.wait_done(), 60)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert outcome == ["returned"] and client.closed
+        # run_virtual fails the test if any task the client made is still running.
+
+
+@virtual_time
 async def test_close_cancels_and_awaits_every_task_the_client_started() -> None:
     """Every task of the client's own (hooks, buffered writes, health checks sent the slow
     way) is cancelled by close(), and finished when it returns, however many run."""

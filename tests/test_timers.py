@@ -12,7 +12,7 @@ import pytest
 
 from statesock.core_io import TimerKind
 from statesock.timers import Timers
-from tests.conftest import virtual_time
+from tests.conftest import run_virtual, virtual_time
 
 K = TimerKind
 
@@ -224,15 +224,23 @@ async def test_a_cancelled_timer_does_not_keep_its_client_alive_until_its_time()
     keep.cancel_all()
 
 
-@virtual_time
-async def test_a_timer_that_raises_is_reported_and_the_others_due_with_it_still_fire() -> None:
+@pytest.mark.parametrize("error", [RuntimeError, asyncio.CancelledError])
+def test_a_timer_that_raises_is_reported_and_the_others_due_with_it_still_fire(
+    error: type[BaseException],
+) -> None:
+    """Any exception but SystemExit and KeyboardInterrupt (a CancelledError a listener let
+    out, say) stays with its own client, as asyncio keeps it to its own handle."""
+    run_virtual(_raising_timer(error))
+
+
+async def _raising_timer(error: type[BaseException]) -> None:
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda loop, context: reported.append(context))
     fired: list[str] = []
 
     def broken(kind: TimerKind) -> None:
-        raise RuntimeError("bug")
+        raise error("bug")
 
     Timers(broken).start(loop, K.PING, 5.0)
     Timers(lambda kind: fired.append("after")).start(loop, K.PING, 5.0)
@@ -240,7 +248,30 @@ async def test_a_timer_that_raises_is_reported_and_the_others_due_with_it_still_
     assert fired == ["after"]
     [context] = reported
     assert context["message"] == "statesock timer ping failed"
-    assert isinstance(context["exception"], RuntimeError)
+    assert isinstance(context["exception"], error)
+
+
+def test_a_keyboard_interrupt_in_a_timer_leaves_the_loop_and_the_rest_fire_when_it_runs_again() -> (
+    None
+):
+    loop = asyncio.new_event_loop()
+    try:
+        fired: list[str] = []
+
+        def interrupt(kind: TimerKind) -> None:
+            fired.append("interrupt")
+            raise KeyboardInterrupt
+
+        at = loop.time() + 0.01
+        Timers(interrupt).start(loop, K.PING, at)
+        Timers(lambda kind: fired.append("after")).start(loop, K.PING, at)
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(0.1))
+        assert fired == ["interrupt"]
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert fired == ["interrupt", "after"]
+    finally:
+        loop.close()
 
 
 @virtual_time
