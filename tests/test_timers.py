@@ -255,6 +255,8 @@ def test_a_keyboard_interrupt_in_a_timer_leaves_the_loop_and_the_rest_fire_when_
     None
 ):
     loop = asyncio.new_event_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda loop, context: reported.append(context))
     try:
         fired: list[str] = []
 
@@ -263,13 +265,30 @@ def test_a_keyboard_interrupt_in_a_timer_leaves_the_loop_and_the_rest_fire_when_
             raise KeyboardInterrupt
 
         at = loop.time() + 0.01
+        Timers(lambda kind: fired.append("before")).start(loop, K.PING, at)
         Timers(interrupt).start(loop, K.PING, at)
         Timers(lambda kind: fired.append("after")).start(loop, K.PING, at)
         with pytest.raises(KeyboardInterrupt):
             loop.run_until_complete(asyncio.sleep(0.1))
-        assert fired == ["interrupt"]
+        assert fired == ["before", "interrupt"]
         loop.run_until_complete(asyncio.sleep(0.05))
-        assert fired == ["interrupt", "after"]
+        assert fired == ["before", "interrupt", "after"]  # each once
+        assert reported == []
+    finally:
+        loop.close()
+
+
+def test_a_keyboard_interrupt_in_the_last_timer_due_leaves_the_loop_as_it_is() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+
+        def interrupt(kind: TimerKind) -> None:
+            raise KeyboardInterrupt
+
+        Timers(interrupt).start(loop, K.PING, loop.time() + 0.01)
+        with pytest.raises(KeyboardInterrupt) as raised:
+            loop.run_until_complete(asyncio.sleep(0.1))
+        assert raised.value.__context__ is None  # nothing else went wrong on the way out
     finally:
         loop.close()
 
