@@ -106,13 +106,16 @@ def _sync(source: Path, target: Path) -> None:
             path.unlink()
 
 
-def _retry_undecided(mutants: Path) -> int:
+def _retry_undecided(mutants: Path, modules: list[str]) -> int:
     """Forget the verdict of every survivor, hang and untested mutant, and of every kill
     that took HANG_SECONDS or more (a test that failed under load, not because of the
     mutant, or a hang a test swallowed), so that mutmut tries them again with the tests as
     they are now."""
     retried = 0
-    for meta in mutants.rglob("*.py.meta"):
+    for module in modules:  # only what this run mutates: the others keep their verdicts
+        meta = mutants / f"{module}.meta"
+        if not meta.exists():
+            continue
         data = json.loads(meta.read_text("utf-8"))
         codes, durations = data["exit_code_by_key"], data.get("durations_by_key", {})
         for name, code in codes.items():
@@ -166,7 +169,8 @@ def main(argv: list[str]) -> int:
     if not target.exists() or target.read_text("utf-8") != configured:
         target.write_text(configured, "utf-8")
     if incremental:
-        print(f"incremental: {_retry_undecided(WORK / 'mutants')} survivors and hangs to try again")
+        retried = _retry_undecided(WORK / "mutants", config["only_mutate"])
+        print(f"incremental: {retried} survivors and hangs to try again")
         # Which tests reach which function is traced again, for every test: mutmut traces
         # only new tests otherwise, so a moved or changed function would keep old callers.
         (WORK / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
