@@ -17,10 +17,13 @@ it only by firing the machine's triggers. What lives here is what the table cann
   a socket that is already gone, and is dropped (logged at debug). This is the only place
   that knows it.
 * timers. Each state owns its deadlines (connecting: ``connect_timeout``; authenticating:
-  ``auth_timeout``; connected: the ping cadence, the pong deadline and the idle deadline;
-  disconnecting: ``close_timeout``). Leaving the state cancels them, so no timer outlives its
-  socket. Health checks keep a fixed cadence from the moment of connecting, whatever the
-  round trips were.
+  ``auth_timeout``; connected: the health check and the idle deadline; disconnecting:
+  ``close_timeout``). Leaving the state cancels them, so no timer outlives its socket.
+  Health checks keep a fixed cadence from the moment of connecting, whatever the round
+  trips were. One timer serves them: it is due at the next check or, while a check waits
+  for its answer, at the pong deadline if that comes first; a pong moves it to the next
+  check. (Two timers per check, the next one and the deadline, cost a process with
+  thousands of clients one more timer each.)
 * liveness. Any inbound frame proves the peer is alive (the shell passes the time of the last
   one with each timer); a pong deadline or an idle deadline does not run while the shell
   has stopped reading because the app is slow.
@@ -173,10 +176,13 @@ class ConnectionCore:
         "_connected_at",
         "_disconnect_waiters",
         "_effects",
+        "_health_check_at",
         "_hooks",
+        "_next_check_at",
         "_next_socket",
         "_now",
         "_ping_sent_at",
+        "_pong_deadline_at",
         "_protocol_ping_sent",
         "_reading_paused",
         "_records",
@@ -210,6 +216,13 @@ class ConnectionCore:
         self._disconnect_waiters: list[int] = []
         self._connected_at: float | None = None
         self._ping_sent_at: float | None = None
+        # The health check's times while connected: the next check is due at
+        # ``_next_check_at``; the outstanding one's answer at ``_pong_deadline_at`` (None
+        # when none is outstanding, or reading is paused); the timer at ``_health_check_at``,
+        # the earlier of the two (None when it is not armed).
+        self._next_check_at: float | None = None
+        self._pong_deadline_at: float | None = None
+        self._health_check_at: float | None = None
         # The outstanding health check went out as a protocol Ping: its Pong answers it.
         self._protocol_ping_sent = False
         self._reading_paused = False
@@ -414,7 +427,8 @@ class ConnectionCore:
         self._connected_at = self._now
         config = self.config
         if config.ping_interval is not None:
-            self._start_timer(TimerKind.PING, config.ping_interval)
+            self._next_check_at = self._now + config.ping_interval
+            self._arm_health_check()
         if config.idle_timeout is not None:
             self._start_timer(TimerKind.IDLE_DEADLINE, config.idle_timeout)
         if config.has_connected_hook:
@@ -434,6 +448,7 @@ class ConnectionCore:
         for hook in sorted(hooks, key=lambda h: h.value):
             self._emit(CancelHook(hook))
         self._ping_sent_at = None
+        self._next_check_at = self._pong_deadline_at = self._health_check_at = None
         self._protocol_ping_sent = False
         self._reading_paused = False
         # A buffered message being written keeps waiting for its write's outcome: it may
@@ -787,7 +802,8 @@ class ConnectionCore:
         sent_at, self._ping_sent_at = self._ping_sent_at, None
         round_trip = self._now - sent_at if sent_at is not None else previous.round_trip
         if sent_at is not None:
-            self._cancel_timer(TimerKind.PONG_DEADLINE)
+            self._pong_deadline_at = None
+            self._arm_health_check()  # for the next check: the cadence does not move
         health = HealthCheckInfo(
             connection_id or previous.connection_id, round_trip, self._now, previous.pongs + 1
         )
@@ -843,20 +859,8 @@ class ConnectionCore:
             self._fire(self.machine.disconnect(Timeout(S.CONNECTING)))
         elif timer is TimerKind.AUTH_DEADLINE and state is S.AUTHENTICATING:
             self._fire(self.machine.disconnect(Timeout(S.AUTHENTICATING)))
-        elif timer is TimerKind.PING and state is S.CONNECTED:
-            self._ping()
-        elif timer is TimerKind.PONG_DEADLINE and state is S.CONNECTED:
-            sent_at = self._ping_sent_at
-            # Strictly later: frames read at the very instant reading resumes are the backlog
-            # (the shell stamps frames at full resolution, so a real answer is always later).
-            if (
-                sent_at is not None
-                and event.last_frame_at is not None
-                and event.last_frame_at > sent_at
-            ):
-                self._ping_sent_at = None  # the peer spoke since the ping: alive
-                return
-            self._fire(self.machine.disconnect(NoPongReceived()))
+        elif timer is TimerKind.HEALTH_CHECK and state is S.CONNECTED:
+            self._health_check_due(event.last_frame_at)
         elif timer is TimerKind.IDLE_DEADLINE and state is S.CONNECTED:
             self._idle_check(event.last_frame_at)
         elif timer is TimerKind.CLOSE_DEADLINE and state is S.DISCONNECTING:
@@ -873,6 +877,38 @@ class ConnectionCore:
         elif timer is TimerKind.SEND_EXPIRY:
             self._expire_sends()
 
+    def _health_check_due(self, last_frame_at: float | None) -> None:
+        """The health check's timer fired: the pong deadline, the next check, or both."""
+        armed_at, self._health_check_at = self._health_check_at, None
+        assert armed_at is not None
+        # What the timer was armed for is due, even if the loop ran it a clock tick early.
+        now = max(self._now, armed_at)
+        deadline = self._pong_deadline_at
+        if deadline is not None and deadline <= now:
+            self._pong_deadline_at = None
+            sent_at = self._ping_sent_at
+            # Strictly later: frames read at the very instant reading resumes are the backlog
+            # (the shell stamps frames at full resolution, so a real answer is always later).
+            if sent_at is None or last_frame_at is None or last_frame_at <= sent_at:
+                self._fire(self.machine.disconnect(NoPongReceived()))
+                return
+            self._ping_sent_at = None  # the peer spoke since the ping: alive
+        check_at = self._next_check_at
+        if check_at is not None and check_at <= now:
+            self._ping()
+        self._arm_health_check()
+
+    def _arm_health_check(self) -> None:
+        """Arm the health check's timer for the next check, or for the pong deadline if that
+        comes first (connected, with health checks on: the next check is always known)."""
+        at = self._next_check_at
+        assert at is not None
+        if self._pong_deadline_at is not None:
+            at = min(at, self._pong_deadline_at)
+        if at != self._health_check_at:  # else armed for it already
+            self._health_check_at = at
+            self._start_timer_at(TimerKind.HEALTH_CHECK, at)
+
     def _ping(self) -> None:
         interval = self.config.ping_interval
         assert interval is not None and self._socket is not None
@@ -884,14 +920,14 @@ class ConnectionCore:
             # ended down to one that is still running (an instant, or a float's last bit,
             # ahead; a clock of microseconds would fire it again at once, for ever).
             due += interval
-        self._start_timer_at(TimerKind.PING, due)
+        self._next_check_at = due
         if self._ping_sent_at is not None:
             return  # the previous check is still waiting for its deadline
         self._ping_sent_at = self._now
         self._protocol_ping_sent = False  # until the shell says it sent a protocol Ping
         self._emit(SendHealthCheck(self._socket, self.machine.health))
         if not self._reading_paused:
-            self._start_timer(TimerKind.PONG_DEADLINE, self.config.pong_timeout)
+            self._pong_deadline_at = self._now + self.config.pong_timeout
 
     def _idle_check(self, last_frame_at: float | None) -> None:
         idle = self.config.idle_timeout
@@ -908,7 +944,9 @@ class ConnectionCore:
             return
         self._reading_paused = True
         # Our own reader is stalled by the app: the peer's silence proves nothing now.
-        self._cancel_timer(TimerKind.PONG_DEADLINE)
+        if self._pong_deadline_at is not None:
+            self._pong_deadline_at = None
+            self._arm_health_check()
 
     def _on_reading_resumed(self, event: ReadingResumed) -> None:
         if self._stale("reading resumed", event.socket):
@@ -918,7 +956,8 @@ class ConnectionCore:
             return
         if self._ping_sent_at is not None:
             self._ping_sent_at = self._now
-            self._start_timer(TimerKind.PONG_DEADLINE, self.config.pong_timeout)
+            self._pong_deadline_at = self._now + self.config.pong_timeout
+            self._arm_health_check()
         if self.config.idle_timeout is not None:
             self._start_timer(TimerKind.IDLE_DEADLINE, self.config.idle_timeout)
 

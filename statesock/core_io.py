@@ -85,8 +85,9 @@ CLOSE_GRACE = 1.0
 class TimerKind(enum.StrEnum):  # a str hash: timers are looked up on every health check
     CONNECT_DEADLINE = "connect_deadline"
     AUTH_DEADLINE = "auth_deadline"
-    PING = "ping"
-    PONG_DEADLINE = "pong_deadline"
+    # One timer per health check: due at the next check or, while one is outstanding, at
+    # its pong deadline, whichever comes first (the core keeps both times).
+    HEALTH_CHECK = "health_check"
     IDLE_DEADLINE = "idle_deadline"
     CLOSE_DEADLINE = "close_deadline"
     RECONNECT = "reconnect"
@@ -98,8 +99,7 @@ SOCKET_TIMERS = frozenset(
     {
         TimerKind.CONNECT_DEADLINE,
         TimerKind.AUTH_DEADLINE,
-        TimerKind.PING,
-        TimerKind.PONG_DEADLINE,
+        TimerKind.HEALTH_CHECK,
         TimerKind.IDLE_DEADLINE,
         TimerKind.CLOSE_DEADLINE,
     }

@@ -5,12 +5,13 @@ Theory of operation. The core says which timers run (``StartTimer`` / ``CancelTi
 replaces it, and closing the client cancels them all. No task and no future per timer.
 
 A process may hold thousands of clients, each with a health check every ``ping_interval``
-that arms two timers (the next check and the pong deadline). As one ``loop.call_at`` handle
-each, they would sit in asyncio's own heap, whose entries compare in Python
-(``TimerHandle.__lt__``, about twenty calls per check with a thousand clients): a tenth of a
-health check's CPU. So the timers of all clients on a loop share one :class:`_Schedule`: a
-heap of ``[when, seq, timers, kind]`` lists, which compare in C, behind a single
-``loop.call_at`` handle armed for the earliest live one.
+whose one timer is armed twice per check (for the pong deadline when the check goes out,
+for the next check when the pong comes). As ``loop.call_at`` handles, they would sit in
+asyncio's own heap, whose entries compare in Python (``TimerHandle.__lt__``, about twenty
+calls per check with a thousand clients): a tenth of a health check's CPU. So the timers of
+all clients on a loop share one :class:`_Schedule`: a heap of ``[when, seq, timers, kind]``
+lists, which compare in C, behind a single ``loop.call_at`` handle armed for the earliest
+live one.
 
 - A cancelled timer's entry stays in the heap until its time, emptied: it no longer refers to
   its client, so a closed client is not kept alive by it.

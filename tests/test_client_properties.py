@@ -184,7 +184,7 @@ class ClientSpec(RuleBasedStateMachine):
             return
         state = self.client.state.state
         timers = set(self.client._timers)
-        assert (core.TimerKind.PING in timers) == (state is S.CONNECTED)
+        assert (core.TimerKind.HEALTH_CHECK in timers) == (state is S.CONNECTED)
         if state in (S.INITIALIZED, S.DISCONNECTED):
             assert not timers & core.SOCKET_TIMERS
             assert not self.client._hooks

@@ -249,7 +249,7 @@ def test_a_user_connect_opens_one_socket_and_arms_the_connect_deadline() -> None
     out = sim.step(HealthAnswered(1, "c-7", Answer.ACK))
     assert out == [
         CancelTimer(T.AUTH_DEADLINE),
-        StartTimer(T.PING, 32.0),
+        StartTimer(T.HEALTH_CHECK, 32.0),
         ResolveConnect((1, 2)),
     ]
     assert sim.core.machine.health == HealthCheckInfo("c-7", None, 7.0, 0)
@@ -377,13 +377,12 @@ def test_socket_timers_and_hooks_are_cancelled_in_a_fixed_order() -> None:
     sim.step(SocketOpened(1))
     sim.step(HealthAnswered(1, None, Answer.ACK))  # the auth hook is still running
     sim.advance(10.0)
-    assert set(sim.timers) == {T.PING, T.PONG_DEADLINE, T.IDLE_DEADLINE}
+    assert set(sim.timers) == {T.HEALTH_CHECK, T.IDLE_DEADLINE}
     out = sim.step(UserDisconnect())
-    assert out[:6] == [
+    assert out[:5] == [
         EndStreams(UserInitiated()),  # first: a full subscriber must not hold up the close
+        CancelTimer(T.HEALTH_CHECK),
         CancelTimer(T.IDLE_DEADLINE),
-        CancelTimer(T.PING),
-        CancelTimer(T.PONG_DEADLINE),
         CancelHook(Hook.ON_CONNECTED),
         CancelHook(Hook.ON_CONNECTION_ESTABLISHED),
     ]
@@ -415,41 +414,58 @@ def test_connect_while_disconnecting_opens_the_next_socket_once_the_close_comple
 def test_ping_cadence_is_fixed_whatever_the_round_trips_and_late_timers() -> None:
     sim = Sim(core_config(ping_interval=25.0, pong_timeout=3.0), now=13.0)
     sim.up()  # connected at 13.0
-    assert sim.timers[T.PING] == 38.0
+    assert sim.timers[T.HEALTH_CHECK] == 38.0
     due = [38.0]
     for late, round_trip in [(0.4, 0.2), (0.0, 1.7), (2.5, 0.3)]:
-        sim.now = sim.timers[T.PING] + late
-        out = sim.fire(T.PING)
+        sim.now = sim.timers[T.HEALTH_CHECK] + late
+        out = sim.fire(T.HEALTH_CHECK)
         assert out == [
-            StartTimer(T.PING, due[-1] + 25.0),
             SendHealthCheck(1, sim.core.machine.health),
-            StartTimer(T.PONG_DEADLINE, sim.now + 3.0),
+            StartTimer(T.HEALTH_CHECK, sim.now + 3.0),  # the pong deadline comes first
         ]
         due.append(due[-1] + 25.0)
         sim.now += round_trip
         out = sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG))
-        assert out == [CancelTimer(T.PONG_DEADLINE)]  # the pong does not move the cadence
+        # The pong moves the one timer to the next check: the cadence does not move.
+        assert out == [StartTimer(T.HEALTH_CHECK, due[-1])]
         assert sim.core.machine.health.round_trip == pytest.approx(round_trip)
-        assert sim.timers[T.PING] == due[-1]
     assert due == [38.0, 63.0, 88.0, 113.0]
+
+
+def test_one_timer_serves_each_health_check_whatever_happens_to_it() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    for event in [
+        None,  # the check goes out
+        ReadingPaused(1),
+        ReadingResumed(1),
+        HealthAnswered(1, None, Answer.ACK_OR_PONG),
+        None,  # the next check
+    ]:
+        if event is None:
+            sim.advance(sim.timers[T.HEALTH_CHECK] - sim.now)
+        else:
+            sim.step(event)
+        assert set(sim.timers) == {T.HEALTH_CHECK}
 
 
 def test_a_ping_timer_that_fired_very_late_skips_to_the_next_slot_of_the_cadence() -> None:
     sim = Sim(core_config(ping_interval=25.0), now=13.0)
     sim.up()
     sim.now = 90.0  # slots at 38, 63, 88: the next is 113
-    out = sim.fire(T.PING)
-    assert out[0] == StartTimer(T.PING, 113.0)
+    sim.fire(T.HEALTH_CHECK)
+    sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG))
+    assert sim.timers[T.HEALTH_CHECK] == 113.0
 
 
 def test_a_ping_slot_that_division_rounds_down_is_not_scheduled_for_now() -> None:
     sim = Sim(core_config(ping_interval=0.7, pong_timeout=0.1))
     sim.up()
     sim.now = 3 * 0.7  # 2.0999999999999996: floor(now / 0.7) rounds down to 2
-    out = sim.fire(T.PING)
-    assert isinstance(out[0], StartTimer) and out[0].timer is T.PING
-    assert out[0].at > sim.now
-    assert out[0].at == pytest.approx(2.8)
+    sim.fire(T.HEALTH_CHECK)
+    sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG))
+    assert sim.timers[T.HEALTH_CHECK] > sim.now
+    assert sim.timers[T.HEALTH_CHECK] == pytest.approx(2.8)
 
 
 def test_the_next_health_check_is_never_due_a_float_bit_after_the_one_that_fired() -> None:
@@ -464,11 +480,13 @@ def test_the_next_health_check_is_never_due_a_float_bit_after_the_one_that_fired
     machine.step(cc.SocketOpened(1), connected_at)
     assert machine.state.value == "connected"
     fired_at = 4114.837535  # 14 intervals later
-    effects = machine.step(cc.TimerFired(cc.TimerKind.PING, fired_at), fired_at).effects
-    [next_ping] = [
-        e for e in effects if isinstance(e, cc.StartTimer) and e.timer is cc.TimerKind.PING
+    machine.step(cc.TimerFired(cc.TimerKind.HEALTH_CHECK, fired_at), fired_at)
+    answered_at = fired_at + 0.1
+    effects = machine.step(cc.HealthAnswered(1, None, cc.Answer.ACK_OR_PONG), answered_at).effects
+    [next_check] = [
+        e for e in effects if isinstance(e, cc.StartTimer) and e.timer is cc.TimerKind.HEALTH_CHECK
     ]
-    assert next_ping.at == pytest.approx(fired_at + 25.0)
+    assert next_check.at == pytest.approx(fired_at + 25.0)
 
 
 def test_a_pong_updates_health_with_round_trip_and_count() -> None:
@@ -499,11 +517,11 @@ def test_a_protocol_pong_answers_only_a_check_sent_as_a_protocol_ping() -> None:
     assert sim.step(ProtocolPong(1)) == []
     assert sim.core.machine.health.pongs == 0
     sim.advance(10.0)
-    assert T.PONG_DEADLINE in sim.timers
+    assert sim.timers[T.HEALTH_CHECK] == 12.0  # the pong deadline
     assert sim.step(ProtocolPingSent(1)) == []
     sim.now = 10.25
     records = len(sim.records)
-    assert sim.step(ProtocolPong(1)) == [CancelTimer(T.PONG_DEADLINE)]
+    assert sim.step(ProtocolPong(1)) == [StartTimer(T.HEALTH_CHECK, 20.0)]  # the next check
     assert sim.core.machine.health == HealthCheckInfo("c-1", 0.25, 10.25, 1)  # the ack's id
     [pong] = sim.records[records:]
     assert isinstance(pong, InternalTransition) and pong.trigger.value == "pong"
@@ -520,7 +538,7 @@ def test_a_check_sent_as_a_message_is_not_answered_by_a_protocol_pong() -> None:
     sim.step(ProtocolPong(1))
     sim.advance(10.0)  # the next check goes out as a message: no ProtocolPingSent
     assert sim.step(ProtocolPong(1)) == []
-    assert T.PONG_DEADLINE in sim.timers
+    assert sim.timers[T.HEALTH_CHECK] == 22.0  # still the pong deadline
     assert sim.core.machine.health.pongs == 1
 
 
@@ -533,7 +551,7 @@ def test_protocol_pings_and_pongs_of_a_socket_that_is_gone_are_dropped() -> None
     sim.advance(10.0)
     out = sim.step(ProtocolPingSent(1)) + sim.step(ProtocolPong(1))
     assert [e.event for e in out if isinstance(e, Log)] == [LogEvent.STALE_SOCKET_EVENT] * 2
-    assert T.PONG_DEADLINE in sim.timers
+    assert sim.timers[T.HEALTH_CHECK] == sim.now + 2.0  # still the pong deadline
     # The current socket's Pong finds no protocol Ping outstanding either.
     assert sim.step(ProtocolPong(2)) == []
 
@@ -554,7 +572,7 @@ def test_a_ping_still_unanswered_at_the_next_slot_sends_no_second_check() -> Non
     sim.up()
     sim.advance(10.0)
     out = sim.advance(10.0)
-    assert out == [StartTimer(T.PING, 30.0)]
+    assert out == [StartTimer(T.HEALTH_CHECK, 30.0)]  # the next slot, before the deadline at 40
 
 
 def test_no_pong_within_the_deadline_disconnects() -> None:
@@ -571,7 +589,7 @@ def test_any_frame_after_the_ping_counts_as_alive() -> None:
     sim.up()
     sim.advance(10.0)
     sim.last_frame_at = 10.5
-    assert sim.advance(2.0) == []
+    assert sim.advance(2.0) == [StartTimer(T.HEALTH_CHECK, 20.0)]  # alive: on to the next check
     assert sim.state() is S.CONNECTED
     sim.last_frame_at = 20.0  # a frame at the very moment of the ping is no answer to it
     sim.advance(8.0)
@@ -585,14 +603,60 @@ def test_a_stalled_reader_stops_the_pong_deadline_and_resuming_restarts_it() -> 
     sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
     sim.up()
     sim.advance(10.0)
-    assert sim.step(ReadingPaused(1)) == [CancelTimer(T.PONG_DEADLINE)]
+    # The timer goes from the deadline at 12 to the next check.
+    assert sim.step(ReadingPaused(1)) == [StartTimer(T.HEALTH_CHECK, 20.0)]
     sim.advance(60.0)
     assert sim.state() is S.CONNECTED
     assert sim.of(SendHealthCheck) == [SendHealthCheck(1, HealthCheckInfo("c-1", None, 0.0, 0))]
-    assert T.PONG_DEADLINE not in sim.timers
+    assert sim.timers[T.HEALTH_CHECK] == 80.0  # the next slot: no deadline
     out = sim.step(ReadingResumed(1))
-    assert out == [StartTimer(T.PONG_DEADLINE, 72.0)]
+    assert out == [StartTimer(T.HEALTH_CHECK, 72.0)]
     sim.advance(2.0)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+def test_a_pong_deadline_and_a_check_due_together_are_both_handled_by_the_one_timer() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.step(ReadingPaused(1))
+    sim.advance(8.0)
+    sim.step(ReadingResumed(1))  # at 18: the deadline is at 20, with the next check
+    assert sim.timers == {T.HEALTH_CHECK: 20.0}
+    sim.last_frame_at = 19.0
+    out = sim.advance(2.0)
+    # Alive at its deadline, and the check due at that moment goes out.
+    assert out == [SendHealthCheck(1, sim.core.machine.health), StartTimer(T.HEALTH_CHECK, 22.0)]
+    sim.advance(2.0)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+def test_a_deadline_resumed_past_the_next_check_waits_for_its_own_time() -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.advance(10.0)
+    sim.step(ReadingPaused(1))
+    sim.advance(9.5)
+    sim.step(ReadingResumed(1))  # at 19.5: the next check at 20 comes before the deadline
+    assert sim.timers == {T.HEALTH_CHECK: 20.0}
+    assert sim.advance(0.5) == [StartTimer(T.HEALTH_CHECK, 21.5)]  # no second check
+    assert len(sim.of(SendHealthCheck)) == 1
+    sim.advance(1.499)
+    assert sim.state() is S.CONNECTED
+    sim.advance(0.001)
+    assert sim.core.machine.source == NoPongReceived()
+
+
+@pytest.mark.parametrize("early", [1e-6, 0.0])
+def test_a_health_timer_run_a_clock_tick_early_handles_what_it_was_armed_for(
+    early: float,
+) -> None:
+    sim = Sim(core_config(ping_interval=10.0, pong_timeout=2.0))
+    sim.up()
+    sim.now = 10.0 - early
+    assert sim.of(SendHealthCheck, sim.fire(T.HEALTH_CHECK)) != []
+    sim.now = 12.0 - early
+    sim.fire(T.HEALTH_CHECK)
     assert sim.core.machine.source == NoPongReceived()
 
 
@@ -615,7 +679,7 @@ def test_a_ping_while_the_reader_is_stalled_arms_no_pong_deadline() -> None:
     sim.up()
     sim.step(ReadingPaused(1))
     out = sim.advance(10.0)
-    assert out == [StartTimer(T.PING, 20.0), SendHealthCheck(1, sim.core.machine.health)]
+    assert out == [SendHealthCheck(1, sim.core.machine.health), StartTimer(T.HEALTH_CHECK, 20.0)]
 
 
 def test_the_idle_deadline_counts_from_the_last_frame() -> None:
@@ -654,8 +718,8 @@ def test_a_pong_from_an_older_socket_is_dropped() -> None:
     sim.drop()
     sim.reconnect_up()
     assert sim.socket == 2
-    sim.advance(sim.timers[T.PING] - sim.now)
-    assert T.PONG_DEADLINE in sim.timers
+    sim.advance(sim.timers[T.HEALTH_CHECK] - sim.now)
+    assert sim.timers[T.HEALTH_CHECK] == sim.now + 2.0  # the pong deadline
     records = len(sim.records)
     out = sim.step(HealthAnswered(1, "old", Answer.ACK_OR_PONG))
     assert out == [
@@ -666,7 +730,7 @@ def test_a_pong_from_an_older_socket_is_dropped() -> None:
         )
     ]
     assert len(sim.records) == records
-    assert T.PONG_DEADLINE in sim.timers
+    assert sim.timers[T.HEALTH_CHECK] == sim.now + 2.0
     sim.advance(2.0)
     assert sim.core.machine.source == NoPongReceived()
 
@@ -1945,7 +2009,8 @@ def test_a_ping_timer_within_a_thousandth_of_the_interval_of_its_slot_is_that_sl
 ) -> None:
     sim = Sim(core_config(ping_interval=1000.0, pong_timeout=3.0))
     sim.up()
-    assert sim.timers[T.PING] == 1000.0
+    assert sim.timers[T.HEALTH_CHECK] == 1000.0
     sim.now = 1000.0 - early
-    out = sim.fire(T.PING)
-    assert out[0] == StartTimer(T.PING, next_check)
+    sim.fire(T.HEALTH_CHECK)
+    sim.step(HealthAnswered(1, None, Answer.ACK_OR_PONG))
+    assert sim.timers[T.HEALTH_CHECK] == next_check

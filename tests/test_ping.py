@@ -33,7 +33,7 @@ def test_default_ping_request_shape() -> None:
 
 def pinging(client: WebSocketClient) -> bool:
     """The health-check timer is armed (the client checks the link)."""
-    return core.TimerKind.PING in client._timers
+    return core.TimerKind.HEALTH_CHECK in client._timers
 
 
 @virtual_time

@@ -27,27 +27,27 @@ def recording() -> tuple[Timers, list[tuple[TimerKind, float]]]:
 @virtual_time
 async def test_a_timer_fires_once_at_its_time_and_is_then_gone() -> None:
     timers, fired = recording()
-    timers.start(asyncio.get_running_loop(), K.PING, 5.0)
-    assert K.PING in timers and len(timers) == 1
+    timers.start(asyncio.get_running_loop(), K.HEALTH_CHECK, 5.0)
+    assert K.HEALTH_CHECK in timers and len(timers) == 1
     await asyncio.sleep(100)
-    assert fired == [(K.PING, 5.0)]
-    assert K.PING not in timers and len(timers) == 0
+    assert fired == [(K.HEALTH_CHECK, 5.0)]
+    assert K.HEALTH_CHECK not in timers and len(timers) == 0
 
 
 @virtual_time
 async def test_starting_a_kind_again_replaces_it_the_old_time_never_fires() -> None:
     loop = asyncio.get_running_loop()
     timers, fired = recording()
-    timers.start(loop, K.PING, 5.0)
-    timers.start(loop, K.PING, 10.0)
+    timers.start(loop, K.HEALTH_CHECK, 5.0)
+    timers.start(loop, K.HEALTH_CHECK, 10.0)
     assert len(timers) == 1
     await asyncio.sleep(100)
-    assert fired == [(K.PING, 10.0)]
+    assert fired == [(K.HEALTH_CHECK, 10.0)]
     # ...and earlier than before: the old, later time does not fire either.
     timers.start(loop, K.RECONNECT, 200.0)
     timers.start(loop, K.RECONNECT, 150.0)
     await asyncio.sleep(200)
-    assert fired == [(K.PING, 10.0), (K.RECONNECT, 150.0)]
+    assert fired == [(K.HEALTH_CHECK, 10.0), (K.RECONNECT, 150.0)]
     assert len(timers) == 0
 
 
@@ -55,24 +55,28 @@ async def test_starting_a_kind_again_replaces_it_the_old_time_never_fires() -> N
 async def test_kinds_are_independent() -> None:
     loop = asyncio.get_running_loop()
     timers, fired = recording()
-    timers.start(loop, K.PING, 3.0)
-    timers.start(loop, K.PONG_DEADLINE, 4.0)
+    timers.start(loop, K.HEALTH_CHECK, 3.0)
+    timers.start(loop, K.IDLE_DEADLINE, 4.0)
     timers.start(loop, K.CLOSE_DEADLINE, 2.0)
-    assert sorted(kind.value for kind in timers) == ["close_deadline", "ping", "pong_deadline"]
-    timers.cancel(K.PING)
+    assert sorted(kind.value for kind in timers) == [
+        "close_deadline",
+        "health_check",
+        "idle_deadline",
+    ]
+    timers.cancel(K.HEALTH_CHECK)
     await asyncio.sleep(10)
-    assert fired == [(K.CLOSE_DEADLINE, 2.0), (K.PONG_DEADLINE, 4.0)]
+    assert fired == [(K.CLOSE_DEADLINE, 2.0), (K.IDLE_DEADLINE, 4.0)]
 
 
 @virtual_time
 async def test_cancel_stops_a_kind_and_cancelling_an_idle_kind_does_nothing() -> None:
     loop = asyncio.get_running_loop()
     timers, fired = recording()
-    timers.cancel(K.PING)  # nothing armed: no error
-    timers.start(loop, K.PING, 5.0)
-    timers.cancel(K.PING)
-    assert K.PING not in timers and len(timers) == 0
-    timers.cancel(K.PING)
+    timers.cancel(K.HEALTH_CHECK)  # nothing armed: no error
+    timers.start(loop, K.HEALTH_CHECK, 5.0)
+    timers.cancel(K.HEALTH_CHECK)
+    assert K.HEALTH_CHECK not in timers and len(timers) == 0
+    timers.cancel(K.HEALTH_CHECK)
     await asyncio.sleep(100)
     assert fired == []
 
@@ -103,9 +107,13 @@ async def test_a_firing_kind_is_gone_before_its_callback_so_the_callback_may_sta
             timers.start(loop, kind, loop.time() + 5.0)
 
     timers = Timers(fire)
-    timers.start(loop, K.PING, 5.0)
+    timers.start(loop, K.HEALTH_CHECK, 5.0)
     await asyncio.sleep(100)
-    assert fired == [(K.PING, 5.0, False), (K.PING, 10.0, False), (K.PING, 15.0, False)]
+    assert fired == [
+        (K.HEALTH_CHECK, 5.0, False),
+        (K.HEALTH_CHECK, 10.0, False),
+        (K.HEALTH_CHECK, 15.0, False),
+    ]
     assert len(timers) == 0
 
 
@@ -113,7 +121,7 @@ async def test_a_firing_kind_is_gone_before_its_callback_so_the_callback_may_sta
 async def test_iterating_is_a_snapshot_so_cancelling_while_iterating_is_safe() -> None:
     loop = asyncio.get_running_loop()
     timers, fired = recording()
-    timers.start(loop, K.PING, 1.0)
+    timers.start(loop, K.HEALTH_CHECK, 1.0)
     timers.start(loop, K.IDLE_DEADLINE, 2.0)
     for kind in timers:
         timers.cancel(kind)
@@ -127,7 +135,7 @@ def test_a_timer_needs_its_loop() -> None:
     loop.close()
     timers = Timers(lambda kind: None)
     with pytest.raises(RuntimeError):
-        timers.start(loop, K.PING, 1.0)
+        timers.start(loop, K.HEALTH_CHECK, 1.0)
     assert len(timers) == 0
 
 
@@ -151,18 +159,18 @@ async def test_many_clients_timers_take_one_loop_handle_for_the_earliest() -> No
 
     clients = [client(n) for n in range(3)]
     for n, timers in enumerate(clients):
-        timers.start(loop, K.PING, 10.0 - n)
-        timers.start(loop, K.PONG_DEADLINE, 20.0 + n)
+        timers.start(loop, K.HEALTH_CHECK, 10.0 - n)
+        timers.start(loop, K.IDLE_DEADLINE, 20.0 + n)
     [handle] = scheduled(loop)
     assert handle.when() == 8.0
-    clients[2].cancel(K.PING)  # the earliest goes: the handle stays, nothing fires at 8
+    clients[2].cancel(K.HEALTH_CHECK)  # the earliest goes: the handle stays, nothing fires at 8
     await asyncio.sleep(30)
     assert fired == [
-        (1, K.PING, 9.0),
-        (0, K.PING, 10.0),
-        (0, K.PONG_DEADLINE, 20.0),
-        (1, K.PONG_DEADLINE, 21.0),
-        (2, K.PONG_DEADLINE, 22.0),
+        (1, K.HEALTH_CHECK, 9.0),
+        (0, K.HEALTH_CHECK, 10.0),
+        (0, K.IDLE_DEADLINE, 20.0),
+        (1, K.IDLE_DEADLINE, 21.0),
+        (2, K.IDLE_DEADLINE, 22.0),
     ]
 
 
@@ -174,8 +182,8 @@ async def test_timers_due_at_the_same_moment_fire_in_the_order_they_were_started
         Timers(lambda k: fired.append("first")),
         Timers(lambda k: fired.append("second")),
     )
-    second.start(loop, K.PING, 5.0)
-    first.start(loop, K.PING, 5.0)
+    second.start(loop, K.HEALTH_CHECK, 5.0)
+    first.start(loop, K.HEALTH_CHECK, 5.0)
     await asyncio.sleep(10)
     assert fired == ["second", "first"]
 
@@ -187,17 +195,17 @@ async def test_with_no_timer_live_nothing_of_statesock_is_scheduled_on_the_loop(
     loop = asyncio.get_running_loop()
     timers, fired = recording()
     other, _ = recording()
-    timers.start(loop, K.PING, 5.0)
+    timers.start(loop, K.HEALTH_CHECK, 5.0)
     other.start(loop, K.RECONNECT, 50.0)
-    timers.cancel(K.PING)
+    timers.cancel(K.HEALTH_CHECK)
     assert [h.when() for h in scheduled(loop)] == [5.0]  # the other client's timer is live
     other.cancel_all()
     assert scheduled(loop) == []
-    timers.start(loop, K.PING, 7.0)
+    timers.start(loop, K.HEALTH_CHECK, 7.0)
     await asyncio.sleep(10)
-    assert fired == [(K.PING, 7.0)] and scheduled(loop) == []
+    assert fired == [(K.HEALTH_CHECK, 7.0)] and scheduled(loop) == []
     # A timer that fired is no longer live: cancelling the only other one clears the loop.
-    timers.start(loop, K.PING, 20.0)
+    timers.start(loop, K.HEALTH_CHECK, 20.0)
     other.start(loop, K.RECONNECT, 30.0)
     await asyncio.sleep(15)
     other.cancel(K.RECONNECT)
@@ -216,7 +224,7 @@ async def test_a_cancelled_timer_does_not_keep_its_client_alive_until_its_time()
     keep.start(loop, K.RECONNECT, 500.0)  # the schedule stays busy with another client
     gone = weakref.ref(client)
     timers = Timers(client.on_timer)
-    timers.start(loop, K.PING, 100.0)
+    timers.start(loop, K.HEALTH_CHECK, 100.0)
     timers.cancel_all()
     del client, timers
     gc.collect()
@@ -242,12 +250,12 @@ async def _raising_timer(error: type[BaseException]) -> None:
     def broken(kind: TimerKind) -> None:
         raise error("bug")
 
-    Timers(broken).start(loop, K.PING, 5.0)
-    Timers(lambda kind: fired.append("after")).start(loop, K.PING, 5.0)
+    Timers(broken).start(loop, K.HEALTH_CHECK, 5.0)
+    Timers(lambda kind: fired.append("after")).start(loop, K.HEALTH_CHECK, 5.0)
     await asyncio.sleep(10)
     assert fired == ["after"]
     [context] = reported
-    assert context["message"] == "statesock timer ping failed"
+    assert context["message"] == "statesock timer health_check failed"
     assert isinstance(context["exception"], error)
 
 
@@ -265,9 +273,9 @@ def test_a_keyboard_interrupt_in_a_timer_leaves_the_loop_and_the_rest_fire_when_
             raise KeyboardInterrupt
 
         at = loop.time() + 0.01
-        Timers(lambda kind: fired.append("before")).start(loop, K.PING, at)
-        Timers(interrupt).start(loop, K.PING, at)
-        Timers(lambda kind: fired.append("after")).start(loop, K.PING, at)
+        Timers(lambda kind: fired.append("before")).start(loop, K.HEALTH_CHECK, at)
+        Timers(interrupt).start(loop, K.HEALTH_CHECK, at)
+        Timers(lambda kind: fired.append("after")).start(loop, K.HEALTH_CHECK, at)
         with pytest.raises(KeyboardInterrupt):
             loop.run_until_complete(asyncio.sleep(0.1))
         assert fired == ["before", "interrupt"]
@@ -285,7 +293,7 @@ def test_a_keyboard_interrupt_in_the_last_timer_due_leaves_the_loop_as_it_is() -
         def interrupt(kind: TimerKind) -> None:
             raise KeyboardInterrupt
 
-        Timers(interrupt).start(loop, K.PING, loop.time() + 0.01)
+        Timers(interrupt).start(loop, K.HEALTH_CHECK, loop.time() + 0.01)
         with pytest.raises(KeyboardInterrupt) as raised:
             loop.run_until_complete(asyncio.sleep(0.1))
         assert raised.value.__context__ is None  # nothing else went wrong on the way out
@@ -303,11 +311,11 @@ async def test_a_callback_may_cancel_a_timer_due_in_the_same_moment_which_then_n
 
     def cancel_the_other(kind: TimerKind) -> None:
         fired.append("canceller")
-        victim.cancel(K.PING)
+        victim.cancel(K.HEALTH_CHECK)
 
-    Timers(cancel_the_other).start(loop, K.PING, 5.0)
-    victim.start(loop, K.PING, 5.0)
-    Timers(lambda kind: fired.append("after")).start(loop, K.PING, 5.0)
+    Timers(cancel_the_other).start(loop, K.HEALTH_CHECK, 5.0)
+    victim.start(loop, K.HEALTH_CHECK, 5.0)
+    Timers(lambda kind: fired.append("after")).start(loop, K.HEALTH_CHECK, 5.0)
     await asyncio.sleep(10)
     assert fired == ["canceller", "after"] and len(victim) == 0
 
@@ -323,10 +331,10 @@ async def test_a_timer_started_for_a_moment_already_past_fires_on_the_next_itera
         order.append(f"timer {loop.time():g}")
         if order.count("ready") < 2:
             loop.call_soon(order.append, "ready")
-            timers.start(loop, K.PING, loop.time() - 1.0)
+            timers.start(loop, K.HEALTH_CHECK, loop.time() - 1.0)
 
     timers = Timers(fire)
-    timers.start(loop, K.PING, 5.0)
+    timers.start(loop, K.HEALTH_CHECK, 5.0)
     await asyncio.sleep(10)
     assert order == ["timer 5", "ready", "timer 5", "ready", "timer 5"]
 
@@ -341,12 +349,12 @@ def test_a_client_whose_loop_changed_starts_on_the_new_one_and_cancels_on_the_ol
     async def start_soon() -> None:
         loop = asyncio.get_running_loop()
         timers.start(loop, K.RECONNECT, loop.time())  # replaces the one on the old loop
-        timers.start(loop, K.PING, loop.time())
+        timers.start(loop, K.HEALTH_CHECK, loop.time())
         await asyncio.sleep(0.01)
 
     asyncio.run(start_far())
     asyncio.run(start_soon())
-    assert sorted(fired) == [K.PING, K.RECONNECT] and len(timers) == 0
+    assert sorted(fired) == [K.HEALTH_CHECK, K.RECONNECT] and len(timers) == 0
 
 
 @virtual_time
@@ -372,7 +380,7 @@ async def test_one_wake_up_fires_every_timer_due_at_that_moment(
     monkeypatch.setattr(timers_module._Schedule, "_run", counted)
     fired: list[float] = []
     for _ in range(3):
-        Timers(lambda kind: fired.append(loop.time())).start(loop, K.PING, 5.0)
+        Timers(lambda kind: fired.append(loop.time())).start(loop, K.HEALTH_CHECK, 5.0)
     await asyncio.sleep(10)
     assert fired == [5.0, 5.0, 5.0] and wake_ups == 1
 
@@ -381,10 +389,10 @@ async def test_one_wake_up_fires_every_timer_due_at_that_moment(
 async def test_after_a_timer_fires_the_others_still_live_keep_the_schedule_running() -> None:
     loop = asyncio.get_running_loop()
     timers, fired = recording()
-    timers.start(loop, K.PING, 5.0)
-    timers.start(loop, K.PONG_DEADLINE, 20.0)
+    timers.start(loop, K.HEALTH_CHECK, 5.0)
+    timers.start(loop, K.IDLE_DEADLINE, 20.0)
     timers.start(loop, K.RECONNECT, 30.0)
     await asyncio.sleep(10)
-    timers.cancel(K.PONG_DEADLINE)  # one of the two still live after PING fired
+    timers.cancel(K.IDLE_DEADLINE)  # one of the two still live after HEALTH_CHECK fired
     await asyncio.sleep(30)
-    assert fired == [(K.PING, 5.0), (K.RECONNECT, 30.0)]
+    assert fired == [(K.HEALTH_CHECK, 5.0), (K.RECONNECT, 30.0)]

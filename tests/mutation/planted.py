@@ -80,17 +80,16 @@ PLANTS = [
     Plant(
         "ping cadence drifts with the timer's lateness",
         "statesock/core.py",
-        "self._start_timer_at(TimerKind.PING, due)",
-        "self._start_timer_at(TimerKind.PING, self._now + interval)",
+        "self._next_check_at = due",
+        "self._next_check_at = self._now + interval",
         CORE_TESTS,
     ),
     Plant(
         "ping cadence restarts from each pong (drifts with the round trip)",
         "statesock/core.py",
-        "self._cancel_timer(TimerKind.PONG_DEADLINE)\n        health = ",
-        "self._cancel_timer(TimerKind.PONG_DEADLINE)\n"
-        "            self._start_timer(TimerKind.PING, self.config.ping_interval or 0.0)\n"
-        "        health = ",
+        "self._arm_health_check()  # for the next check",
+        "self._next_check_at = self._now + (self.config.ping_interval or 0.0)\n"
+        "            self._arm_health_check()  # for the next check",
         CORE_TESTS,
     ),
     Plant(
