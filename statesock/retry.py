@@ -28,7 +28,8 @@ attempts a stationary random process from the first retry on:
 
 Every parameter is checked at construction: a delay, cap, factor or ``max_retry_after`` is
 a finite int or float (not a bool, not NaN, not infinite), ``max_attempts`` and
-``paced_attempts`` are ints, ``jitter`` and ``repeat`` are bools; anything else is a
+``paced_attempts`` are ints, ``jitter`` and ``repeat`` are bools, ``rng`` has the
+``random.Random`` methods the strategy draws with; anything else is a
 ``TypeError`` (wrong kind) or ``ValueError`` (out of range) that names the parameter and
 shows the value. An infinite cap or delay would be a silent give-up (the client waits
 forever) and a negative or NaN one a tight reconnect loop, so neither is accepted.
@@ -100,6 +101,25 @@ def _count(owner: str, name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{owner} {name} must be >= {minimum}, not {value!r}")
 
 
+def _source_of_randomness(owner: str, rng: object, methods: tuple[str, ...]) -> None:
+    """``rng`` has the ``random.Random`` methods the strategy draws with."""
+    missing = [name for name in methods if not callable(getattr(rng, name, None))]
+    if missing:
+        raise TypeError(
+            f"{owner} rng must be a random.Random (or have {', '.join(methods)}), not {rng!r}"
+        )
+
+
+def _grown(start: float, factor: float, steps: int, cap: float) -> float:
+    """``min(cap, start * factor ** steps)``, also where the power is too large for a float
+    (a factor of 1e10 overflows at the 31st step)."""
+    try:
+        grown = start * factor**steps
+    except OverflowError:
+        grown = math.inf if start > 0 else 0.0
+    return min(cap, grown)
+
+
 def _limits(owner: str, max_attempts: object, max_retry_after: object) -> None:
     if max_attempts is not None:
         _count(owner, "max_attempts", max_attempts, 0)
@@ -132,13 +152,14 @@ class ExponentialBackoff:
             raise ValueError("base and cap must be >= 0 and factor >= 1")
         _flag("ExponentialBackoff", "jitter", self.jitter)
         _limits("ExponentialBackoff", self.max_attempts, self.max_retry_after)
+        _source_of_randomness("ExponentialBackoff", self.rng, ("uniform",))
 
     def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
         if self.max_attempts is not None and attempt > self.max_attempts:
             return None
         # min() before the power would overflow for large attempts.
         exponent = min(attempt - 1, 64)
-        delay = min(self.cap, self.base * self.factor**exponent)
+        delay = _grown(self.base, self.factor, exponent, self.cap)
         if self.jitter:
             delay = delay / 2 + self.rng.uniform(0, delay / 2)
         server_says = retry_after(source)
@@ -180,6 +201,7 @@ class PacedBackoff:
         if self.paced_attempts < 1 or self.factor < 1:
             raise ValueError("paced_attempts must be >= 1 and factor >= 1")
         _limits("PacedBackoff", self.max_attempts, self.max_retry_after)
+        _source_of_randomness("PacedBackoff", self.rng, ("random", "triangular", "uniform"))
 
     def next_delay(self, attempt: int, source: DisconnectionSource) -> float | None:
         if self.max_attempts is not None and attempt > self.max_attempts:
@@ -195,7 +217,7 @@ class PacedBackoff:
             return self.rng.uniform(self.low, self.high)
         # min() before the power would overflow for large attempts.
         exponent = min(attempt - self.paced_attempts, 64)
-        ceiling = min(self.cap, self.high * self.factor**exponent)
+        ceiling = _grown(self.high, self.factor, exponent, self.cap)
         return self.rng.uniform(ceiling / 2, ceiling)
 
     def _first_delay(self) -> float:

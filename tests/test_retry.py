@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -228,3 +229,51 @@ def test_delay_list_honours_retry_after_as_a_floor() -> None:
 def test_invalid_paced_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PacedBackoff(**settings)  # type: ignore[arg-type]
+
+
+# -- huge factors and foreign random sources -------------------------------------------------
+
+
+@pytest.mark.parametrize("attempt", [31, 33, 65, 10_000])
+def test_a_factor_too_large_for_a_float_power_still_stops_at_the_cap(attempt: int) -> None:
+    # 1e10 ** 31 is past a float's range: the power overflowed instead of being capped.
+    exponential = ExponentialBackoff(factor=1e10, jitter=False)
+    assert exponential.next_delay(attempt, NOPONG) == 25.0
+    paced = PacedBackoff(factor=1e10, cap=30.0, rng=random.Random(3))
+    delay = paced.next_delay(10 + attempt, NOPONG)
+    assert delay is not None and 15.0 <= delay <= 30.0
+
+
+def test_a_zero_start_stays_zero_however_large_the_factor() -> None:
+    strategy = ExponentialBackoff(base=0.0, factor=1e10, jitter=False)
+    assert [strategy.next_delay(n, NOPONG) for n in (1, 2, 40)] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("make", "needs"),
+    [
+        (lambda rng: ExponentialBackoff(rng=rng), "uniform"),
+        (lambda rng: PacedBackoff(rng=rng), "random, triangular, uniform"),
+    ],
+)
+@pytest.mark.parametrize("rng", [None, 7, "random", object()])
+def test_a_random_source_without_the_draws_it_needs_is_refused(
+    make: Any, needs: str, rng: object
+) -> None:
+    with pytest.raises(TypeError, match=f"rng must be a random.Random \\(or have {needs}\\)"):
+        make(rng)
+
+
+def test_any_object_with_the_draws_will_do_as_a_random_source() -> None:
+    class Midpoint:
+        def uniform(self, low: float, high: float) -> float:
+            return (low + high) / 2
+
+        def random(self) -> float:
+            return 0.0
+
+        def triangular(self, low: float, high: float, mode: float) -> float:
+            return mode
+
+    assert ExponentialBackoff(rng=Midpoint()).next_delay(1, NOPONG) == 0.375  # type: ignore[arg-type]
+    assert PacedBackoff(rng=Midpoint()).next_delay(2, NOPONG) == 1.5  # type: ignore[arg-type]
