@@ -154,6 +154,24 @@ def validate_url(url: str) -> str:
     return url
 
 
+def numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
+    """What ``getaddrinfo(host, port, type=SOCK_STREAM)`` answers for a numeric IPv4 or IPv6
+    ``host`` (without a scope), found without a look-up; None for a name.
+
+    ``loop.getaddrinfo`` runs in a thread, which costs an open to a numeric address more CPU
+    than everything else statesock does for it; asyncio's own ``create_connection`` skips the
+    look-up for such a host too.
+    """
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+    return None
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None

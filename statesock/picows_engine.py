@@ -57,6 +57,7 @@ from .engine import (
     _retry_after,
     attempt_url,
     map_exception,
+    numeric_address,
     validate_url,
 )
 from .exceptions import (
@@ -76,6 +77,7 @@ __all__ = ["PicowsEngine", "PicowsHandle", "map_picows_exception"]
 _TEXT, _BINARY, _CONTINUATION = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _PING, _PONG, _CLOSE = WSMsgType.PING, WSMsgType.PONG, WSMsgType.CLOSE
 _DATA = frozenset({_TEXT, _BINARY, _CONTINUATION})
+_STREAM = socket.SOCK_STREAM
 # picows's smallest read buffer (it doubles when a message needs more): memory per idle client.
 _READ_BUFFER = 2048
 _NO_LIMIT = 2**62  # max_size=None: picows wants a number
@@ -341,7 +343,8 @@ class PicowsHandle(WSListener):
     async def _connect(self, address: WSParsedURL) -> socket.socket:
         """picows's socket factory: a TCP connection we own until the handshake is done."""
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+        host, port = address.host, address.port  # a numeric host skips the resolver's thread
+        infos = numeric_address(host, port) or await loop.getaddrinfo(host, port, type=_STREAM)
         error: OSError | None = None
         for family, kind, proto, _, sockaddr in infos:
             sock = socket.socket(family, kind, proto)

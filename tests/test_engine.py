@@ -33,6 +33,7 @@ from statesock.engine import (
     SocketHandle,
     make_engine,
     map_exception,
+    numeric_address,
     validate_url,
 )
 from statesock.exceptions import (
@@ -1647,3 +1648,15 @@ async def test_a_peer_that_stops_answering_is_dropped_by_the_keepalive_on_its_de
         assert (code, reason) == (1011, "keepalive ping timeout")
         assert error is not None
         await engine.aclose()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "10.1.2.3", "fe80::2"])
+def test_a_numeric_host_has_the_address_getaddrinfo_would_give(host: str) -> None:
+    """The picows engine connects to a numeric host without the resolver's thread."""
+    expected = socket.getaddrinfo(host, 8765, type=socket.SOCK_STREAM)
+    assert numeric_address(host, 8765) == [tuple(info) for info in expected]
+
+
+@pytest.mark.parametrize("host", ["localhost", "example.com", "127.1", "0x7f.0.0.1", "fe80::1%lo"])
+def test_a_host_that_needs_a_look_up_has_no_numeric_address(host: str) -> None:
+    assert numeric_address(host, 80) is None
