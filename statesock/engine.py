@@ -115,6 +115,10 @@ _URL_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
 
 
 def _forbidden_url_character(url: str) -> str | None:
+    if url.isascii() and url.isprintable() and " " not in url:
+        # The common case at once: in ASCII the forbidden characters are the controls (not
+        # printable) and the space, which is printable.
+        return None
     for char in url:
         if char.isspace() or unicodedata.category(char) in _URL_FORBIDDEN_CATEGORIES:
             return char
@@ -283,13 +287,19 @@ def make_engine(config: EngineConfig, label: str, transport: str = "websockets")
     is loaded by a client that does not use it. The settings have already checked that the
     transport exists and is installed; this check repeats it for callers that skip them.
     """
-    try:
-        module, name = TRANSPORTS[transport]
-    except KeyError:
-        known = ", ".join(repr(t) for t in TRANSPORTS)
-        raise ConfigurationError(f"unknown transport {transport!r} (one of {known})") from None
-    engine: Callable[[EngineConfig, str], Engine] = getattr(importlib.import_module(module), name)
+    engine = _engines.get(transport)
+    if engine is None:
+        try:
+            module, name = TRANSPORTS[transport]
+        except KeyError:
+            known = ", ".join(repr(t) for t in TRANSPORTS)
+            raise ConfigurationError(f"unknown transport {transport!r} (one of {known})") from None
+        engine = _engines[transport] = getattr(importlib.import_module(module), name)
     return engine(config, label)
+
+
+# Each transport's engine class, once imported (an import_module per client cost ~2 us).
+_engines: dict[str, Callable[[EngineConfig, str], Engine]] = {}
 
 
 class SocketListener(Protocol):
