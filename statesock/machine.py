@@ -263,7 +263,12 @@ class _QuietTransition(Transition):
             if not condition.check(event_data):
                 return False
         if self.dest:
-            self._change_state(event_data)
+            dest = machine.get_state(self.dest)
+            if machine.get_state(self.source).on_exit or dest.on_enter or dest.final:
+                self._change_state(event_data)
+            else:  # what _change_state comes to when exit and enter do nothing
+                machine.set_state(dest, event_data.model)
+                event_data.state = dest
         for func in self.after:
             machine.callback(func, event_data)
         return True
