@@ -20,6 +20,7 @@ controller checks health.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import importlib
 import inspect
@@ -174,6 +175,39 @@ def numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
         address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
         return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
     return None
+
+
+async def connect_socket(sock: socket.socket, address: tuple[Any, ...]) -> None:
+    """``loop.sock_connect(sock, address)`` for a non-blocking socket and a resolved address,
+    done as asyncio's loop does it (connect; once writable, the outcome from ``SO_ERROR``),
+    with the same errors. uvloop's own sock_connect costs an open about 20 us more.
+    """
+    try:
+        sock.connect(address)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass
+    loop = asyncio.get_running_loop()
+    fd = sock.fileno()
+    while True:
+        writable = loop.create_future()
+        loop.add_writer(fd, _wake, writable)
+        try:
+            await writable
+        finally:
+            loop.remove_writer(fd)
+        try:
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except (BlockingIOError, InterruptedError):  # as asyncio: not done yet
+            continue
+        if error != 0:
+            raise OSError(error, f"Connect call failed {address}")
+        return
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -56,6 +56,7 @@ from .engine import (
     _evaluate,
     _retry_after,
     attempt_url,
+    connect_socket,
     map_exception,
     numeric_address,
     validate_url,
@@ -351,7 +352,7 @@ class PicowsHandle(WSListener):
             self._sock = sock
             try:
                 sock.setblocking(False)
-                await loop.sock_connect(sock, sockaddr)
+                await connect_socket(sock, sockaddr)
             except BaseException as exc:
                 sock.close()
                 if not isinstance(exc, OSError):
