@@ -270,7 +270,10 @@ class _QuietTransition(Transition):
                 machine.set_state(dest, event_data.model)
                 event_data.state = dest
         for func in self.after:
-            machine.callback(func, event_data)
+            if isinstance(func, str) or not machine.send_event:  # to be resolved by name
+                machine.callback(func, event_data)
+            else:  # what Machine.callback comes to for a callable, with send_event
+                func(event_data)
         return True
 
 
