@@ -428,9 +428,12 @@ class ClientSettings:
         self, url: str, before_attempt: Callable[[], Awaitable[None]] | None, logger: Any
     ) -> EngineConfig:
         """What the engine needs to open a socket, from these settings."""
-        from .engine import EngineConfig  # here, not at the top: the engine loads websockets
+        global _engine_config
+        if _engine_config is None:  # imported here, not at the top: the engine loads websockets
+            from .engine import EngineConfig
 
-        return EngineConfig(
+            _engine_config = EngineConfig
+        return _engine_config(
             url=url,
             subprotocols=self.subprotocols,
             headers=self.headers,
@@ -446,8 +449,14 @@ class ClientSettings:
         )
 
     def core_config(self, auth_hook: object, connected_hook: object) -> CoreConfig:
-        """The connection core's configuration, from these settings and the hooks given."""
-        return CoreConfig(
+        """The connection core's configuration, from these settings and the hooks given
+        (frozen: clients that share their settings and hooks' presence share it too)."""
+        global _last_core_config
+        hooks = (auth_hook is not None, connected_hook is not None)
+        last = _last_core_config
+        if last is not None and last[0] is self and last[1] == hooks:
+            return last[2]
+        config = CoreConfig(
             connect_timeout=self.connect_timeout,
             auth_timeout=self.auth_timeout,
             close_timeout=self.close_timeout,
@@ -459,6 +468,8 @@ class ClientSettings:
             has_connected_hook=connected_hook is not None,
             has_token_provider=self.token_provider is not None,
         )
+        _last_core_config = (self, hooks, config)
+        return config
 
 
 def _field_defaults() -> dict[str, Any]:
@@ -480,6 +491,10 @@ _CHECKED_MAX = 64
 _checked: dict[tuple[Any, ...], ClientSettings] = {}
 _checked_defaults: dict[str, Any] = {}
 _PLAIN = frozenset({type(None), bool, int, float, str})
+# statesock.engine.EngineConfig, once ClientSettings.engine_config has imported it.
+_engine_config: type[EngineConfig] | None = None
+# The last core configuration built, with the settings and hooks' presence it came from.
+_last_core_config: tuple[ClientSettings, tuple[bool, bool], CoreConfig] | None = None
 
 
 def _memo_key(

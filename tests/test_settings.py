@@ -879,3 +879,14 @@ def test_a_transport_checked_before_is_asked_again_whether_it_is_installed(
     )
     with pytest.raises(ImportError, match="needs the picows package"):
         ClientSettings.check(URL, _decode, None, None, None, transport="picows")
+
+
+def test_the_core_configuration_of_shared_settings_is_shared_by_hook_presence() -> None:
+    settings = ClientSettings.check(URL, _decode, None, None, None, ack_required=False)
+    plain = settings.core_config(None, None)
+    assert settings.core_config(None, None) is plain
+    with_hook = settings.core_config(print, None)
+    assert with_hook.has_auth_hook and not plain.has_auth_hook
+    assert settings.core_config(None, print).has_connected_hook
+    other = ClientSettings.check(URL, _decode, None, None, None, ack_required=True)
+    assert other.core_config(None, None).ack_required and not plain.ack_required
