@@ -133,6 +133,8 @@ def validate_url(url: str) -> str:
     fragment, and no whitespace or control character anywhere (percent-encode them:
     ``%20``). :class:`InvalidURL` is a ValueError; the URL it shows is redacted.
     """
+    if type(url) is str and url in _valid_urls:
+        return url
     if not isinstance(url, str) or not url.strip():
         raise InvalidURL(f"a WebSocket URL must be a non-empty string, not {url!r}")
     forbidden = _forbidden_url_character(url)
@@ -156,7 +158,15 @@ def validate_url(url: str) -> str:
         raise InvalidURL(f"URL {redact_url(url)!r} has port 0")
     if parts.fragment:
         raise InvalidURL(f"URL {redact_url(url)!r} has a fragment, which WebSocket forbids")
+    if type(url) is str:  # a str subclass could compare equal to a valid URL and differ
+        if len(_valid_urls) >= 256:
+            _valid_urls.clear()
+        _valid_urls.add(url)
     return url
+
+
+# URLs that passed validate_url (str is immutable: one that passed always will).
+_valid_urls: set[str] = set()
 
 
 def numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
