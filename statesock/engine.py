@@ -20,7 +20,6 @@ controller checks health.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import importlib
 import inspect
@@ -28,6 +27,7 @@ import socket
 import ssl
 import time
 import unicodedata
+from asyncio import Future, get_running_loop
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -197,7 +197,7 @@ async def connect_socket(sock: socket.socket, address: tuple[Any, ...]) -> None:
         return
     except (BlockingIOError, InterruptedError):
         pass
-    loop = asyncio.get_running_loop()
+    loop = get_running_loop()
     fd = sock.fileno()
     while True:
         writable = loop.create_future()
@@ -215,7 +215,7 @@ async def connect_socket(sock: socket.socket, address: tuple[Any, ...]) -> None:
         return
 
 
-def _wake(future: asyncio.Future[None]) -> None:
+def _wake(future: Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
