@@ -215,6 +215,32 @@ async def connect_socket(sock: socket.socket, address: tuple[Any, ...]) -> None:
         return
 
 
+async def connect_tcp(host: str, port: int, own: Callable[[socket.socket], None]) -> socket.socket:
+    """A TCP connection to ``host``, each of its addresses tried in turn, as the picows
+    engine's socket factory makes it: ``own`` is handed each socket before it connects (the
+    engine shuts down the one a cancelled handshake leaves), a failed one is closed, and the
+    first failure is raised when none connects. A numeric host skips the resolver's thread.
+    """
+    infos = numeric_address(host, port) or await get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    )
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        own(sock)
+        try:
+            sock.setblocking(False)
+            await connect_socket(sock, sockaddr)
+        except BaseException as exc:
+            sock.close()
+            if not isinstance(exc, OSError):
+                raise
+            error = error or exc
+        else:
+            return sock
+    raise error or OSError(f"no address for {host}")
+
+
 def _wake(future: Future[None]) -> None:
     if not future.done():
         future.set_result(None)

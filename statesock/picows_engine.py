@@ -56,9 +56,8 @@ from .engine import (
     _evaluate,
     _retry_after,
     attempt_url,
-    connect_socket,
+    connect_tcp,
     map_exception,
-    numeric_address,
     validate_url,
 )
 from .exceptions import (
@@ -78,7 +77,6 @@ __all__ = ["PicowsEngine", "PicowsHandle", "map_picows_exception"]
 _TEXT, _BINARY, _CONTINUATION = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _PING, _PONG, _CLOSE = WSMsgType.PING, WSMsgType.PONG, WSMsgType.CLOSE
 _DATA = frozenset({_TEXT, _BINARY, _CONTINUATION})
-_STREAM = socket.SOCK_STREAM
 # picows's smallest read buffer (it doubles when a message needs more): memory per idle client.
 _READ_BUFFER = 2048
 _NO_LIMIT = 2**62  # max_size=None: picows wants a number
@@ -343,24 +341,10 @@ class PicowsHandle(WSListener):
 
     async def _connect(self, address: WSParsedURL) -> socket.socket:
         """picows's socket factory: a TCP connection we own until the handshake is done."""
-        loop = asyncio.get_running_loop()
-        host, port = address.host, address.port  # a numeric host skips the resolver's thread
-        infos = numeric_address(host, port) or await loop.getaddrinfo(host, port, type=_STREAM)
-        error: OSError | None = None
-        for family, kind, proto, _, sockaddr in infos:
-            sock = socket.socket(family, kind, proto)
-            self._sock = sock
-            try:
-                sock.setblocking(False)
-                await connect_socket(sock, sockaddr)
-            except BaseException as exc:
-                sock.close()
-                if not isinstance(exc, OSError):
-                    raise
-                error = error or exc
-            else:
-                return sock
-        raise error or OSError(f"no address for {address.host}")
+        return await connect_tcp(address.host, address.port, self._own)
+
+    def _own(self, sock: socket.socket) -> None:
+        self._sock = sock  # the socket being connected: _shut_down's, should it be cancelled
 
     def _shut_down(self) -> None:
         """Stop a socket whose handshake was cancelled (picows leaves it running)."""
