@@ -56,6 +56,7 @@ from .engine import (
     _evaluate,
     _retry_after,
     attempt_url,
+    connect_tcp,
     map_exception,
     validate_url,
 )
@@ -340,23 +341,10 @@ class PicowsHandle(WSListener):
 
     async def _connect(self, address: WSParsedURL) -> socket.socket:
         """picows's socket factory: a TCP connection we own until the handshake is done."""
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
-        error: OSError | None = None
-        for family, kind, proto, _, sockaddr in infos:
-            sock = socket.socket(family, kind, proto)
-            self._sock = sock
-            try:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, sockaddr)
-            except BaseException as exc:
-                sock.close()
-                if not isinstance(exc, OSError):
-                    raise
-                error = error or exc
-            else:
-                return sock
-        raise error or OSError(f"no address for {address.host}")
+        return await connect_tcp(address.host, address.port, self._own)
+
+    def _own(self, sock: socket.socket) -> None:
+        self._sock = sock  # the socket being connected: _shut_down's, should it be cancelled
 
     def _shut_down(self) -> None:
         """Stop a socket whose handshake was cancelled (picows leaves it running)."""

@@ -24,6 +24,7 @@ import json
 import math
 import re
 import ssl as ssl_module
+import types
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
@@ -329,7 +330,25 @@ class ClientSettings:
         """Validate every setting; raise TypeError / ValueError naming the first bad one.
 
         An option left out takes its field's default; an unknown one is a TypeError.
+        Settings checked from the same inputs before are the same object (see
+        :func:`_memo_key`); whether the transport is installed is asked every time.
         """
+        key = _memo_key(
+            cls, (event_decoder, ping_request_builder, on_connection_established, on_connected),
+            options,
+        )  # fmt: skip
+        if key is not None:
+            if _checked_defaults != _DEFAULTS:  # a default was changed (tests do): forget all
+                _checked.clear()
+                _checked_defaults.clear()
+                _checked_defaults.update(_DEFAULTS)
+            known = _checked.get(key)
+            if known is not None:
+                _transport(
+                    {"transport": known.transport, "compression": known.compression,
+                     "proxy": known.proxy}
+                )  # fmt: skip
+                return known
         for name in options:
             if name not in _DEFAULTS:
                 raise TypeError(f"WebSocketClient() got an unexpected keyword argument {name!r}")
@@ -383,7 +402,12 @@ class ClientSettings:
         if values["compression"] is not None:
             _flag("compression", values["compression"])
         _transport(values)
-        return cls(**values)
+        settings = cls(**values)
+        if key is not None:
+            if len(_checked) >= _CHECKED_MAX:
+                _checked.clear()
+            _checked[key] = settings
+        return settings
 
     def encode(self, message: object) -> str | bytes:
         """``message`` through ``message_encoder``, whose result must be str or bytes.
@@ -404,9 +428,12 @@ class ClientSettings:
         self, url: str, before_attempt: Callable[[], Awaitable[None]] | None, logger: Any
     ) -> EngineConfig:
         """What the engine needs to open a socket, from these settings."""
-        from .engine import EngineConfig  # here, not at the top: the engine loads websockets
+        global _engine_config
+        if _engine_config is None:  # imported here, not at the top: the engine loads websockets
+            from .engine import EngineConfig
 
-        return EngineConfig(
+            _engine_config = EngineConfig
+        return _engine_config(
             url=url,
             subprotocols=self.subprotocols,
             headers=self.headers,
@@ -422,8 +449,14 @@ class ClientSettings:
         )
 
     def core_config(self, auth_hook: object, connected_hook: object) -> CoreConfig:
-        """The connection core's configuration, from these settings and the hooks given."""
-        return CoreConfig(
+        """The connection core's configuration, from these settings and the hooks given
+        (frozen: clients that share their settings and hooks' presence share it too)."""
+        global _last_core_config
+        hooks = (auth_hook is not None, connected_hook is not None)
+        last = _last_core_config
+        if last is not None and last[0] is self and last[1] == hooks:
+            return last[2]
+        config = CoreConfig(
             connect_timeout=self.connect_timeout,
             auth_timeout=self.auth_timeout,
             close_timeout=self.close_timeout,
@@ -435,6 +468,8 @@ class ClientSettings:
             has_connected_hook=connected_hook is not None,
             has_token_provider=self.token_provider is not None,
         )
+        _last_core_config = (self, hooks, config)
+        return config
 
 
 def _field_defaults() -> dict[str, Any]:
@@ -448,3 +483,45 @@ def _field_defaults() -> dict[str, Any]:
 
 # Every option's default, read once from the fields above (the only place one is written).
 _DEFAULTS = _field_defaults()
+
+# Settings already checked, by the inputs they were checked from: clients made alike (a
+# fleet, an app's replacement clients) are checked once, and share one frozen object. The
+# defaults they were merged with are kept beside them (a change forgets them all).
+_CHECKED_MAX = 64
+_checked: dict[tuple[Any, ...], ClientSettings] = {}
+_checked_defaults: dict[str, Any] = {}
+_PLAIN = frozenset({type(None), bool, int, float, str})
+# statesock.engine.EngineConfig, once ClientSettings.engine_config has imported it.
+_engine_config: type[EngineConfig] | None = None
+# The last core configuration built, with the settings and hooks' presence it came from.
+_last_core_config: tuple[ClientSettings, tuple[bool, bool], CoreConfig] | None = None
+
+
+def _memo_key(
+    cls: type, positional: tuple[object, ...], options: Mapping[str, object]
+) -> tuple[Any, ...] | None:
+    """The inputs of a check as a key, or None when they cannot make one.
+
+    Only values whose equality says the check would go the same way: None, bool, int, float
+    and str (with their exact type: ``1`` is not ``True`` here), and functions, which compare
+    by identity (only those without a closure: the key keeps them alive). Anything else (a
+    mapping, a tuple, a bound method, a callable object) is checked every time.
+    """
+    key: list[Any] = [cls]
+    for value in positional:
+        if value is not None and not _plain_function(value):
+            return None
+        key.append(value)
+    for name, value in options.items():
+        kind = type(value)
+        if kind not in _PLAIN and not _plain_function(value):
+            return None
+        key += (name, kind, value)
+    return tuple(key)
+
+
+def _plain_function(value: object) -> bool:
+    kind = type(value)
+    if kind is types.FunctionType:
+        return value.__closure__ is None  # type: ignore[attr-defined]
+    return kind is types.BuiltinFunctionType

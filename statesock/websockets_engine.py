@@ -452,8 +452,9 @@ class WebSocketEngine:
         config = self.config
         if config.before_attempt is not None:
             await config.before_attempt()
-        url = await attempt_url(config)
-        headers = await _evaluate(config.headers)
+        # Static settings (no query parameters, no headers) need no coroutine to evaluate.
+        url = config.url if config.query_params is None else await attempt_url(config)
+        headers = None if config.headers is None else await _evaluate(config.headers)
         extra: dict[str, Any] = {}
         if config.ssl is not None and url.startswith("wss:"):
             extra["ssl"] = config.ssl  # otherwise websockets uses create_default_context()

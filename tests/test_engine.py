@@ -31,8 +31,10 @@ from statesock.engine import (
     ALREADY_DONE,
     EngineConfig,
     SocketHandle,
+    connect_socket,
     make_engine,
     map_exception,
+    numeric_address,
     validate_url,
 )
 from statesock.exceptions import (
@@ -1647,3 +1649,46 @@ async def test_a_peer_that_stops_answering_is_dropped_by_the_keepalive_on_its_de
         assert (code, reason) == (1011, "keepalive ping timeout")
         assert error is not None
         await engine.aclose()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "10.1.2.3", "fe80::2"])
+def test_a_numeric_host_has_the_address_getaddrinfo_would_give(host: str) -> None:
+    """The picows engine connects to a numeric host without the resolver's thread."""
+    expected = socket.getaddrinfo(host, 8765, type=socket.SOCK_STREAM)
+    assert numeric_address(host, 8765) == [tuple(info) for info in expected]
+
+
+@pytest.mark.parametrize("host", ["localhost", "example.com", "127.1", "0x7f.0.0.1", "fe80::1%lo"])
+def test_a_host_that_needs_a_look_up_has_no_numeric_address(host: str) -> None:
+    assert numeric_address(host, 80) is None
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_connect_socket_connects_and_fails_as_the_loops_sock_connect(loop_kind: str) -> None:
+    """The picows engine's connect: what loop.sock_connect does, errors and all."""
+    uvloop = pytest.importorskip("uvloop") if loop_kind == "uvloop" else None
+
+    async def outcome(connect: Callable[..., Awaitable[None]], port: int) -> object:
+        sock = socket.socket()
+        sock.setblocking(False)
+        try:
+            await connect(sock, ("127.0.0.1", port))
+            return sock.getpeername()
+        except OSError as exc:
+            return type(exc), exc.errno, str(exc)
+        finally:
+            sock.close()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        try:
+            assert await outcome(connect_socket, port) == ("127.0.0.1", port)
+        finally:
+            listener.close()
+        refused = await outcome(loop.sock_connect, port)
+        assert refused[0] is ConnectionRefusedError  # type: ignore[index]
+        assert await outcome(connect_socket, port) == refused
+
+    (uvloop.run if uvloop is not None else asyncio.run)(main())

@@ -771,3 +771,62 @@ def test_a_machine_built_in_a_new_thread_applies_every_rule() -> None:
     assert failures == []
     # Only the table's triggers: no auto transitions (to_connected(), ...) to misuse.
     assert events == [{trigger.value for trigger in Trigger}]
+
+
+# -- the shared machine's quiet path (transitions' steps without the no-ops) -------------------
+
+
+def _fire_everything(machine: ConnectionMachine) -> list[object]:
+    """Every kind of outcome: changes, internal transitions, no-ops, guard refusals and a
+    trigger with no transition from the state (transitions' MachineError)."""
+    outcomes: list[object] = []
+    steps: list[Callable[[], list[Record]]] = [
+        lambda: machine.disconnect(UserInitiated()),
+        machine.connect,
+        machine.connect,
+        machine.opened,
+        machine.authenticated,
+        lambda: machine.pong(HealthCheckInfo("c", round_trip=0.001, last_pong_at=1.0, pongs=1)),
+        lambda: machine.fire(Trigger.PONG, health=HealthCheckInfo("c", pongs=2)),
+        lambda: machine.disconnect(ServerInitiated(1011)),
+        lambda: machine.disconnect(UserInitiated()),
+        lambda: machine.connect(reconnect=True),
+        machine.connect,
+        machine.closed,
+        machine.opened,
+        lambda: machine.closed(SystemInitiated("x")),
+    ]
+    for step in steps:
+        try:
+            outcomes.append(step())
+        except InvalidTransition as exc:
+            outcomes.append(str(exc))
+    return outcomes
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING"])
+def test_the_shared_machine_does_and_logs_what_a_plain_transitions_machine_does(
+    level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shared machine skips transitions' steps that call nothing and log nothing; with
+    transitions' log on it runs them all, so its records and log lines are a plain
+    ``transitions.Machine``'s, whatever the log level."""
+    import re
+
+    from transitions import Machine
+
+    results: list[tuple[list[object], list[tuple[str, str]]]] = []
+    for kind in (Machine, type(machine_module._shared_machine())):
+        machine = ConnectionMachine(lambda: 5.0)
+        machine._transitions = machine_module._build_machine(kind)
+        caplog.clear()
+        with caplog.at_level(level, logger="transitions"):
+            outcomes = _fire_everything(machine)
+        lines = [
+            (r.levelname, re.sub(r" at 0x[0-9a-f]+|@\d+", "", r.getMessage()))
+            for r in caplog.records
+            if r.name.startswith("transitions")
+        ]
+        results.append((outcomes, lines))
+    assert results[0] == results[1]
+    assert bool(results[0][1]) == (level != "WARNING")

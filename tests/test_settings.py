@@ -829,3 +829,64 @@ def test_a_transport_that_is_not_installed_says_how_to_install_it(
         "transport='picows' needs the picows package, which is not installed: "
         "pip install 'statesock[fast]'"
     )
+
+
+# -- settings checked once per set of inputs ----------------------------------------------------
+
+
+def test_clients_made_alike_share_one_checked_settings_object() -> None:
+    options: dict[str, Any] = {"ack_required": False, "ping_interval": 20.0, "label": "a"}
+    first = ClientSettings.check(URL, _decode, None, None, None, **options)
+    assert ClientSettings.check(URL, _decode, None, None, None, **options) is first
+    assert ClientSettings.check(URL, _decode, None, None, None, **options, proxy=False) != first
+    # A value equal to a checked one but of another type is checked afresh, and refused.
+    with pytest.raises(TypeError, match="ack_required must be True or False"):
+        ClientSettings.check(URL, _decode, None, None, None, **{**options, "ack_required": 0})
+    whole = ClientSettings.check(URL, _decode, None, None, None, ping_interval=20)
+    assert type(whole.ping_interval) is float
+    # Inputs that could change behind a key (a mapping, a closure) are checked every time.
+    headers = {"X-A": "1"}
+    assert ClientSettings.check(URL, _decode, None, None, None, headers=headers) is not (
+        ClientSettings.check(URL, _decode, None, None, None, headers=headers)
+    )
+    local = 1
+
+    def closure(data: str | bytes) -> Any:
+        return local
+
+    assert ClientSettings.check(URL, closure, None, None, None) is not (
+        ClientSettings.check(URL, closure, None, None, None)
+    )
+
+
+def test_a_changed_default_is_seen_by_the_next_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from statesock import settings as settings_module
+
+    assert ClientSettings.check(URL, _decode, None, None, None).event_queue_size == 1024
+    monkeypatch.setitem(settings_module._DEFAULTS, "event_queue_size", 7)
+    assert ClientSettings.check(URL, _decode, None, None, None).event_queue_size == 7
+
+
+def test_a_transport_checked_before_is_asked_again_whether_it_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if importlib.util.find_spec("picows") is None:  # pragma: no cover - CI installs it
+        pytest.skip("picows is not installed")
+    ClientSettings.check(URL, _decode, None, None, None, transport="picows")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "picows" else real(name, *a)
+    )
+    with pytest.raises(ImportError, match="needs the picows package"):
+        ClientSettings.check(URL, _decode, None, None, None, transport="picows")
+
+
+def test_the_core_configuration_of_shared_settings_is_shared_by_hook_presence() -> None:
+    settings = ClientSettings.check(URL, _decode, None, None, None, ack_required=False)
+    plain = settings.core_config(None, None)
+    assert settings.core_config(None, None) is plain
+    with_hook = settings.core_config(print, None)
+    assert with_hook.has_auth_hook and not plain.has_auth_hook
+    assert settings.core_config(None, print).has_connected_hook
+    other = ClientSettings.check(URL, _decode, None, None, None, ack_required=True)
+    assert other.core_config(None, None).ack_required and not plain.ack_required
