@@ -220,12 +220,13 @@ class Shell:
         self._step(io.SocketClosed(handle.id, code, reason, error))
 
     def _control(self, socket: int, event: object) -> None:
-        if isinstance(event, ServerErrorEvent):
+        # The three types share no instance (their slots conflict): a pong, the usual, first.
+        if isinstance(event, HealthCheckPongEvent):
+            self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK_OR_PONG))
+        elif isinstance(event, ServerErrorEvent):
             self._step(io.ServerErrorReceived(socket, event))
         elif isinstance(event, ConnectionAckEvent):
             self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK))
-        elif isinstance(event, HealthCheckPongEvent):
-            self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK_OR_PONG))
 
     async def _backpressure(self, socket: int, pending: Awaitable[None]) -> None:
         self._paused_at = self._clock()
