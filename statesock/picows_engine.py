@@ -21,7 +21,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
+import random
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -183,7 +183,9 @@ class PicowsHandle(WSListener):
             return False
         try:
             if data is None:
-                transport.send_ping(os.urandom(4))
+                # 4 bytes the peer echoes back, nothing secret: picows masks the frame with its
+                # own random key, and a getrandom() system call per Ping would cost more.
+                transport.send_ping(random.randbytes(4))
             else:
                 transport.send(_TEXT if isinstance(data, str) else _BINARY, data)
         except Exception:  # closing: the close is reported anyway

@@ -220,12 +220,13 @@ class Shell:
         self._step(io.SocketClosed(handle.id, code, reason, error))
 
     def _control(self, socket: int, event: object) -> None:
-        if isinstance(event, ServerErrorEvent):
+        # The three types share no instance (their slots conflict): a pong, the usual, first.
+        if isinstance(event, HealthCheckPongEvent):
+            self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK_OR_PONG))
+        elif isinstance(event, ServerErrorEvent):
             self._step(io.ServerErrorReceived(socket, event))
         elif isinstance(event, ConnectionAckEvent):
             self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK))
-        elif isinstance(event, HealthCheckPongEvent):
-            self._step(io.HealthAnswered(socket, event.connection_id, io.Answer.ACK_OR_PONG))
 
     async def _backpressure(self, socket: int, pending: Awaitable[None]) -> None:
         self._paused_at = self._clock()
@@ -250,17 +251,25 @@ class Shell:
     def _step(self, event: io.Input) -> None:
         """Step the core, deliver its records, carry out its effects (the re-entrancy rule:
         see the module docstring)."""
-        self._queued.append(event)
+        queued = self._queued
         if self._stepping:
+            queued.append(event)
             return
+        if queued:  # left by a step that raised: they go first, in order
+            queued.append(event)
+            event = queued.pop(0)
         self._stepping = True
         try:
-            while self._queued:
-                step = self._core.step(self._queued.pop(0), self._loop_time())
+            core = self._core
+            while True:
+                step = core.step(event, self._loop_time())
                 if step.records:
                     self._deliver(step.records)
                 for effect in step.effects:
                     self._carry_out(effect)
+                if not queued:
+                    break
+                event = queued.pop(0)
         finally:
             self._stepping = False
 
@@ -287,7 +296,8 @@ class Shell:
         # A health check's effects first: a class pattern is an isinstance check, in order.
         match effect:
             case io.StartTimer():
-                self._timers.start(self._loop_now(), effect.timer, effect.at)
+                loop = self._loop = asyncio.get_running_loop()  # as _loop_now(), inline
+                self._timers.start(loop, effect.timer, effect.at)
             case io.CancelTimer():
                 self._timers.cancel(effect.timer)
             case io.SendHealthCheck():
@@ -345,15 +355,15 @@ class Shell:
         self._step(io.TimerFired(timer, self._last_frame_at))
 
     def _send_health_check(self, effect: io.SendHealthCheck) -> None:
-        handle = self._socket(effect.socket)
-        if handle is None:
+        handle = self._handle
+        if handle is None or handle.id != effect.socket:
             return
-        data = build_health_check(
-            self.ping_request_builder,
-            self.settings.encode,
-            effect.health,
-            self.stats.callback_failed,
-        )
+        builder = self.ping_request_builder
+        data: str | bytes | None = None  # no builder: a protocol Ping
+        if builder is not None:
+            data = build_health_check(
+                builder, self.settings.encode, effect.health, self.stats.callback_failed
+            )
         if self._metrics is not None:
             self._metrics.health_check_sent()
         if data is None:  # a protocol Ping: its Pong comes back through socket_alive()

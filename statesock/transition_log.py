@@ -32,6 +32,7 @@ every other record: :attr:`StateChange.reconnect <statesock.machine.StateChange.
 from __future__ import annotations
 
 import logging
+import operator
 import secrets
 import sys
 import time
@@ -101,40 +102,52 @@ def _levelno(level: str | int) -> int:
     return level if isinstance(level, int) else _LEVELS[level]
 
 
-# The bound structlog logger, and the configuration it was bound under. Binding builds the
-# configured logger (a PrintLogger, a file lock...) every time: per record, that was a tenth
-# of a health check's cost. A new structlog.configure() changes the values, so a new logger.
-_bound: tuple[tuple[Any, ...], Any] | None = None
+# The bound structlog logger, the configuration it was bound under, and its level check.
+# Binding builds the configured logger (a PrintLogger, a file lock...) every time: per record,
+# that was a tenth of a health check's cost. A new structlog.configure() changes the values,
+# so a new logger. The check depends only on the bound logger's class: found once per logger.
+_bound: tuple[tuple[Any, ...], Any, Any] | None = None
 
 
-def _structlog_logger() -> Any:
+def _level_check(bound: Any) -> Any:
+    """The bound logger's own level check (a bound method), or None when it has none.
+
+    Only a check the wrapper's class defines: structlog's generic BoundLogger makes up a
+    method for any name, and calling that one would log a record named "is_enabled_for".
+    """
+    wrapper = type(bound)
+    if hasattr(wrapper, "is_enabled_for"):
+        return bound.is_enabled_for
+    if hasattr(wrapper, "isEnabledFor"):
+        return bound.isEnabledFor
+    return None
+
+
+def _structlog_bound() -> tuple[tuple[Any, ...], Any, Any]:
+    """(configuration, bound logger, its level check) for structlog's configuration now."""
     global _bound
-    configured = tuple(structlog.get_config().values())
+    configured = structlog.get_config()
     cached = _bound
     if (
         cached is not None
         and len(cached[0]) == len(configured)
-        and all(old is new for old, new in zip(cached[0], configured, strict=True))
+        and all(map(operator.is_, cached[0], configured.values()))
     ):
-        return cached[1]
+        return cached
     bound = structlog.get_logger(LOGGER_NAME).bind()
-    _bound = (configured, bound)
-    return bound
+    cached = _bound = (tuple(configured.values()), bound, _level_check(bound))
+    return cached
+
+
+def _structlog_logger() -> Any:
+    return _structlog_bound()[1]
 
 
 def _sink(levelno: int) -> Any:
     """Where a record at ``levelno`` goes, or None when nothing would show it."""
     if not structlog.is_configured():
         return _stdlib_logger if _stdlib_logger.isEnabledFor(levelno) else None
-    bound = _structlog_logger()
-    # Only a check the wrapper's class defines: structlog's generic BoundLogger makes up a
-    # method for any name, and calling that one would log a record named "is_enabled_for".
-    wrapper = type(bound)
-    check = None
-    if hasattr(wrapper, "is_enabled_for"):
-        check = bound.is_enabled_for
-    elif hasattr(wrapper, "isEnabledFor"):
-        check = bound.isEnabledFor
+    _, bound, check = _structlog_bound()
     if check is not None:
         try:
             return bound if check(levelno) else None

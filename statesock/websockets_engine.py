@@ -35,6 +35,11 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+try:  # websockets' own masking, in C as its frames use it (pure Python where it is not built)
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover
+    from websockets.utils import apply_mask
+
 from .engine import (
     ALREADY_DONE,
     EngineConfig,
@@ -56,6 +61,7 @@ from .exceptions import (
 __all__ = ["WebSocketEngine", "WebSocketsHandle"]
 
 _TEXT, _BINARY, _CONTINUATION = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_PONG = Opcode.PONG
 _DATA = frozenset({_TEXT, _BINARY, _CONTINUATION})
 
 
@@ -87,8 +93,13 @@ class _Connection(ClientConnection):
         if self.response is None or not isinstance(event, Frame):
             super().process_event(event)  # the handshake's response
             return
-        handle = self.handle
-        if event.opcode in _DATA:
+        handle, opcode = self.handle, event.opcode
+        if opcode is _PONG and handle is not None and _no_keepalive_ping(self):
+            # A health check's Pong: websockets would only look it up among its own
+            # keepalive Pings (protocol_keepalive), and none is waiting.
+            handle._listener.socket_alive(handle, True)
+            return
+        if opcode in _DATA:
             if handle is not None:
                 handle._frame(event)
             elif self.early is None:
@@ -97,8 +108,8 @@ class _Connection(ClientConnection):
                 self.early.append(event)
             return
         super().process_event(event)
-        if handle is not None and event.opcode is not Opcode.CLOSE:
-            handle._listener.socket_alive(handle, event.opcode is Opcode.PONG)
+        if handle is not None and opcode is not Opcode.CLOSE:
+            handle._listener.socket_alive(handle, opcode is _PONG)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -111,6 +122,13 @@ class _Connection(ClientConnection):
         self.gone = True
         if self.handle is not None:
             self.handle._wake_up()
+
+
+def _no_keepalive_ping(ws: ClientConnection) -> bool:
+    """No Ping of websockets' own keepalive waits for its Pong (False when this version of
+    websockets keeps them elsewhere: its own handling then runs, as always)."""
+    pending = getattr(ws, "pending_pings", None)
+    return pending is not None and not pending
 
 
 class WebSocketsHandle:
@@ -188,12 +206,23 @@ class WebSocketsHandle:
             return False
         try:
             protocol = ws.protocol
-            if data is None:
+            payload = None if data is None else data.encode() if isinstance(data, str) else data
+            if (
+                protocol.state is State.OPEN
+                and not protocol.debug  # websockets logs each frame it sends at DEBUG
+                and not protocol.writes  # (always flushed at once: never seen)
+                and (payload is None or _plain_frame(protocol, payload))
+            ):
+                # The frame websockets would write, written straight to the transport (see
+                # _write_frame): a health check is sent often enough for its cost to show.
+                _write_frame(ws, data, payload)
+                return True
+            if payload is None:
                 protocol.send_ping(os.urandom(4))
             elif isinstance(data, str):
-                protocol.send_text(data.encode())
+                protocol.send_text(payload)
             else:
-                protocol.send_binary(data)
+                protocol.send_binary(payload)
             ws.send_data()
         except Exception:  # closing, or websockets refused it: the close is reported anyway
             return False
@@ -477,6 +506,33 @@ class WebSocketEngine:
         )
         assert isinstance(ws, _Connection)
         return ws
+
+
+# First bytes of a client's frames: FIN and the opcode, then MASK and the payload length.
+_PING_HEAD = bytes((0x80 | Opcode.PING, 0x80 | 4))
+_TEXT_FIN, _BINARY_FIN = 0x80 | Opcode.TEXT, 0x80 | Opcode.BINARY
+
+
+def _plain_frame(protocol: Any, payload: bytes) -> bool:
+    """Whether websockets would write ``payload`` as one plain frame: no extension to
+    transform it (permessage-deflate), no fragmented message under way, a short length."""
+    return not protocol.extensions and not protocol.expect_continuation_frame and len(payload) < 126
+
+
+def _write_frame(ws: _Connection, data: str | bytes | None, payload: bytes | None) -> None:
+    """Write one masked frame (a Ping when ``payload`` is None) as websockets serializes it
+    (``Frame.serialize``: header, a random masking key, the masked payload), for
+    :meth:`WebSocketsHandle.write_now` only, on an open connection with nothing queued.
+
+    The Ping's payload is 4 random bytes, as before: 8 bytes from ``os.urandom``, the
+    masking key then the payload as masked (random too), in one call.
+    """
+    if payload is None:
+        ws.transport.write(_PING_HEAD + os.urandom(8))
+        return
+    mask = os.urandom(4)
+    head = bytes((_TEXT_FIN if isinstance(data, str) else _BINARY_FIN, 0x80 | len(payload)))
+    ws.transport.write(head + mask + apply_mask(payload, mask))
 
 
 def _consume(task: asyncio.Task[None]) -> None:

@@ -570,6 +570,39 @@ async def test_write_now_writes_at_once_while_open_and_refuses_otherwise() -> No
         await engine.aclose()
 
 
+@pytest.mark.transports("websockets", reason="the frames websockets would have written")
+@pytest.mark.parametrize("compression", [False, True])
+@pytest.mark.parametrize("debug", [False, True])
+@virtual_time
+async def test_write_now_sends_what_websockets_would_have_sent(
+    compression: bool, debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # write_now writes short frames itself when websockets would only have serialized them
+    # (open, no extension on a data frame, no DEBUG frame log): the peer must not tell.
+    messages: list[str | bytes] = ["text", "é ünïcode ✓", "x" * 125, "y" * 126, b"\x00\xffbytes"]
+    level = logging.DEBUG if debug else logging.WARNING
+    with caplog.at_level(level, logger="websockets.client"):
+        async with TestServer(require_auth=False) as server:
+            config = dataclasses.replace(engine_for(server.url).config, compression=compression)
+            engine = make_engine(config, "engine-test", "websockets")
+            listener = AliveLog()
+            handle = engine.open(listener)
+            await server.wait_for_connections()
+            await asyncio.sleep(0.1)
+            for message in messages:
+                assert handle.write_now(message) is True
+            assert handle.write_now(None) is True
+            assert handle.write_now(None) is True
+            await asyncio.sleep(0.1)
+            assert server.received == messages
+            assert listener.alive == [True, True]
+            handle.close(1000, "", 1.0)
+            await settle()
+            await engine.aclose()
+    pings = [r for r in caplog.records if r.getMessage().startswith("> PING")]
+    assert len(pings) == (2 if debug else 0)
+
+
 @virtual_time
 async def test_a_ping_from_the_server_proves_the_peer_alive_without_being_a_pong() -> None:
     async with TestServer(require_auth=False) as server:
