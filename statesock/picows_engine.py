@@ -12,7 +12,8 @@ exceptions, HTTP statuses and close codes as the websockets engine. How:
   WebSocket handshake (which picows leaves running) is shut down, not leaked.
 
 Refused at construction (:mod:`statesock.settings`): ``compression=True``, ``socks4a://``.
-The read buffer starts at picows's 2 KiB minimum. Log lines are redacted, and at DEBUG.
+The read buffer starts at picows's 2 KiB minimum, ws:// runs on the loop's own transport
+(aiofastnet's, used for wss://, costs 4 KiB more per client). Log lines are redacted, at DEBUG.
 """
 
 from __future__ import annotations
@@ -545,6 +546,7 @@ class PicowsEngine:
             proxy=self._proxy(url),
             read_buffer_init_size=_READ_BUFFER,
             socket_factory=handle._connect,
+            use_aiofastnet=None if url.startswith("wss:") else False,  # memory: see the top
         )
         if listener is None:  # the peer hung up before the handshake was done
             raise ConnectionLost("connection closed during the handshake")
