@@ -30,7 +30,7 @@ import unicodedata
 from asyncio import Future, get_running_loop
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.exceptions import (
@@ -409,11 +409,16 @@ async def _evaluate(source: HeadersSource) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in items]
 
 
+# What awaiting _Done iterates: an iterator already exhausted (it stays so: one is shared),
+# which costs less than the generator a ``yield from ()`` makes at every await.
+_EXHAUSTED = cast("Generator[None, None, None]", iter(()))
+
+
 class _Done:
     __slots__ = ()
 
     def __await__(self) -> Generator[None, None, None]:
-        yield from ()
+        return _EXHAUSTED
 
 
 # An awaitable that is already done: what a transport's fast send returns when the message

@@ -76,7 +76,6 @@ __all__ = ["PicowsEngine", "PicowsHandle", "map_picows_exception"]
 
 _TEXT, _BINARY, _CONTINUATION = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _PING, _PONG, _CLOSE = WSMsgType.PING, WSMsgType.PONG, WSMsgType.CLOSE
-_DATA = frozenset({_TEXT, _BINARY, _CONTINUATION})
 # picows's smallest read buffer (it doubles when a message needs more): memory per idle client.
 _READ_BUFFER = 2048
 _NO_LIMIT = 2**62  # max_size=None: picows wants a number
@@ -223,8 +222,29 @@ class PicowsHandle(WSListener):
         if self._failure is not None or self._reported:
             return  # we failed the connection: the rest is discarded
         kind = frame.msg_type
-        if kind in _DATA:
-            self._data(transport, frame, kind)
+        if kind is _TEXT or kind is _BINARY or kind is _CONTINUATION:
+            message: str | bytes | None
+            parts = self._parts
+            if (kind is _TEXT and parts is None and frame.fin) and not (
+                frame.rsv1 or frame.rsv2 or frame.rsv3
+            ):
+                try:  # the hot path: a whole text message in one frame
+                    message = frame.get_payload_as_utf8_text()
+                except UnicodeDecodeError as exc:
+                    self._bad_utf8(transport, exc)
+                    return
+            elif (message := self._data(transport, frame, kind, parts)) is None:
+                return  # failed, or more to come
+            if self._paused:  # queued for the socket's task, in order
+                if self._backlog is None:
+                    self._backlog = deque()
+                self._backlog.append(message)
+            elif (pending := self._listener.socket_message(self, message)) is not None:
+                self._paused = True  # no reading until the app has room; what picows read queues
+                self._pending = pending
+                if (own := self._transport) is not None:
+                    own.underlying_transport.pause_reading()
+                self._wake_up()
         elif kind == _PING:
             transport.send_pong(frame.get_payload_as_bytes())
             if self._opened:
@@ -262,58 +282,41 @@ class PicowsHandle(WSListener):
         if writable is not None and not writable.done():
             writable.set_result(None)
 
-    def _data(self, transport: WSTransport, frame: WSFrame, kind: WSMsgType) -> None:
-        parts = self._parts
-        if frame.rsv1 or frame.rsv2 or frame.rsv3 or (parts is None) == (kind == _CONTINUATION):
+    def _data(
+        self, transport: WSTransport, frame: WSFrame, kind: WSMsgType, parts: list[bytes] | None
+    ) -> str | bytes | None:
+        """The message a data frame completes (None: not yet, or the frame failed it)."""
+        if frame.rsv1 or frame.rsv2 or frame.rsv3 or (parts is None) == (kind is _CONTINUATION):
             why = "reserved bits set" if frame.rsv1 or frame.rsv2 or frame.rsv3 else "bad fragment"
             self._fail(transport, 1002, f"{why}: no extension, a message at a time")
-            return
-        message: str | bytes
+            return None
+        if parts is None and frame.fin:  # a whole binary one (on_ws_frame takes text)
+            return frame.get_payload_as_bytes()
+        if parts is None:
+            parts, self._text, self._size = [], kind is _TEXT, 0
+            self._parts = parts
+        chunk = frame.get_payload_as_bytes()  # a copy: the frame's buffer is picows's
+        self._size += len(chunk)  # (each frame is already bounded by max_frame_size)
+        limit = self._engine.config.max_size
+        if limit is not None and self._size > limit:
+            self._fail(transport, 1009, f"message over size limit ({self._size} > {limit})")
+            return None
+        parts.append(chunk)
+        if not frame.fin:
+            if self._opened:  # any frame proves the peer alive
+                self._listener.socket_alive(self, False)
+            return None
+        self._parts = None
+        data = b"".join(parts)
         try:
-            if parts is None and frame.fin:  # a whole message in one frame: the common case
-                if kind == _TEXT:
-                    message = frame.get_payload_as_utf8_text()
-                else:
-                    message = frame.get_payload_as_bytes()
-            else:
-                if parts is None:
-                    parts, self._text, self._size = [], kind == _TEXT, 0
-                    self._parts = parts
-                chunk = frame.get_payload_as_bytes()  # a copy: the frame's buffer is picows's
-                self._size += len(chunk)  # (each frame is already bounded by max_frame_size)
-                limit = self._engine.config.max_size
-                if limit is not None and self._size > limit:
-                    self._fail(transport, 1009, f"message over size limit ({self._size} > {limit})")
-                    return
-                parts.append(chunk)
-                if not frame.fin:
-                    if self._opened:  # any frame proves the peer alive
-                        self._listener.socket_alive(self, False)
-                    return
-                self._parts = None
-                data = b"".join(parts)
-                message = data.decode() if self._text else data
-        except UnicodeDecodeError as exc:  # the words the websockets transport uses
-            why = f"{exc.reason} at position {exc.start}"
-            self._fail(transport, 1007, f"invalid UTF-8 in a text message: {why}")
-            return
-        self._deliver(message)
+            return data.decode() if self._text else data
+        except UnicodeDecodeError as exc:
+            self._bad_utf8(transport, exc)
+            return None
 
-    def _deliver(self, message: str | bytes) -> None:
-        if self._paused:
-            if self._backlog is None:
-                self._backlog = deque()
-            self._backlog.append(message)
-            return
-        pending = self._listener.socket_message(self, message)
-        if pending is not None:
-            # Stop reading until the app has room; what picows already read is queued.
-            self._paused = True
-            self._pending = pending
-            transport = self._transport
-            if transport is not None:
-                transport.underlying_transport.pause_reading()
-            self._wake_up()
+    def _bad_utf8(self, transport: WSTransport, exc: UnicodeDecodeError) -> None:
+        why = f"{exc.reason} at position {exc.start}"  # the words the websockets transport uses
+        self._fail(transport, 1007, f"invalid UTF-8 in a text message: {why}")
 
     def _fail(self, transport: WSTransport, code: int, reason: str) -> None:
         """Fail the connection for a frame the peer should not have sent (RFC 6455 7.1.7)."""
@@ -535,6 +538,7 @@ class PicowsEngine:
             proxy=self._proxy(url),
             read_buffer_init_size=_READ_BUFFER,
             socket_factory=handle._connect,
+            use_aiofastnet=None if url.startswith("wss:") else False,  # ws://: 4 KiB less a client
         )
         if listener is None:  # the peer hung up before the handshake was done
             raise ConnectionLost("connection closed during the handshake")

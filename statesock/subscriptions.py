@@ -84,22 +84,17 @@ def _check_event_type(event_type: object) -> None:
 
 
 class _Inline:
-    """A sync ``on()`` callback: runs inline in dispatch, in registration order."""
+    """A sync ``on()`` callback: dispatch calls it inline, in registration order, and hands
+    :meth:`returned` what it returned when that is not None."""
 
-    __slots__ = ("callback", "fanout", "name")
+    __slots__ = ("fanout", "name")
 
     def __init__(self, fanout: Fanout, callback: Callable[[Any], object]) -> None:
         self.fanout = fanout
-        self.callback = callback
         self.name = _name(callback)
 
-    def offer(self, event: object) -> bool:
-        try:
-            result = self.callback(event)
-        except Exception as exc:
-            self.fanout._callback_failed(exc, self.name)
-            return True
-        if result is not None and inspect.isawaitable(result):
+    def returned(self, result: object) -> None:
+        if inspect.isawaitable(result):
             # A plain function that returned an awaitable (a lambda around a coroutine
             # function, say): run it, unordered. Register an ``async def`` for in-order,
             # backpressured delivery.
@@ -111,7 +106,6 @@ class _Inline:
                 if inspect.iscoroutine(result):
                     result.close()
                 self.fanout._callback_failed(exc, self.name)
-        return True
 
     async def _finish(self, result: Awaitable[object]) -> None:
         try:
@@ -131,10 +125,10 @@ class _Delivery:
         self.since = since  # when the event arrived: it has waited for them since then
 
 
-# One registration: (what it matches, what takes the event). A Subscription's offer() may say
-# "full"; an _Inline callback's never does. dispatch calls ``target.offer(event)`` on both,
-# which CPython specialises better than calling a stored bound method.
-_Entry = tuple[Any, "Subscription[Any] | _Inline"]
+# One registration: (what it matches, what takes the event, its sync callback or None). For a
+# Subscription dispatch calls ``target.offer(event)``, which CPython specialises better than a
+# stored bound method, and which says "full"; for an _Inline, its callback, without a call more.
+_Entry = tuple[Any, "Subscription[Any] | _Inline", "Callable[[Any], object] | None"]
 # An on() callback registered before the loop ran, with its queue: its task starts later.
 _Unstarted = tuple["Subscription[Any]", Callable[[Any], Awaitable[object]]]
 
@@ -261,7 +255,7 @@ class Fanout:
             sub.end(self._cause)
             return sub
         self._streams[sub] = None
-        self._entries = (*self._entries, (event_type, sub))
+        self._entries = (*self._entries, (event_type, sub, None))
         return sub
 
     @overload
@@ -295,7 +289,7 @@ class Fanout:
         if self._closed:
             return _nothing
         if not _is_async(callback):
-            entry: _Entry = (event_type, _Inline(self, callback))
+            entry: _Entry = (event_type, _Inline(self, callback), callback)
             self._entries = (*self._entries, entry)
 
             def undo_inline() -> None:
@@ -305,7 +299,7 @@ class Fanout:
         queue: Subscription[Any] = Subscription(
             self.queue_size, on_drop=self._dropped_one, clock=self._clock, name=_name(callback)
         )
-        entry = (event_type, queue)
+        entry = (event_type, queue, None)
         self._entries = (*self._entries, entry)
         self._callback_queues += (queue,)
         self._unstarted += ((queue, cast(Callable[[Any], Awaitable[object]], callback)),)
@@ -350,11 +344,19 @@ class Fanout:
                 self.start()
         blocked: list[Subscription[Any]] | None = None
         claimed = False
-        for event_type, target in self._entries:
+        for event_type, target, call in self._entries:
             if event_type is None or isinstance(event, event_type):
                 claimed = True
-                # Only a full BLOCK subscription says no (an _Inline callback never does).
-                if not target.offer(event):
+                if call is not None:  # a sync on() callback (target: its _Inline)
+                    try:
+                        result = call(event)
+                    except Exception as exc:
+                        self._callback_failed(exc, target.name)
+                        continue
+                    if result is not None:
+                        cast(_Inline, target).returned(result)
+                # Only a full BLOCK subscription says no. An entry without a callback is one.
+                elif not target.offer(event):  # type: ignore[union-attr]
                     sub = cast("Subscription[Any]", target)
                     if blocked is None:
                         blocked = [sub]
@@ -416,7 +418,7 @@ class Fanout:
         """When the oldest event still waiting for a consumer arrived (queued in a
         subscription, or held by a dispatch waiting for room), or None when none waits."""
         times = [d.since for d in self._deliveries]
-        for _, target in self._entries:
+        for _, target, _ in self._entries:
             since = getattr(target, "oldest_since", None)
             if since is not None:
                 times.append(since)
