@@ -49,17 +49,16 @@ ack in authenticating and a pong in connected), the deadlines and the ping caden
 from __future__ import annotations
 
 import enum
-import inspect
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from transitions import Event, EventData, Machine, MachineError, State, Transition
+from transitions import EventData, Machine, MachineError
 
 from .events import HealthCheckInfo
 from .exceptions import InvalidTransition
+from .lean_transitions import LeanMachine, fits
 from .sources import DisconnectionSource, UserInitiated
 from .states import ConnectionState, Trigger
 
@@ -228,105 +227,6 @@ def _run_rule(rule: Rule) -> Callable[[EventData], None]:
     return effect
 
 
-# transitions' own log: while it is off, its states and transitions skip what would only log.
-_TRANSITIONS_LOG = logging.getLogger("transitions.core")
-
-
-class _QuietState(State):
-    """transitions' State, minus work that does nothing here: entering or leaving a state
-    with no callbacks, while transitions' log is off, calls nothing and logs nothing."""
-
-    def enter(self, event_data: EventData) -> None:
-        if self.on_enter or _TRANSITIONS_LOG.isEnabledFor(logging.INFO):
-            super().enter(event_data)
-
-    def exit(self, event_data: EventData) -> None:
-        if self.on_exit or _TRANSITIONS_LOG.isEnabledFor(logging.INFO):
-            super().exit(event_data)
-
-
-class _QuietTransition(Transition):
-    """transitions' Transition, its steps in its order (guards, state change, ``after``
-    callbacks), minus the empty callback lists and the log calls while that log is off. With
-    a callback list that is not empty, or the log on, it is transitions' own execute."""
-
-    def execute(self, event_data: EventData) -> bool:
-        machine = event_data.machine
-        if (
-            self.prepare
-            or self.before
-            or machine.before_state_change
-            or machine.after_state_change
-            or _TRANSITIONS_LOG.isEnabledFor(logging.INFO)
-        ):
-            return bool(super().execute(event_data))
-        for condition in self.conditions:
-            if not condition.check(event_data):
-                return False
-        if self.dest:
-            dest = machine.get_state(self.dest)
-            if machine.get_state(self.source).on_exit or dest.on_enter or dest.final:
-                self._change_state(event_data)
-            else:  # what _change_state comes to when exit and enter do nothing
-                machine.set_state(dest, event_data.model)
-                event_data.state = dest
-        for func in self.after:
-            if isinstance(func, str) or not machine.send_event:  # to be resolved by name
-                machine.callback(func, event_data)
-            else:  # what Machine.callback comes to for a callable, with send_event
-                func(event_data)
-        return True
-
-
-class _QuietEvent(Event):
-    """transitions' Event: the current state's transitions tried in order until one applies,
-    minus the empty machine-wide callback lists and the log calls while that log is off."""
-
-    def _trigger(self, event_data: EventData) -> bool:
-        machine = self.machine
-        state = machine.get_model_state(event_data.model)
-        candidates = self.transitions.get(state.name)
-        if (
-            candidates is None  # no transition from here: transitions' own refusal
-            or machine.prepare_event
-            or machine.finalize_event
-            or getattr(machine, "on_exception", None)
-            or _TRANSITIONS_LOG.isEnabledFor(logging.INFO)
-        ):
-            return bool(super()._trigger(event_data))
-        event_data.state = state
-        for transition in candidates:
-            event_data.transition = transition
-            if transition.execute(event_data):
-                event_data.result = True
-                break
-        return bool(event_data.result)
-
-
-class _Machine(Machine):
-    """transitions.Machine with the quiet events, states and transitions above, and its
-    states looked up in one dict by enum member or name (transitions converts a member to
-    its name on every look-up)."""
-
-    event_cls = _QuietEvent
-    state_cls = _QuietState
-    transition_cls = _QuietTransition
-    _lookup: dict[Any, State] = {}  # noqa: RUF012 - filled per machine, never mutated
-
-    def get_state(self, state: Any) -> State:
-        found = self._lookup.get(state)
-        return found if found is not None else super().get_state(state)
-
-
-def _quiet_classes_fit() -> bool:
-    """The quiet classes override transitions' internals as 0.9.1 and later have them
-    (``Event._trigger(event_data)``, ``State.final``); an older transitions (the floor is
-    0.7.2) gets its own plain classes. A test holds the quiet machine to a plain one, records
-    and log lines, on whatever transitions is installed."""
-    trigger = list(inspect.signature(Event._trigger).parameters)
-    return trigger == ["self", "event_data"] and "final" in inspect.signature(State).parameters
-
-
 _per_thread = threading.local()
 
 
@@ -346,11 +246,11 @@ def _shared_machine() -> Machine:
 
 
 def _build_machine(kind: type[Machine] | None = None) -> Machine:
-    """A transitions machine of ``kind`` that applies :data:`RULES` (tests build a plain
-    ``transitions.Machine`` too, to hold the quiet one to it). By default, the quiet one
-    where it fits the installed transitions."""
+    """A transitions machine of ``kind`` that applies :data:`RULES`: by default the lean one
+    (:mod:`statesock.lean_transitions`) where it fits the installed transitions (tests build
+    a plain ``transitions.Machine`` too, to hold the lean one to it)."""
     if kind is None:
-        kind = _Machine if _quiet_classes_fit() else Machine
+        kind = LeanMachine if fits() else Machine
     machine = kind(
         model=None,
         states=list(ConnectionState),
@@ -369,12 +269,6 @@ def _build_machine(kind: type[Machine] | None = None) -> Machine:
             conditions=[rule.guard] if rule.guard else None,
             after=[_run_rule(rule)],
         )
-    if isinstance(machine, _Machine):
-        machine._lookup = {
-            key: machine.states[state.name]
-            for state in ConnectionState
-            for key in (state, state.name)
-        }
     return machine
 
 

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "statesock"
 # Decide; import only the standard library, transitions and one another.
 PURE = [
     "machine",
+    "lean_transitions",
     "core",
     "core_io",
     "sources",

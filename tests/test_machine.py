@@ -832,10 +832,7 @@ def test_the_shared_machine_does_and_logs_what_a_plain_transitions_machine_does(
     assert bool(results[0][1]) == (level != "WARNING")
 
 
-def test_the_quiet_machine_is_used_only_with_a_transitions_whose_internals_it_fits() -> None:
-    from importlib.metadata import version
+def test_the_shared_machine_is_the_lean_one_where_it_fits_the_installed_transitions() -> None:
+    from statesock.lean_transitions import LeanMachine, fits
 
-    installed = tuple(int(part) for part in version("transitions").split(".")[:3])
-    assert machine_module._quiet_classes_fit() == (installed >= (0, 9, 1))
-    quiet = isinstance(machine_module._build_machine(), machine_module._Machine)
-    assert quiet == machine_module._quiet_classes_fit()
+    assert isinstance(machine_module._build_machine(), LeanMachine) == fits()
