@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from transitions import Event, EventData, Machine, State, Transition
@@ -124,16 +126,16 @@ class LeanMachine(Machine):
     state_cls = _LeanState
     transition_cls = _LeanTransition
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._lookup: dict[Any, State] = {}
-        super().__init__(*args, **kwargs)
+    # Until the first states are added (read-only: each machine gets its own dict).
+    _lookup: Mapping[Any, State] = MappingProxyType({})
 
     def add_states(self, *args: Any, **kwargs: Any) -> None:
         super().add_states(*args, **kwargs)
-        self._lookup = {}
+        lookup: dict[Any, State] = {}
         for name, state in self.states.items():
-            self._lookup[name] = state
-            self._lookup[state.value] = state  # the enum member, for an enum state
+            lookup[name] = state
+            lookup[state.value] = state  # the enum member, for an enum state
+        self._lookup = lookup
 
     def get_state(self, state: Any) -> State:
         found = self._lookup.get(state)

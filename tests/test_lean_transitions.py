@@ -15,7 +15,7 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
-from transitions import Event, Machine, MachineError, State, Transition
+from transitions import Event, EventData, Machine, MachineError, State, Transition
 
 from statesock import lean_transitions
 from statesock.lean_transitions import LeanMachine
@@ -40,9 +40,20 @@ class Model:
         self.calls.append("named_after")
 
 
+def _seen(args: tuple[Any, ...]) -> str:
+    """What a callback was given: the event's state and transition, or its plain arguments."""
+    if len(args) == 1 and isinstance(args[0], EventData):
+        event = args[0]
+        state = event.state.name if event.state is not None else None
+        transition = event.transition
+        moving = (transition.source, transition.dest) if transition is not None else None
+        return f"event in {state}, {moving}"
+    return f"{len(args)} arguments"
+
+
 def _recorder(calls: list[str], name: str) -> Callable[..., None]:
     def record(*args: Any, **kwargs: Any) -> None:
-        calls.append(name)
+        calls.append(f"{name}: {_seen(args)}")
 
     return record
 
@@ -98,21 +109,22 @@ CONFIGURATIONS: dict[str, Callable[[Machine, list[str]], None]] = {
 }
 
 
-def _build(kind: type[Machine], calls: list[str], model: Model) -> Machine:
+def _build(kind: type[Machine], calls: list[str], model: Model, queued: bool = True) -> Machine:
     machine = kind(
         model=model,
         states=list(Light),
         initial=Light.OFF,
         auto_transitions=False,
         send_event=True,
-        queued=True,
+        queued=queued,
     )
+
+    def allowed(*args: Any, **kwargs: Any) -> bool:
+        calls.append(f"condition: {_seen(args)}")
+        return model.allowed
+
     machine.add_transition(
-        "flip",
-        Light.OFF,
-        Light.ON,
-        conditions=[lambda *args, **kwargs: model.allowed],
-        after=[_recorder(calls, "after flip")],
+        "flip", Light.OFF, Light.ON, conditions=[allowed], after=[_recorder(calls, "after flip")]
     )
     machine.add_transition("flip", Light.ON, Light.OFF, after=[_recorder(calls, "after back")])
     machine.add_transition("tap", [Light.OFF, Light.ON], None, after=[_recorder(calls, "tap")])
@@ -122,12 +134,15 @@ def _build(kind: type[Machine], calls: list[str], model: Model) -> Machine:
     return machine
 
 
-def _run(kind: type[Machine], configuration: str) -> tuple[list[Any], list[str]]:
+def _run(
+    kind: type[Machine], configuration: str, queued: bool = True
+) -> tuple[list[Any], list[str]]:
     """What a machine of ``kind`` does for a fixed series of triggers: each trigger's result
-    or error with the state after it, and the callbacks it called."""
+    or error with the state after it, and the callbacks it called with what they were given
+    (a queued machine's trigger always says True; an unqueued one's says whether it moved)."""
     calls: list[str] = []
     model = Model(calls)
-    machine = _build(kind, calls, model)
+    machine = _build(kind, calls, model, queued)
     CONFIGURATIONS[configuration](machine, calls)
     outcomes: list[Any] = []
     for trigger, allowed in [
@@ -158,20 +173,21 @@ def _logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
 # -- the same as a plain machine --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("queued", [True, False], ids=["queued", "unqueued"])
 @pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
 @pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING"])
 def test_a_lean_machine_does_and_logs_what_a_plain_one_does(
-    configuration: str, level: str, caplog: pytest.LogCaptureFixture
+    configuration: str, level: str, queued: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen = []
     for kind in (Machine, LeanMachine):
         caplog.clear()
         with caplog.at_level(level, logger="transitions"):
-            outcome = _run(kind, configuration)
+            outcome = _run(kind, configuration, queued)
         seen.append((outcome, _logged(caplog)))
     assert seen[0] == seen[1]
     (outcomes, calls), lines = seen[1]
-    assert (outcomes[-1] is Light.BROKEN and "after smash" in calls) or "on_exception" in calls
+    assert outcomes[-1] is Light.BROKEN or any(c.startswith("on_exception") for c in calls)
     assert bool(lines) == (level != "WARNING")  # transitions logs at INFO and DEBUG only
 
 
@@ -206,7 +222,14 @@ def test_with_nothing_registered_and_the_log_off_transitions_own_steps_are_skipp
     ran = _count_own_steps(monkeypatch)
     outcomes, calls = _run(LeanMachine, "nothing")
     assert ran == ["_trigger"]  # only the last flip's refusal: transitions' own, with its text
-    assert calls == ["after flip", "tap", "after back", "after smash"]
+    assert calls == [
+        "condition: event in OFF, ('OFF', 'ON')",  # refused
+        "condition: event in OFF, ('OFF', 'ON')",
+        "after flip: event in ON, ('OFF', 'ON')",
+        "tap: event in ON, ('ON', None)",
+        "after back: event in OFF, ('ON', 'OFF')",
+        "after smash: event in BROKEN, ('OFF', 'BROKEN')",
+    ]
     assert outcomes[-2:] == [
         'MachineError: "Can\'t trigger event flip from state BROKEN!"',
         Light.BROKEN,
@@ -236,16 +259,35 @@ def test_transitions_log_on_makes_the_lean_machine_take_transitions_own_steps(
 # -- states by name or by member --------------------------------------------------------------
 
 
-def test_a_state_is_found_by_its_name_or_its_enum_member() -> None:
+def test_a_state_is_found_by_its_name_or_its_enum_member_in_one_dict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     machine = _build(LeanMachine, [], Model([]))
+    plain_get_state = Machine.get_state
+    monkeypatch.setattr(Machine, "get_state", lambda *args: pytest.fail("not in the dict"))
     for state in Light:
         assert (
             machine.get_state(state) is machine.get_state(state.name) is machine.states[state.name]
         )
-    with pytest.raises(ValueError, match="not a registered state"):
-        machine.get_state("dimmed")
-    machine.add_states(["dimmed"])
+    monkeypatch.setattr(Machine, "get_state", plain_get_state)
+    with pytest.raises(ValueError, match="State 'dimmed' is not a registered state"):
+        machine.get_state("dimmed")  # transitions' own error
+
+
+def test_states_added_later_are_found_too_with_their_options() -> None:
+    calls: list[str] = []
+    machine = _build(LeanMachine, calls, Model(calls))
+    machine.add_states(["dimmed"], on_enter=[_recorder(calls, "dimmed")])
     assert machine.get_state("dimmed") is machine.states["dimmed"]
+    machine.add_transition("dim", Light.OFF, "dimmed")
+    machine.events["dim"].trigger(machine.models[0])
+    assert calls == ["dimmed: event in dimmed, ('OFF', 'dimmed')"]
+
+
+def test_a_machine_with_no_states_yet_finds_none() -> None:
+    machine = LeanMachine(model=None, states=None, initial=None)
+    with pytest.raises(ValueError, match="not a registered state"):
+        machine.get_state("anything")
 
 
 # -- which transitions it fits ------------------------------------------------------------------
@@ -254,3 +296,22 @@ def test_a_state_is_found_by_its_name_or_its_enum_member() -> None:
 def test_the_lean_classes_fit_transitions_from_0_9_1_on() -> None:
     installed = tuple(int(part) for part in version("transitions").split(".")[:3])
     assert lean_transitions.fits() == (installed >= (0, 9, 1))
+
+
+def test_a_transitions_without_the_overridden_internals_does_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def old_trigger(self: Any, model: Any, *args: Any, **kwargs: Any) -> bool:  # 0.7 - 0.8
+        return False
+
+    class OldState:  # before 0.9.1: no final
+        def __init__(self, name: str, on_enter: Any = None, on_exit: Any = None) -> None:
+            pass
+
+    assert lean_transitions.fits()
+    with monkeypatch.context() as patch:
+        patch.setattr(Event, "_trigger", old_trigger)
+        assert not lean_transitions.fits()
+    with monkeypatch.context() as patch:
+        patch.setattr(lean_transitions, "State", OldState)
+        assert not lean_transitions.fits()

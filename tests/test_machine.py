@@ -832,7 +832,13 @@ def test_the_shared_machine_does_and_logs_what_a_plain_transitions_machine_does(
     assert bool(results[0][1]) == (level != "WARNING")
 
 
-def test_the_shared_machine_is_the_lean_one_where_it_fits_the_installed_transitions() -> None:
+def test_the_shared_machine_is_the_lean_one_where_it_fits_the_installed_transitions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from transitions import Machine
+
     from statesock.lean_transitions import LeanMachine, fits
 
     assert isinstance(machine_module._build_machine(), LeanMachine) == fits()
+    monkeypatch.setattr(machine_module, "fits", lambda: False)  # an older transitions
+    assert type(machine_module._build_machine()) is Machine

@@ -252,15 +252,15 @@ def test_a_zero_start_stays_zero_however_large_the_factor() -> None:
 @pytest.mark.parametrize(
     ("make", "needs"),
     [
-        (lambda rng: ExponentialBackoff(rng=rng), "uniform"),
-        (lambda rng: PacedBackoff(rng=rng), "random, triangular, uniform"),
+        (lambda rng: ExponentialBackoff(rng=rng), "ExponentialBackoff rng .* uniform"),
+        (lambda rng: PacedBackoff(rng=rng), "PacedBackoff rng .* random, triangular, uniform"),
     ],
 )
 @pytest.mark.parametrize("rng", [None, 7, "random", object()])
 def test_a_random_source_without_the_draws_it_needs_is_refused(
     make: Any, needs: str, rng: object
 ) -> None:
-    with pytest.raises(TypeError, match=f"rng must be a random.Random \\(or have {needs}\\)"):
+    with pytest.raises(TypeError, match=f"^{needs}\\), not "):
         make(rng)
 
 
