@@ -244,11 +244,22 @@ def _meter_provider(value: object) -> None:
         )
 
 
+# A label is in every record the client logs and every metric it reports.
+MAX_LABEL_LENGTH = 256
+
+
 def _label(value: object) -> None:
     if value is None:
         return
     if not isinstance(value, str):
         raise TypeError(f"label must be a string, not {value!r}")
+    if not value:
+        raise ValueError("label must not be empty (None numbers the client: ws-1, ws-2, ...)")
+    if len(value) > MAX_LABEL_LENGTH:
+        raise ValueError(
+            f"label must be at most {MAX_LABEL_LENGTH} characters (it is in every log record "
+            f"and metric), not {len(value)}: {value[:40]!r}..."
+        )
     if any(unicodedata.category(char) in _UNSAFE_CATEGORIES for char in value):
         raise ValueError(
             "label must not contain control, format or line-separator characters "
@@ -287,8 +298,8 @@ class ClientSettings:
     * ``proxy``: True (from the environment), None or False (off), or an ``http``,
       ``https``, ``socks4``, ``socks4a``, ``socks5`` or ``socks5h`` URL with a host and no
       path, query or fragment (what websockets accepts; ``ws://`` is not a proxy scheme);
-    * ``label``: None or a str without control, format (bidi, zero-width) or line-separator
-      characters, which would forge or hide log lines;
+    * ``label``: None or a non-empty str of at most 256 characters without control, format
+      (bidi, zero-width) or line-separator characters, which would forge or hide log lines;
     * ``message_encoder``: a callable returning str or bytes (checked by :meth:`encode`
       on each call, the only time its result can be seen).
     """

@@ -303,6 +303,8 @@ HOSTILE: list[tuple[str, Callable[[], object], type[Exception], str, str]] = [
         r"'a\u202eb'",
     ),
     ("label with U+2028", lambda: client(label="a\u2028b"), ValueError, "label", r"'a\u2028b'"),
+    ("label empty", lambda: client(label=""), ValueError, "label", "must not be empty"),
+    ("label too long", lambda: client(label="x" * 257), ValueError, "label", "not 257"),
     ("url with NUL", lambda: client("ws://a.test/\x00"), InvalidURL, "url", r"'ws://a.test/\x00'"),
     (
         "event_queue_size just over",
@@ -515,3 +517,8 @@ def test_ack_required_and_compression_keep_the_bool_given() -> None:
         URL, decode_message, None, None, None, ack_required=False, compression=False
     )
     assert settings.ack_required is False and settings.compression is False
+
+
+def test_a_label_of_the_longest_length_allowed_is_kept_whole() -> None:
+    label = "x" * 256
+    assert client(label=label).label == label
