@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import looptime
@@ -25,6 +26,7 @@ from statesock.sources import ServerInitiated, UserInitiated
 from statesock.subscriptions import Overflow
 from statesock.testing import AppEvent, TestServer, auth_hook, decode_message
 from tests.conftest import (
+    coming_up,
     make_client,
     swap_socket,
     transitions_of,
@@ -838,3 +840,128 @@ async def test_a_buffered_message_is_written_once_and_its_send_returns_right_aft
         recovery.close()
         await client.close()  # the server reads the note before the close frame
         assert server.received.count({"type": "note"}) == 1
+
+
+# -- the step queue: inputs that arrive while a step runs -----------------------------------------
+
+
+class OpensFailOnce:
+    """An engine whose first ``open()`` raises (out of file descriptors, say); the rest is the
+    real engine."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.failed = engine, False
+
+    def open(self, listener: Any, number: int | None = None) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise OSError("too many open files")
+        return self.engine.open(listener, number)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
+@virtual_time
+async def test_inputs_left_queued_by_a_step_that_raised_run_first_and_in_order_next_time() -> None:
+    """Rule: an input that arrives while a step runs waits for it; if that step raises, what
+    waits is not lost: the next input steps it first, in order, then itself."""
+    async with TestServer() as server:
+        client = make_client(server.url)
+        client._engine = OpensFailOnce(client._engine)
+        seen = transitions_of(client)
+
+        def disconnect_while_connecting(record: Record) -> None:
+            if isinstance(record, StateChange) and record.current is S.CONNECTING and not asked:
+                asked.append(record.seq)
+                client._step(io.UserDisconnect())  # the step that connects is still running
+
+        asked: list[int] = []
+        client.add_listener(disconnect_while_connecting)
+        with pytest.raises(OSError, match="too many open files"):
+            await client.connect()
+        # The step raised at its OpenSocket, the disconnect still waiting behind it.
+        assert client.state.state is S.CONNECTING
+        assert seen == [("initialized", "connecting", "")]
+        [failed] = client._waiters._futures.values()
+        # This connect steps the waiting disconnect first (which ends the first attempt),
+        # then connects: were it stepped first, the disconnect would end it instead.
+        snapshot = await asyncio.wait_for(client.connect(), 10)
+        assert snapshot.state is S.CONNECTED
+        assert seen == [
+            ("initialized", "connecting", ""),
+            ("connecting", "disconnecting", "user"),
+            ("disconnecting", "disconnected", "user"),
+            *coming_up("disconnected"),
+        ]
+        # The connect whose step raised was kept by the core: the attempt that connected
+        # answered it too.
+        assert failed.done() and failed.result().state is S.CONNECTED
+        await asyncio.wait_for(client.close(), 10)
+
+
+@virtual_time
+async def test_close_gives_a_stuck_async_callback_close_timeout_then_cancels_it() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, close_timeout=2.0, stall_timeout=None)
+        started = asyncio.Event()
+        cancelled: list[int] = []
+
+        async def stuck(event: AppEvent) -> None:
+            started.set()
+            try:
+                await asyncio.Event().wait()  # never returns
+            except asyncio.CancelledError:
+                cancelled.append(event.payload["seq"])
+                raise
+
+        client.on(AppEvent, stuck)
+        await client.connect()
+        await server.send_burst(1)
+        await asyncio.wait_for(started.wait(), 10)
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        await asyncio.wait_for(client.close(), 30)
+        assert loop.time() - asked == pytest.approx(2.0, abs=0.5)  # the drain budget, no more
+        assert cancelled == [0]
+
+
+class Written:
+    """A socket handle that lists what is written to it at once, and sends nothing (the rest
+    is the real handle)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.written: list[str | bytes | None] = []
+
+    def write_now(self, data: str | bytes | None) -> bool:
+        self.written.append(data)
+        return data is not None  # a protocol Ping "not written": nothing to tell the core
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+@virtual_time
+async def test_a_health_check_goes_only_to_its_socket_and_only_while_the_shell_holds_it() -> None:
+    async with TestServer() as server:
+        client = make_client(server.url, ping_interval=None)
+        await client.connect()
+        socket = client._core.socket or 0
+        handle = client._socket(socket)
+        double = Written(handle)
+        swap_socket(client, socket, double)
+        health = client._core.machine.health
+        # Asked for another socket (one the core has left): not written to this one.
+        client._carry_out(io.SendHealthCheck(socket + 1, health))
+        # Asked for this socket after its close was reported (the shell let it go first).
+        client._handle = None
+        client._carry_out(io.SendHealthCheck(socket, health))
+        assert double.written == []
+        client._handle = double
+        client._carry_out(io.SendHealthCheck(socket, health))
+        assert [json.loads(data or "") for data in double.written] == [
+            {"type": "health.check", "connection_id": health.connection_id}
+        ]
+        swap_socket(client, socket, handle)
+        await client.close()

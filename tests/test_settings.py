@@ -890,3 +890,59 @@ def test_the_core_configuration_of_shared_settings_is_shared_by_hook_presence() 
     assert settings.core_config(None, print).has_connected_hook
     other = ClientSettings.check(URL, _decode, None, None, None, ack_required=True)
     assert other.core_config(None, None).ack_required and not plain.ack_required
+
+
+def test_a_subclass_checked_with_its_bases_inputs_gets_settings_of_its_own_class() -> None:
+    class Tuned(ClientSettings):
+        pass
+
+    base = ClientSettings.check(URL, _decode, None, None, None, label="subclassed")
+    tuned = Tuned.check(URL, _decode, None, None, None, label="subclassed")
+    assert type(base) is ClientSettings and type(tuned) is Tuned
+    assert Tuned.check(URL, _decode, None, None, None, label="subclassed") is tuned
+    assert ClientSettings.check(URL, _decode, None, None, None, label="subclassed") is base
+
+
+def test_settings_checked_with_the_same_plain_functions_as_options_are_shared() -> None:
+    options: dict[str, Any] = {"message_encoder": json.dumps, "token_provider": _token}
+    first = ClientSettings.check(URL, _decode, None, None, None, **options)
+    assert ClientSettings.check(URL, _decode, None, None, None, **options) is first
+    assert first.message_encoder is json.dumps and first.token_provider is _token
+
+
+def _token() -> str:
+    return "t"
+
+
+def test_the_checked_settings_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: at most ``_CHECKED_MAX`` checked settings are kept; the check past the bound
+    starts the memo afresh (the first ones kept are checked again, into new objects)."""
+    from statesock import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "_checked", {})
+    bound = settings_module._CHECKED_MAX
+
+    def check(n: int) -> ClientSettings:
+        return ClientSettings.check(URL, _decode, None, None, None, label=f"kept-{n}")
+
+    first = check(0)
+    for n in range(1, bound):
+        check(n)
+    assert len(settings_module._checked) == bound
+    assert check(0) is first  # the bound reached: all still kept
+    past = check(bound)
+    assert len(settings_module._checked) <= bound
+    assert check(bound) is past
+    assert check(0) is not first and check(0) == first
+
+
+def test_the_engine_config_class_is_imported_on_the_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from statesock import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "_engine_config", None)  # as in a fresh process
+    settings = ClientSettings.check(URL, _decode, None, None, None)
+    assert type(settings.engine_config(URL, None, None)) is EngineConfig
+    assert settings_module._engine_config is EngineConfig  # kept for the next ones
+    assert type(settings.engine_config(URL, None, None)) is EngineConfig

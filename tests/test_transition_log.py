@@ -744,6 +744,9 @@ def test_the_first_and_later_records_under_one_configuration_share_one_logger(
     assert [r.name for r in caplog.records] == [LOGGER_NAME, LOGGER_NAME]  # none lost
     first = transition_log._structlog_logger()
     assert transition_log._structlog_logger() is first  # bound once
+    # The logger itself, as the configuration wraps it (not the level check cached with it).
+    assert isinstance(first, structlog.stdlib.BoundLogger)
+    assert first.name == LOGGER_NAME
 
 
 @pytest.mark.usefixtures("fresh_process")
