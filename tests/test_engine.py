@@ -7,6 +7,7 @@ import base64
 import contextlib
 import dataclasses
 import email.utils
+import errno
 import gc
 import hashlib
 import json
@@ -17,21 +18,26 @@ import ssl
 import struct
 import sys
 import time
+import types
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidMessage, InvalidStatus, InvalidURI, ProtocolError
 from websockets.http11 import Response
+from websockets.protocol import State
 
+from statesock import engine as engine_module
 from statesock.client import WebSocketClient
 from statesock.engine import (
     ALREADY_DONE,
     EngineConfig,
     SocketHandle,
+    _wake,
     connect_socket,
+    connect_tcp,
     make_engine,
     map_exception,
     numeric_address,
@@ -1725,3 +1731,444 @@ def test_connect_socket_connects_and_fails_as_the_loops_sock_connect(loop_kind: 
         assert await outcome(connect_socket, port) == refused
 
     (uvloop.run if uvloop is not None else asyncio.run)(main())
+
+
+# -- the caches and shortcuts of the hot paths: each must change nothing but the cost -------
+
+
+def test_a_valid_url_is_checked_once_then_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate_url remembers a valid str URL: validated again, it is not parsed again."""
+    monkeypatch.setattr(engine_module, "_valid_urls", set())
+    assert validate_url("ws://remembered.test/") == "ws://remembered.test/"
+    assert engine_module._valid_urls == {"ws://remembered.test/"}
+
+    def no_parse(url: str) -> object:
+        raise AssertionError(f"{url} parsed again")
+
+    monkeypatch.setattr(engine_module, "urlsplit", no_parse)
+    assert validate_url("ws://remembered.test/") == "ws://remembered.test/"
+
+
+class _PosingURL(str):
+    """A str subclass that compares (and hashes) equal to another URL than its own text."""
+
+    def __init__(self, text: str, poses_as: str = "") -> None:
+        self.poses_as = poses_as
+
+    def __new__(cls, text: str, poses_as: str = "") -> _PosingURL:
+        return super().__new__(cls, text)
+
+    def __eq__(self, other: object) -> bool:
+        return other == self.poses_as or str.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash(self.poses_as)
+
+
+def test_a_str_subclass_is_validated_itself_and_never_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine_module, "_valid_urls", set())
+    validate_url("ws://valid.test/")
+    posing = _PosingURL("http://not-a-websocket.test/", poses_as="ws://valid.test/")
+    assert posing == "ws://valid.test/" and posing in engine_module._valid_urls
+    with pytest.raises(InvalidURL, match="must use ws:// or wss://"):
+        validate_url(posing)
+    valid_subclass = _PosingURL("ws://subclass.test/", poses_as="ws://subclass.test/")
+    assert validate_url(valid_subclass) is valid_subclass
+    assert engine_module._valid_urls == {"ws://valid.test/"}
+
+
+def test_the_valid_url_cache_is_cleared_when_it_holds_256(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_module, "_valid_urls", set())
+    urls = [f"ws://host{n}.test/" for n in range(257)]
+    for url in urls[:256]:
+        validate_url(url)
+    assert len(engine_module._valid_urls) == 256
+    validate_url(urls[256])
+    assert engine_module._valid_urls == {urls[256]}
+
+
+def test_make_engine_imports_a_transports_engine_class_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from statesock.websockets_engine import WebSocketEngine
+
+    config = engine_for("ws://127.0.0.1:9/").config
+    monkeypatch.setattr(engine_module, "_engines", {})
+    engine = make_engine(config, "first", "websockets")
+    assert type(engine) is WebSocketEngine and engine.label == "first"
+    assert engine_module._engines == {"websockets": WebSocketEngine}
+
+    def no_import(name: str) -> object:
+        raise AssertionError(f"{name} imported again")
+
+    monkeypatch.setattr(engine_module, "importlib", types.SimpleNamespace(import_module=no_import))
+    again = make_engine(config, "second", "websockets")
+    assert type(again) is WebSocketEngine and again.label == "second"
+
+
+# -- connect_socket and connect_tcp: the picows engine's TCP connect -------------------------
+
+
+def test_wake_settles_a_pending_future_once() -> None:
+    async def main() -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        _wake(future)
+        assert future.done() and future.result() is None
+        _wake(future)  # a second wake of a done future is harmless
+
+    asyncio.run(main())
+
+
+def test_connect_socket_connects_through_the_writer_callback_in_bounded_time() -> None:
+    """A connect that is in progress completes when the socket is writable (a callback
+    that failed to settle the wait would leave it waiting forever)."""
+
+    async def main() -> None:
+        errors = _loop_errors()
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        sock = socket.socket()
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(connect_socket(sock, ("127.0.0.1", port)), 5)
+            assert sock.getpeername() == ("127.0.0.1", port)
+        finally:
+            sock.close()
+            listener.close()
+        assert errors == []
+
+    asyncio.run(main())
+
+
+class _ConnectInProgress:
+    """A socket whose connect is in progress; ``SO_ERROR`` cannot be read the first time it
+    is asked (``BlockingIOError``: not done yet), then says the connection was refused."""
+
+    def __init__(self, writable: socket.socket) -> None:
+        self._writable = writable
+        self.asked = 0
+
+    def connect(self, address: tuple[Any, ...]) -> None:
+        raise BlockingIOError
+
+    def fileno(self) -> int:
+        return self._writable.fileno()
+
+    def getsockopt(self, level: int, name: int) -> int:
+        self.asked += 1
+        if self.asked == 1:
+            raise BlockingIOError
+        return errno.ECONNREFUSED
+
+
+def test_connect_socket_waits_again_while_the_outcome_is_not_ready() -> None:
+    async def main() -> None:
+        left, right = socket.socketpair()
+        try:
+            sock = _ConnectInProgress(left)
+            with pytest.raises(OSError) as failed:
+                await asyncio.wait_for(connect_socket(cast(Any, sock), ("127.0.0.1", 9)), 5)
+            assert failed.value.errno == errno.ECONNREFUSED
+            assert sock.asked == 2
+        finally:
+            left.close()
+            right.close()
+
+    asyncio.run(main())
+
+
+def _closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def _tcp(port: int) -> tuple[Any, ...]:
+    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_connect_tcp_connects_to_a_numeric_host_without_a_look_up(
+    host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    async def main() -> None:
+        async def no_look_up(*args: object, **kwargs: object) -> object:
+            raise AssertionError(f"looked up {args}")
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_look_up)
+        listener = socket.create_server((host, 0), family=family)
+        port = listener.getsockname()[1]
+        owned: list[socket.socket] = []
+        try:
+            sock = await asyncio.wait_for(connect_tcp(host, port, owned.append), 5)
+            try:
+                assert owned == [sock]
+                assert sock.getpeername()[:2] == (host, port)
+                assert (sock.family, sock.type, sock.proto) == (
+                    family, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                )  # fmt: skip
+                assert sock.gettimeout() == 0.0  # non-blocking, as the engine's loop needs
+            finally:
+                sock.close()
+        finally:
+            listener.close()
+
+    asyncio.run(main())
+
+
+def test_connect_tcp_tries_each_address_of_a_name_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        port, refused = listener.getsockname()[1], _closed_port()
+        looked_up: list[tuple[Any, ...]] = []
+
+        async def getaddrinfo(*args: object, **kwargs: object) -> list[tuple[Any, ...]]:
+            looked_up.append((args, kwargs))
+            return [_tcp(refused), _tcp(port)]
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+        owned: list[socket.socket] = []
+        try:
+            sock = await asyncio.wait_for(connect_tcp("two.test", port, owned.append), 5)
+            try:
+                assert looked_up == [(("two.test", port), {"type": socket.SOCK_STREAM})]
+                assert len(owned) == 2 and owned[1] is sock
+                assert owned[0].fileno() == -1  # the failed one is closed
+                assert sock.getpeername() == ("127.0.0.1", port)
+            finally:
+                sock.close()
+        finally:
+            listener.close()
+
+    asyncio.run(main())
+
+
+def test_connect_tcp_raises_the_first_failure_when_no_address_connects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def main() -> None:
+        first, second = _closed_port(), _closed_port()
+
+        async def getaddrinfo(*args: object, **kwargs: object) -> list[tuple[Any, ...]]:
+            return [_tcp(first), _tcp(second)]
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+        owned: list[socket.socket] = []
+        with pytest.raises(ConnectionRefusedError, match=re.escape(f"('127.0.0.1', {first})")):
+            await asyncio.wait_for(connect_tcp("none.test", first, owned.append), 5)
+        assert len(owned) == 2 and all(sock.fileno() == -1 for sock in owned)
+
+    asyncio.run(main())
+
+
+def test_connect_tcp_to_a_name_with_no_address_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        async def getaddrinfo(*args: object, **kwargs: object) -> list[tuple[Any, ...]]:
+            return []
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+        with pytest.raises(OSError, match=r"^no address for nowhere\.test$"):
+            await connect_tcp("nowhere.test", 80, lambda sock: None)
+
+    asyncio.run(main())
+
+
+_WEBSOCKETS_SHORTCUTS = pytest.mark.transports(
+    "websockets", reason="the websockets transport's shortcuts past websockets' own code"
+)
+
+
+async def _open_socket(url: str, **overrides: Any) -> tuple[Any, Any, AliveLog]:
+    """An engine of ``overrides`` and its socket once open: (engine, handle, listener)."""
+    engine = engine_with(url, **overrides)
+    listener = AliveLog()
+    handle = engine.open(listener)
+    for _ in range(100):
+        if handle._ws is not None or listener.closes():
+            break
+        await asyncio.sleep(0.1)
+    assert handle._ws is not None, listener.reports
+    return engine, handle, listener
+
+
+@_WEBSOCKETS_SHORTCUTS
+@pytest.mark.parametrize("compression", [False, True])
+@virtual_time
+async def test_write_now_writes_a_short_plain_frame_itself_and_leaves_the_rest_to_websockets(
+    compression: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with TestServer(require_auth=False) as server:
+        engine, handle, listener = await _open_socket(server.url, compression=compression)
+        protocol = handle._ws.protocol
+        through: list[str] = []
+        for name in ("send_text", "send_binary", "send_ping"):
+            original = getattr(protocol, name)
+
+            def spy(*args: Any, _name: str = name, _original: Any = original) -> Any:
+                through.append(_name)
+                return _original(*args)
+
+            monkeypatch.setattr(protocol, name, spy)
+        assert handle.write_now("short") is True
+        assert handle.write_now(b"short") is True
+        assert handle.write_now(None) is True
+        # permessage-deflate transforms every data frame: websockets writes them.
+        assert through == (["send_text", "send_binary"] if compression else [])
+        through.clear()
+        assert handle.write_now("y" * 126) is True  # a longer length field: websockets'
+        assert through == ["send_text"]
+        await asyncio.sleep(0.1)
+        assert server.received == ["short", b"short", "y" * 126]
+        assert listener.alive == [True]
+        await engine.aclose()
+
+
+@_WEBSOCKETS_SHORTCUTS
+@virtual_time
+async def test_write_now_refuses_while_closing_and_inside_a_fragmented_message() -> None:
+    async with _Peer() as peer:  # it never answers the close frame: the socket stays closing
+        engine, handle, _ = await _open_socket(peer.url)
+        protocol = handle._ws.protocol
+        protocol.send_text(b"first part", fin=False)  # a fragmented message under way
+        assert handle.write_now("x") is False
+        protocol.send_continuation(b"", fin=True)
+        assert handle.write_now("x") is True
+        handle.close(1000, "", 10.0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert protocol.state is State.CLOSING
+        assert handle.write_now("x") is False  # (a Ping may still go: websockets allows it)
+        await engine.aclose()
+
+
+@_WEBSOCKETS_SHORTCUTS
+@virtual_time
+async def test_a_health_checks_pong_skips_websockets_and_a_keepalive_pings_pong_settles_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with TestServer(require_auth=False) as server:
+        engine, handle, listener = await _open_socket(server.url)
+        ws = handle._ws
+        acknowledged: list[bytes] = []
+        original = ws.acknowledge_pings
+
+        def spy(data: bytes) -> None:
+            acknowledged.append(data)
+            original(data)
+
+        monkeypatch.setattr(ws, "acknowledge_pings", spy)
+        assert handle.write_now(None) is True
+        await asyncio.sleep(0.1)
+        assert listener.alive == [True] and acknowledged == []  # no Ping of its own waits
+        pong = await ws.ping(b"keepalive")  # one of websockets' own Pings: it must settle
+        await asyncio.wait_for(pong, 10)
+        assert acknowledged == [b"keepalive"] and listener.alive == [True, True]
+        await engine.aclose()
+
+
+@_WEBSOCKETS_SHORTCUTS
+@virtual_time
+async def test_a_pong_sent_with_the_handshake_response_is_taken_quietly() -> None:
+    errors = _loop_errors()
+    async with _Peer(early=_frame(b"", opcode=0xA) + _frame(b"hello")) as peer:
+        engine = engine_with(peer.url)
+        listener = AppListener()
+        engine.open(listener)
+        await asyncio.wait_for(listener.received(1), 10)
+        await asyncio.sleep(0.1)
+        assert listener.messages == ["hello"] and listener.closes == []
+        await engine.aclose()
+    assert errors == []
+
+
+@_WEBSOCKETS_SHORTCUTS
+@virtual_time
+async def test_a_dropped_connection_is_reported_at_once_without_a_loop_error() -> None:
+    errors = _loop_errors()
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(1)
+        writer.transport.abort()
+
+    async with _Peer(drop) as peer:
+        engine = engine_with(peer.url)
+        listener = AppListener()
+        engine.open(listener)
+        await asyncio.wait_for(listener.closed.wait(), 10)
+        [(code, _, error)] = listener.closes
+        assert code == 1006 and isinstance(error, ConnectionLost)
+        await engine.aclose()
+    assert errors == []
+
+
+@_WEBSOCKETS_SHORTCUTS
+@virtual_time
+async def test_a_reset_connection_keeps_the_reset_as_the_cause_of_its_close() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(1)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async with _Peer(reset) as peer:
+        engine, handle, _ = await _open_socket(peer.url)
+        ws = handle._ws
+        await asyncio.wait_for(asyncio.shield(ws.connection_lost_waiter), 10)
+        assert isinstance(ws.close_exc.__cause__, ConnectionResetError)
+        await engine.aclose()
+
+
+@_WEBSOCKETS_SHORTCUTS
+@virtual_time
+async def test_static_settings_open_without_evaluating_a_query_or_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from statesock import websockets_engine
+
+    async def not_evaluated(*args: object) -> object:
+        raise AssertionError("evaluated")
+
+    monkeypatch.setattr(websockets_engine, "attempt_url", not_evaluated)
+    monkeypatch.setattr(websockets_engine, "_evaluate", not_evaluated)
+    async with TestServer(require_auth=False) as server:
+        engine, handle, listener = await _open_socket(server.url)
+        assert listener.reports[0] == ("opened", handle.id)
+        await engine.aclose()
+
+
+@virtual_time
+async def test_a_socket_offers_its_subprotocols() -> None:
+    async with TestServer(require_auth=False, subprotocols=["chat"]) as server:
+        engine = engine_with(server.url, subprotocols=("chat",))
+        listener = AppListener()
+        handle = engine.open(listener)
+        opened = asyncio.ensure_future(listener.opened.wait())
+        closed = asyncio.ensure_future(listener.closed.wait())
+        await asyncio.wait([opened, closed], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        opened.cancel()
+        closed.cancel()
+        assert listener.closes == [] and handle.subprotocol == "chat"
+        await engine.aclose()
+
+
+@virtual_time
+async def test_messages_parsed_while_the_app_holds_reading_are_delivered_in_order_after() -> None:
+    room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    early = b"".join(_frame(f"m{n}".encode()) for n in range(4))
+    async with _Peer(early=early) as peer:
+        engine = engine_with(peer.url)
+        listener = AppListener(lambda data: room if data == "m0" else None)
+        engine.open(listener)
+        await asyncio.wait_for(listener.received(1), 10)
+        await asyncio.sleep(0.1)
+        assert listener.messages == ["m0"]  # the rest wait while the app holds reading
+        room.set_result(None)
+        await asyncio.wait_for(listener.received(4), 10)
+        assert listener.messages == ["m0", "m1", "m2", "m3"] and listener.closes == []
+        await engine.aclose()
