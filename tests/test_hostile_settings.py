@@ -303,8 +303,20 @@ HOSTILE: list[tuple[str, Callable[[], object], type[Exception], str, str]] = [
         r"'a\u202eb'",
     ),
     ("label with U+2028", lambda: client(label="a\u2028b"), ValueError, "label", r"'a\u2028b'"),
-    ("label empty", lambda: client(label=""), ValueError, "label", "must not be empty"),
-    ("label too long", lambda: client(label="x" * 257), ValueError, "label", "not 257"),
+    (
+        "label empty",
+        lambda: client(label=""),
+        ValueError,
+        "label",
+        "label must not be empty (None numbers the client: ws-1, ws-2, ...)",
+    ),
+    (
+        "label too long",
+        lambda: client(label="x" * 257),
+        ValueError,
+        "label",
+        f"not 257: {'x' * 40!r}...",
+    ),
     ("url with NUL", lambda: client("ws://a.test/\x00"), InvalidURL, "url", r"'ws://a.test/\x00'"),
     (
         "event_queue_size just over",
@@ -522,3 +534,11 @@ def test_ack_required_and_compression_keep_the_bool_given() -> None:
 def test_a_label_of_the_longest_length_allowed_is_kept_whole() -> None:
     label = "x" * 256
     assert client(label=label).label == label
+
+
+def test_an_empty_label_says_what_none_does_instead() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^label must not be empty \(None numbers the client: ws-1, ws-2, \.\.\.\)$",
+    ):
+        client(label="")
