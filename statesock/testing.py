@@ -336,6 +336,11 @@ class FaultProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        # Tracked from the start: stop() must also end a handler still connecting upstream.
+        this = asyncio.current_task()
+        if this is not None:
+            self._tasks.add(this)
+            this.add_done_callback(self._tasks.discard)
         if self.mode == "reset":
             _reset(writer)
             return

@@ -2065,7 +2065,11 @@ async def test_a_health_checks_pong_skips_websockets_and_a_keepalive_pings_pong_
         monkeypatch.setattr(ws, "acknowledge_pings", spy)
         assert handle.write_now(None) is True
         await asyncio.sleep(0.1)
-        assert listener.alive == [True] and acknowledged == []  # no Ping of its own waits
+        # No Ping of its own waits: the Pong goes straight to the listener. (websockets before
+        # it kept its Pings in pending_pings takes its own path, as it always did.)
+        shortcut = hasattr(ws, "pending_pings")
+        assert listener.alive == [True] and len(acknowledged) == (0 if shortcut else 1)
+        acknowledged.clear()
         pong = await ws.ping(b"keepalive")  # one of websockets' own Pings: it must settle
         await asyncio.wait_for(pong, 10)
         assert acknowledged == [b"keepalive"] and listener.alive == [True, True]
@@ -2120,7 +2124,9 @@ async def test_a_reset_connection_keeps_the_reset_as_the_cause_of_its_close() ->
         engine, handle, _ = await _open_socket(peer.url)
         ws = handle._ws
         await asyncio.wait_for(asyncio.shield(ws.connection_lost_waiter), 10)
-        assert isinstance(ws.close_exc.__cause__, ConnectionResetError)
+        close_exc = getattr(ws, "close_exc", None)  # websockets 15.0 keeps it as recv_exc
+        cause = close_exc.__cause__ if close_exc is not None else ws.recv_exc
+        assert isinstance(cause, ConnectionResetError)
         await engine.aclose()
 
 

@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from statesock import ConnectFailed, ConnectionState, WebSocketClient
-from statesock.testing import HTTPConnectProxy, TestServer, auth_hook, decode_message
+from statesock.testing import FaultProxy, HTTPConnectProxy, TestServer, auth_hook, decode_message
 from tests.conftest import virtual_time
 
 
@@ -146,3 +146,27 @@ def test_proxy_off_ignores_the_environment(
             assert server.handshakes == 1
 
     scenario()
+
+
+@virtual_time
+async def test_stop_ends_a_connection_still_waiting_for_its_upstream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connecting = asyncio.Event()
+
+    async def upstream_never_answers(*args: object, **kwargs: object) -> None:
+        connecting.set()
+        await asyncio.Event().wait()
+
+    open_connection = asyncio.open_connection  # the client's own, a real one
+    proxy = await FaultProxy(9).start()
+    baseline = asyncio.all_tasks()
+    # The proxy's upstream connect (asyncio.open_connection, looked up at each call) now
+    # never answers.
+    monkeypatch.setattr(asyncio, "open_connection", upstream_never_answers)
+    _reader, writer = await open_connection("127.0.0.1", proxy.port)
+    await asyncio.wait_for(connecting.wait(), 5)
+    await proxy.stop()
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() <= baseline
+    writer.close()
