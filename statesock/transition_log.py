@@ -139,10 +139,6 @@ def _structlog_bound() -> tuple[tuple[Any, ...], Any, Any]:
     return cached
 
 
-def _structlog_logger() -> Any:
-    return _structlog_bound()[1]
-
-
 def _sink(levelno: int) -> Any:
     """Where a record at ``levelno`` goes, or None when nothing would show it."""
     if not structlog.is_configured():

@@ -742,8 +742,8 @@ def test_the_first_and_later_records_under_one_configuration_share_one_logger(
         _machine("one").connect()
         _machine("two").connect()
     assert [r.name for r in caplog.records] == [LOGGER_NAME, LOGGER_NAME]  # none lost
-    first = transition_log._structlog_logger()
-    assert transition_log._structlog_logger() is first  # bound once
+    first = transition_log._structlog_bound()[1]
+    assert transition_log._structlog_bound()[1] is first  # bound once
     # The logger itself, as the configuration wraps it (not the level check cached with it).
     assert isinstance(first, structlog.stdlib.BoundLogger)
     assert first.name == LOGGER_NAME
@@ -757,10 +757,10 @@ def test_a_new_configuration_gets_a_new_logger_at_its_own_level() -> None:
         logger_factory=structlog.WriteLoggerFactory(file=out),
     )
     _machine("before").connect()
-    before = transition_log._structlog_logger()
+    before = transition_log._structlog_bound()[1]
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     _machine("filtered").connect()
-    assert transition_log._structlog_logger() is not before
+    assert transition_log._structlog_bound()[1] is not before
     clients = [json.loads(line)["client"] for line in out.getvalue().splitlines()]
     assert clients == ["before"]  # the WARNING filter of the new configuration holds
 
